@@ -1,0 +1,397 @@
+/**
+ * Artifact staging helpers shared by every SnapshotStore backend: hashing, sealing (manifest
+ * last, then one atomic rename) and verified import (re-hash while copying into a hidden
+ * stage, then one atomic rename). Nothing half-made ever appears at a final path.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { lstat, mkdir, mkdtemp, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { throwIfAborted } from "./async.js";
+import type { WatchCursor } from "./cursor.js";
+import { SlipstreamError, artifactInvalid } from "./errors.js";
+import { fsyncParent, fsyncPath } from "./fsync.js";
+import {
+  ARTIFACT_SCHEMA_VERSION,
+  MANIFEST_FILE,
+  MAX_MANIFEST_BYTES,
+  PAYLOAD_DIR,
+  encodeManifest,
+  parseManifest,
+  sortFiles,
+} from "./manifest.js";
+import type { ArtifactFile, ExportManifest, ProgressFn } from "./types.js";
+
+/** Temp-name prefixes, so operators can recognise (and clean) leftovers. */
+export const TEMP_PREFIX = {
+  artifact: ".slipstream-artifact-",
+  import: ".slipstream-import-",
+  download: ".slipstream-download-",
+  exportRound: ".slipstream-export-round-",
+  bootstrap: ".slipstream-bootstrap-",
+} as const;
+
+function ioError(what: string, err: unknown): SlipstreamError {
+  return SlipstreamError.wrap(err, "BACKEND", what);
+}
+
+/** Streams `path` through SHA-256; returns its size and lowercase hex digest. */
+export async function hashFile(path: string, opts: { signal?: AbortSignal } = {}): Promise<{ size: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  const stream = createReadStream(path, { highWaterMark: 1 << 20, signal: opts.signal });
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return { size, sha256: hash.digest("hex") };
+}
+
+/**
+ * Destination preconditions: absent, or an empty directory. A non-empty directory or a file
+ * → `ARTIFACT_INVALID`; a missing parent directory → `ARTIFACT_INVALID`.
+ */
+export async function checkDestAvailable(destDir: string): Promise<void> {
+  const parent = dirname(resolve(destDir));
+  try {
+    const p = await stat(parent);
+    if (!p.isDirectory()) throw artifactInvalid(`destination ${destDir} has no parent directory (${parent} is not a directory)`);
+  } catch (err) {
+    if (SlipstreamError.is(err)) throw err;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      throw artifactInvalid(`destination ${destDir} has no parent directory (${parent} does not exist)`);
+    }
+    throw ioError(`checking ${parent}`, err);
+  }
+  let st: Awaited<ReturnType<typeof lstat>>;
+  try {
+    st = await lstat(destDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw ioError(`checking destination ${destDir}`, err);
+  }
+  if (!st.isDirectory()) throw artifactInvalid(`destination ${destDir} already exists and is not a directory`);
+  const entries = await readdir(destDir);
+  if (entries.length > 0) throw artifactInvalid(`destination ${destDir} exists and is not empty`);
+}
+
+/**
+ * Moves a finished stage onto `to` in one rename (replacing only an absent target or an
+ * empty directory), then fsyncs the parent so the rename is durable. Races fail closed.
+ */
+export async function renameIntoPlace(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOTEMPTY" || code === "EEXIST" || code === "ENOTDIR" || code === "EISDIR") {
+      throw artifactInvalid(`destination ${to} appeared while staging; refusing to replace it`, err);
+    }
+    throw ioError(`renaming ${from} to ${to}`, err);
+  }
+  await fsyncParent(to);
+}
+
+/** Creates a hidden stage directory beside `destDir` (same filesystem, so rename is atomic). */
+export async function createStageBeside(destDir: string, prefix: string): Promise<string> {
+  const parent = dirname(resolve(destDir));
+  try {
+    return await mkdtemp(join(parent, prefix));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      throw artifactInvalid(`destination ${destDir} has no parent directory (${parent} does not exist)`, err);
+    }
+    throw ioError(`creating a stage beside ${destDir}`, err);
+  }
+}
+
+/** Walks a payload directory: regular files (relative paths, sorted) and directories. */
+async function walkPayload(root: string, rel: string, files: string[], dirs: string[]): Promise<void> {
+  const entries = await readdir(join(root, rel), { withFileTypes: true });
+  for (const e of entries) {
+    const relPath = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) {
+      dirs.push(relPath);
+      await walkPayload(root, relPath, files, dirs);
+    } else if (e.isFile()) {
+      files.push(relPath);
+    } else {
+      throw artifactInvalid(`payload contains a non-regular file: ${relPath}`);
+    }
+  }
+}
+
+/** Lists a payload tree under `dir`: regular files (sorted) and directories; anything else is refused. */
+export async function listPayload(dir: string): Promise<{ files: string[]; dirs: string[] }> {
+  const files: string[] = [];
+  const dirs: string[] = [];
+  await walkPayload(dir, "", files, dirs);
+  files.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  return { files, dirs };
+}
+
+async function writeFileDurably(path: string, data: string): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+  const fh = await open(tmp, "wx");
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+/** Options of {@link sealArtifact}. */
+export interface SealOptions {
+  backend: string;
+  backendVersion: string;
+  cursor: WatchCursor;
+  signal?: AbortSignal;
+  onProgress?: ProgressFn;
+  /** Clock for createdAt (tests). */
+  now?: () => Date;
+}
+
+/**
+ * Seals a stage whose payload is complete under `stageDir/data`: lists the regular files
+ * (anything else → `ARTIFACT_INVALID`), hashes and fsyncs each, fsyncs the directories and
+ * writes `MANIFEST.json` last (temp + fsync + rename). The stage stays where it is; move it
+ * with {@link renameIntoPlace}.
+ */
+export async function sealArtifact(stageDir: string, opts: SealOptions): Promise<ExportManifest> {
+  const dataDir = join(stageDir, PAYLOAD_DIR);
+  await mkdir(dataDir, { recursive: true });
+  const { files, dirs } = await listPayload(dataDir);
+  let total = 0;
+  for (const f of files) total += (await stat(join(dataDir, f))).size;
+  const manifestFiles: ArtifactFile[] = [];
+  let done = 0;
+  for (const f of files) {
+    throwIfAborted(opts.signal, "artifact seal");
+    const abs = join(dataDir, f);
+    const { size, sha256 } = await hashFile(abs, { signal: opts.signal });
+    await fsyncPath(abs);
+    manifestFiles.push({ path: `${PAYLOAD_DIR}/${f}`, size, sha256 });
+    done += size;
+    opts.onProgress?.({ phase: "seal", bytesDone: done, bytesTotal: total });
+  }
+  for (const d of dirs) await fsyncPath(join(dataDir, d));
+  await fsyncPath(dataDir);
+  const manifest: ExportManifest = {
+    schemaVersion: ARTIFACT_SCHEMA_VERSION,
+    backend: opts.backend,
+    backendVersion: opts.backendVersion,
+    cursor: opts.cursor,
+    createdAt: opts.now?.() ?? new Date(),
+    files: sortFiles(manifestFiles),
+  };
+  // Invariant 5: the manifest is written last; an artifact with a manifest is complete.
+  await writeFileDurably(join(stageDir, MANIFEST_FILE), encodeManifest(manifest));
+  await fsyncPath(stageDir);
+  return manifest;
+}
+
+/** Options of {@link exportArtifact}. */
+export interface ExportArtifactOptions extends SealOptions {
+  /** Writes the backend's payload into `dataDir` (which exists and is empty). */
+  writePayload: (dataDir: string) => Promise<void>;
+  /** Re-opens the sealed stage and checks it against the live store before it is published. */
+  verifyStaged?: (stageDir: string, manifest: ExportManifest) => Promise<void>;
+}
+
+/**
+ * The whole export path of a backend: check the destination, stage beside it, write the
+ * payload, seal, verify, re-check the destination, one atomic rename. On any failure the
+ * stage is removed and nothing appears at `destDir`.
+ */
+export async function exportArtifact(destDir: string, opts: ExportArtifactOptions): Promise<ExportManifest> {
+  await checkDestAvailable(destDir);
+  const stage = await createStageBeside(destDir, TEMP_PREFIX.artifact);
+  try {
+    const dataDir = join(stage, PAYLOAD_DIR);
+    await mkdir(dataDir);
+    await opts.writePayload(dataDir);
+    throwIfAborted(opts.signal, "export");
+    const manifest = await sealArtifact(stage, opts);
+    await opts.verifyStaged?.(stage, manifest);
+    await checkDestAvailable(destDir);
+    await renameIntoPlace(stage, destDir);
+    return manifest;
+  } catch (err) {
+    await rm(stage, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Reads and strictly parses `dir/MANIFEST.json` (capped at 1 MiB); returns it and its bytes. */
+export async function readManifest(dir: string): Promise<{ manifest: ExportManifest; bytes: Uint8Array }> {
+  const path = join(dir, MANIFEST_FILE);
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(path, "r");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw artifactInvalid(`no ${MANIFEST_FILE} in ${dir}`, err);
+    throw ioError(`opening ${path}`, err);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw artifactInvalid(`${path} is not a regular file`);
+    if (st.size > MAX_MANIFEST_BYTES) {
+      throw artifactInvalid(`manifest ${path} is ${st.size} bytes; it exceeds ${MAX_MANIFEST_BYTES} bytes`);
+    }
+    const buf = Buffer.alloc(MAX_MANIFEST_BYTES + 1);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    const bytes = new Uint8Array(buf.subarray(0, bytesRead));
+    return { manifest: parseManifest(bytes), bytes };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Options of {@link verifyAndStageImport}. */
+export interface StageImportOptions {
+  /** Accepts the manifest's backend and format generation or throws `ARTIFACT_INVALID`. */
+  checkBackend: (manifest: ExportManifest) => void;
+  /**
+   * Opens the staged fold (the payload's `data/` contents at the stage root) and checks its
+   * cursor equals the manifest's; throw `ARTIFACT_INVALID` to refuse.
+   */
+  verifyStaged?: (stageDir: string, manifest: ExportManifest) => Promise<void>;
+  signal?: AbortSignal;
+  onProgress?: ProgressFn;
+}
+
+/** Copies `from` to `to` while hashing; returns size and digest. */
+async function copyHashing(from: string, to: string, signal: AbortSignal | undefined, onBytes: (n: number) => void) {
+  const hash = createHash("sha256");
+  let size = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      size += chunk.length;
+      onBytes(chunk.length);
+      cb(null, chunk);
+    },
+  });
+  await pipeline(
+    createReadStream(from, { highWaterMark: 1 << 20 }),
+    tap,
+    createWriteStream(to, { flags: "wx" }),
+    { signal },
+  );
+  await fsyncPath(to);
+  return { size, sha256: hash.digest("hex") };
+}
+
+/**
+ * Verified import: reads the manifest strictly, checks backend/format through
+ * `checkBackend`, checks the destination, refuses undeclared or non-regular files, copies
+ * every declared file into a hidden stage beside `destDir` while re-hashing it (size and
+ * SHA-256 must match), lets the backend open the staged copy (`verifyStaged`), re-checks
+ * the destination and renames the stage into place. The stage holds the contents of the
+ * artifact's `data/` at its root. Any failure removes the stage; nothing appears at `destDir`.
+ */
+export async function verifyAndStageImport(
+  artifactDir: string,
+  destDir: string,
+  opts: StageImportOptions,
+): Promise<ExportManifest> {
+  const { manifest } = await readManifest(artifactDir);
+  opts.checkBackend(manifest);
+  await checkDestAvailable(destDir);
+
+  // Every file in the artifact must be declared (and regular); only MANIFEST.json and data/ at the top.
+  const top = await readdir(artifactDir, { withFileTypes: true });
+  for (const e of top) {
+    if (e.name === MANIFEST_FILE) continue;
+    if (e.name === PAYLOAD_DIR && e.isDirectory()) continue;
+    if (e.name === PAYLOAD_DIR) throw artifactInvalid(`payload contains a non-regular file: ${PAYLOAD_DIR}`);
+    throw artifactInvalid(`payload contains undeclared file: ${e.name}`);
+  }
+  const declared = new Map(manifest.files.map((f) => [f.path, f]));
+  let present: string[] = [];
+  try {
+    present = (await listPayload(join(artifactDir, PAYLOAD_DIR))).files.map((f) => `${PAYLOAD_DIR}/${f}`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  for (const p of present) {
+    if (!declared.has(p)) throw artifactInvalid(`payload contains undeclared file: ${p}`);
+  }
+  const presentSet = new Set(present);
+  for (const f of manifest.files) {
+    if (!presentSet.has(f.path)) throw artifactInvalid(`payload file missing: ${f.path}`);
+  }
+
+  const total = manifest.files.reduce((n, f) => n + f.size, 0);
+  let done = 0;
+  const stage = await createStageBeside(destDir, TEMP_PREFIX.import);
+  try {
+    for (const f of manifest.files) {
+      throwIfAborted(opts.signal, "import");
+      const rel = f.path.slice(PAYLOAD_DIR.length + 1);
+      const src = join(artifactDir, f.path);
+      const st = await lstat(src);
+      if (!st.isFile()) throw artifactInvalid(`payload contains a non-regular file: ${f.path}`);
+      if (st.size !== f.size) {
+        throw artifactInvalid(`payload file ${f.path} is ${st.size} bytes; the manifest declares ${f.size}`);
+      }
+      const dst = join(stage, rel);
+      await mkdir(dirname(dst), { recursive: true });
+      const got = await copyHashing(src, dst, opts.signal, (n) => {
+        done += n;
+        opts.onProgress?.({ phase: "import", bytesDone: done, bytesTotal: total });
+      });
+      if (got.size !== f.size) {
+        throw artifactInvalid(`payload file ${f.path} changed size while copying (${got.size} ≠ ${f.size})`);
+      }
+      if (got.sha256 !== f.sha256) {
+        throw artifactInvalid(
+          `payload file ${f.path} checksum mismatch: expected sha256 ${f.sha256}, found ${got.sha256}; the artifact is corrupt — re-download it or recover from another node at cursor ${manifest.cursor.toHex() || "none"}`,
+        );
+      }
+    }
+    await fsyncPath(stage);
+    await opts.verifyStaged?.(stage, manifest);
+    await checkDestAvailable(destDir);
+    await renameIntoPlace(stage, destDir);
+    return manifest;
+  } catch (err) {
+    await rm(stage, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Removes `dir` if it is an empty directory; returns whether it did. */
+export async function removeIfEmptyDir(dir: string): Promise<boolean> {
+  try {
+    await rmdir(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The error a backend raises when a staged copy's cursor disagrees with its manifest. */
+export function cursorMismatch(found: WatchCursor, manifest: ExportManifest): SlipstreamError {
+  return artifactInvalid(
+    `payload cursor ${found.toHex() || "none"} disagrees with manifest cursor ${manifest.cursor.toHex() || "none"}`,
+  );
+}
+
+/** A backend check for {@link StageImportOptions.checkBackend}: exact backend id and one of the accepted versions. */
+export function expectBackend(backend: string, versions: readonly string[]): (m: ExportManifest) => void {
+  return (m) => {
+    if (m.backend !== backend) {
+      throw artifactInvalid(`artifact backend is ${JSON.stringify(m.backend)}; expected ${JSON.stringify(backend)}`);
+    }
+    if (!versions.includes(m.backendVersion)) {
+      throw artifactInvalid(
+        `artifact backendVersion ${JSON.stringify(m.backendVersion)} of ${backend} is not readable here (reads ${versions.join(", ")})`,
+      );
+    }
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * The closed set of error codes slipstream raises. Codes are stable strings: match on them,
+ * never on messages.
+ */
+export const ErrorCodes = [
+  "NOT_CONNECTED",
+  "CONNECTION_FAILED",
+  "ALREADY_EXISTS",
+  "REVISION_MISMATCH",
+  "CURSOR_EXPIRED",
+  "TIMEOUT",
+  "WATCH_FAILED",
+  "SNAPSHOT_CORRUPTED",
+  "SNAPSHOT_INVALID_FORMAT",
+  "ARTIFACT_INVALID",
+  "BACKEND",
+  "INVALID_ARGUMENT",
+  "ABORTED",
+] as const;
+
+/** One of {@link ErrorCodes}. */
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+// A registry-wide symbol, so two copies of @slipstream/core in one process still agree
+// on what a SlipstreamError is (instanceof alone breaks across duplicate packages).
+const BRAND: unique symbol = Symbol.for("@slipstream/core/SlipstreamError") as never;
+
+/**
+ * The single error class of slipstream. Every failure the library reports carries a stable
+ * {@link ErrorCode}; the underlying error, when there is one, is kept in `cause`.
+ *
+ * @example
+ * ```ts
+ * try { await watch.done } catch (err) {
+ *   if (SlipstreamError.is(err, "CURSOR_EXPIRED")) resync();
+ * }
+ * ```
+ */
+export class SlipstreamError extends Error {
+  /** The stable code of this error. */
+  readonly code: ErrorCode;
+  /** @internal brand checked by {@link SlipstreamError.is}. */
+  readonly [BRAND] = true;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "SlipstreamError";
+    this.code = code;
+  }
+
+  /**
+   * True when `err` is a SlipstreamError (from any copy of this package) and, if `code` is
+   * given, carries that code.
+   */
+  static is(err: unknown, code?: ErrorCode): err is SlipstreamError {
+    if (typeof err !== "object" || err === null) return false;
+    if ((err as Record<symbol, unknown>)[BRAND] !== true) return false;
+    return code === undefined || (err as SlipstreamError).code === code;
+  }
+
+  /** Wraps any thrown value: SlipstreamErrors pass through, others get `code` and `cause`. */
+  static wrap(err: unknown, code: ErrorCode, message?: string): SlipstreamError {
+    if (SlipstreamError.is(err)) return err;
+    const detail = err instanceof Error ? err.message : String(err);
+    return new SlipstreamError(code, message ? `${message}: ${detail}` : detail, { cause: err });
+  }
+}
+
+/** Shorthand for `new SlipstreamError("ARTIFACT_INVALID", message)`. */
+export function artifactInvalid(message: string, cause?: unknown): SlipstreamError {
+  return new SlipstreamError("ARTIFACT_INVALID", message, { cause });
+}
+
+/** Shorthand for `new SlipstreamError("INVALID_ARGUMENT", message)`. */
+export function invalidArgument(message: string, cause?: unknown): SlipstreamError {
+  return new SlipstreamError("INVALID_ARGUMENT", message, { cause });
+}

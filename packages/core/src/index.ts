@@ -1,0 +1,65 @@
+export { ErrorCodes, SlipstreamError, artifactInvalid, invalidArgument } from "./errors.js";
+export type { ErrorCode } from "./errors.js";
+export { VersionToken, VERSION_TOKEN_CAPACITY, MAX_REVISION } from "./version.js";
+export { WatchCursor } from "./cursor.js";
+export { toHex, parseHex } from "./hex.js";
+export { silentLogger, fromPino } from "./logger.js";
+export type { Logger } from "./logger.js";
+export { updateKey, updateVersion, scopePrefixes, scopeContains } from "./types.js";
+export type {
+  KvEntry,
+  KvUpdate,
+  WatchScope,
+  OpOptions,
+  KvReader,
+  KvWriter,
+  WatchOptions,
+  KvWatcher,
+  KvCapabilities,
+  KvStore,
+  ArtifactFile,
+  ExportManifest,
+  Progress,
+  ProgressFn,
+  ExportOptions,
+  SnapshotStore,
+  SnapshotImporter,
+} from "./types.js";
+export { DEFAULT_TIMEOUT_MS, withTimeout, sleep, throwIfAborted, abortedError, collect } from "./async.js";
+export {
+  MANIFEST_FILE,
+  PAYLOAD_DIR,
+  ARTIFACT_SCHEMA_VERSION,
+  MAX_MANIFEST_BYTES,
+  encodeManifest,
+  parseManifest,
+  payloadPathProblem,
+  sortFiles,
+} from "./manifest.js";
+export {
+  TEMP_PREFIX,
+  hashFile,
+  checkDestAvailable,
+  renameIntoPlace,
+  createStageBeside,
+  listPayload,
+  sealArtifact,
+  exportArtifact,
+  readManifest,
+  verifyAndStageImport,
+  removeIfEmptyDir,
+  cursorMismatch,
+  expectBackend,
+} from "./artifact.js";
+export type { SealOptions, ExportArtifactOptions, StageImportOptions } from "./artifact.js";
+export { fsyncPath, fsyncParent } from "./fsync.js";
+export {
+  resumeWindowOk,
+  resumeStartSequence,
+  liveGapSuspect,
+  liveGapOk,
+  cursorRank,
+  pointerPublishAllowed,
+  payloadPrunable,
+} from "./protocol.js";
+export type { PrunableInput } from "./protocol.js";

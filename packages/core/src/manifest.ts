@@ -1,0 +1,167 @@
+import { artifactInvalid } from "./errors.js";
+import { WatchCursor } from "./cursor.js";
+import type { ArtifactFile, ExportManifest } from "./types.js";
+
+/** The manifest's file name inside an artifact directory. */
+export const MANIFEST_FILE = "MANIFEST.json";
+/** The payload directory inside an artifact. */
+export const PAYLOAD_DIR = "data";
+/** The artifact schema this version writes and reads. */
+export const ARTIFACT_SCHEMA_VERSION = 1;
+/** The most manifest bytes read from anywhere (disk or remote): 1 MiB. */
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+const MANIFEST_KEYS = ["schemaVersion", "backend", "backendVersion", "cursor", "createdAt", "files"];
+const FILE_KEYS = ["path", "size", "sha256"];
+const SHA256_RE = /^[0-9a-f]{64}$/;
+const CURSOR_HEX_RE = /^(?:[0-9a-f]{2}){0,10}$/;
+const BACKEND_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const MAX_PATH_BYTES = 4096;
+
+/**
+ * Why `path` is not an acceptable payload path, or undefined when it is. Accepted: `data/`
+ * followed by one or more normal segments separated by single `/`.
+ */
+export function payloadPathProblem(path: unknown): string | undefined {
+  if (typeof path !== "string") return "must be a string";
+  if (path.length === 0) return "is empty";
+  if (Buffer.byteLength(path) > MAX_PATH_BYTES) return `is longer than ${MAX_PATH_BYTES} bytes`;
+  if (path.includes("\0")) return "contains a NUL byte";
+  if (path.includes("\\")) return "contains a backslash";
+  if (path.startsWith("/")) return "is absolute";
+  const segments = path.split("/");
+  if (segments[0] !== PAYLOAD_DIR) return `is outside ${PAYLOAD_DIR}/`;
+  if (segments.length < 2) return `names ${PAYLOAD_DIR}/ itself, not a file under it`;
+  for (const seg of segments.slice(1)) {
+    if (seg === "") return "has an empty or doubled segment";
+    if (seg === "." || seg === "..") return `has a '${seg}' segment`;
+  }
+  return undefined;
+}
+
+function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** Sorts artifact files by path in byte order, as the manifest requires. */
+export function sortFiles(files: readonly ArtifactFile[]): ArtifactFile[] {
+  return [...files].sort((a, b) => compareUtf8(a.path, b.path));
+}
+
+/**
+ * Canonical bytes of a manifest: 2-space JSON, fields in schema order, files sorted by path,
+ * trailing newline. Download compares these bytes, so never re-serialise a parsed manifest
+ * to check equality; compare the bytes that were read.
+ */
+export function encodeManifest(manifest: ExportManifest): string {
+  const doc = {
+    schemaVersion: manifest.schemaVersion,
+    backend: manifest.backend,
+    backendVersion: manifest.backendVersion,
+    cursor: manifest.cursor.toHex(),
+    createdAt: manifest.createdAt.toISOString(),
+    files: sortFiles(manifest.files).map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 })),
+  };
+  return `${JSON.stringify(doc, null, 2)}\n`;
+}
+
+function exactKeys(obj: Record<string, unknown>, keys: string[], where: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!keys.includes(k)) throw artifactInvalid(`malformed manifest: unknown field ${JSON.stringify(k)} in ${where}`);
+  }
+  for (const k of keys) {
+    if (!(k in obj)) throw artifactInvalid(`malformed manifest: missing field "${k}" in ${where}`);
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Strictly parses manifest bytes. Any deviation — unknown or missing fields, wrong types,
+ * an unsupported schema, bad cursor hex, hostile or unsorted paths, oversize input — fails
+ * with `ARTIFACT_INVALID` naming the field and the reason.
+ */
+export function parseManifest(input: Uint8Array | string): ExportManifest {
+  const size = typeof input === "string" ? Buffer.byteLength(input) : input.byteLength;
+  if (size > MAX_MANIFEST_BYTES) {
+    throw artifactInvalid(`manifest is ${size} bytes; it exceeds ${MAX_MANIFEST_BYTES} bytes`);
+  }
+  let text: string;
+  try {
+    text = typeof input === "string" ? input : new TextDecoder("utf-8", { fatal: true }).decode(input);
+  } catch (err) {
+    throw artifactInvalid("malformed manifest: not UTF-8", err);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw artifactInvalid(`malformed manifest: ${(err as Error).message}`, err);
+  }
+  if (!isPlainObject(doc)) throw artifactInvalid("malformed manifest: expected a JSON object");
+  if (!("schemaVersion" in doc)) throw artifactInvalid('malformed manifest: missing field "schemaVersion"');
+  if (doc.schemaVersion !== ARTIFACT_SCHEMA_VERSION) {
+    throw artifactInvalid(
+      `unsupported artifact schemaVersion ${JSON.stringify(doc.schemaVersion)}; this version reads ${ARTIFACT_SCHEMA_VERSION}`,
+    );
+  }
+  exactKeys(doc, MANIFEST_KEYS, "manifest");
+  const { backend, backendVersion, cursor, createdAt, files } = doc;
+  if (typeof backend !== "string" || !BACKEND_RE.test(backend)) {
+    throw artifactInvalid(`malformed manifest: backend ${JSON.stringify(backend)} must match ${BACKEND_RE}`);
+  }
+  if (typeof backendVersion !== "string" || backendVersion.length === 0 || backendVersion.length > 64) {
+    throw artifactInvalid("malformed manifest: backendVersion must be a non-empty string of at most 64 chars");
+  }
+  if (typeof cursor !== "string" || !CURSOR_HEX_RE.test(cursor)) {
+    throw artifactInvalid(
+      `malformed manifest: cursor ${JSON.stringify(typeof cursor === "string" ? cursor.slice(0, 40) : cursor)} must be lowercase hex of at most 10 bytes`,
+    );
+  }
+  if (typeof createdAt !== "string" || Number.isNaN(Date.parse(createdAt))) {
+    throw artifactInvalid("malformed manifest: createdAt must be an ISO 8601 timestamp");
+  }
+  if (!Array.isArray(files)) throw artifactInvalid("malformed manifest: files must be an array");
+  const parsed: ArtifactFile[] = [];
+  let previous: string | undefined;
+  files.forEach((f: unknown, i: number) => {
+    const where = `files[${i}]`;
+    if (!isPlainObject(f)) throw artifactInvalid(`malformed manifest: ${where} must be an object`);
+    exactKeys(f, FILE_KEYS, where);
+    const problem = payloadPathProblem(f.path);
+    if (problem) throw artifactInvalid(`malformed manifest: ${where}.path ${JSON.stringify(f.path)} ${problem}`);
+    const path = f.path as string;
+    if (typeof f.size !== "number" || !Number.isSafeInteger(f.size) || f.size < 0) {
+      throw artifactInvalid(`malformed manifest: ${where}.size must be a non-negative integer`);
+    }
+    if (typeof f.sha256 !== "string" || !SHA256_RE.test(f.sha256)) {
+      throw artifactInvalid(`malformed manifest: ${where}.sha256 must be 64 lowercase hex digits`);
+    }
+    if (previous !== undefined && compareUtf8(previous, path) >= 0) {
+      throw artifactInvalid(
+        `malformed manifest: ${where}.path ${JSON.stringify(path)} is duplicated or not sorted after ${JSON.stringify(previous)}`,
+      );
+    }
+    previous = path;
+    parsed.push({ path, size: f.size, sha256: f.sha256 });
+  });
+  // A directory and a file of the same name cannot both exist ("data/a" and "data/a/b").
+  const paths = new Set(parsed.map((f) => f.path));
+  for (const f of parsed) {
+    const segs = f.path.split("/");
+    for (let i = 2; i < segs.length; i++) {
+      const parent = segs.slice(0, i).join("/");
+      if (paths.has(parent)) throw artifactInvalid(`malformed manifest: ${parent} is both a file and a directory`);
+    }
+  }
+  return {
+    schemaVersion: 1,
+    backend,
+    backendVersion,
+    cursor: WatchCursor.fromHex(cursor),
+    createdAt: new Date(createdAt),
+    files: parsed,
+  };
+}

@@ -1,0 +1,194 @@
+import type { WatchCursor } from "./cursor.js";
+import type { VersionToken } from "./version.js";
+
+/** One live key with its value and per-key version. */
+export interface KvEntry {
+  readonly key: string;
+  readonly value: Uint8Array;
+  readonly version: VersionToken;
+}
+
+/** One change of the bucket. A purge is folded like a delete everywhere. */
+export type KvUpdate =
+  | { readonly type: "put"; readonly entry: KvEntry }
+  | { readonly type: "delete"; readonly key: string; readonly version: VersionToken }
+  | { readonly type: "purge"; readonly key: string; readonly version: VersionToken };
+
+/** The key of any update. */
+export function updateKey(update: KvUpdate): string {
+  return update.type === "put" ? update.entry.key : update.key;
+}
+
+/** The version of any update. */
+export function updateVersion(update: KvUpdate): VersionToken {
+  return update.type === "put" ? update.entry.version : update.version;
+}
+
+/**
+ * What a watch covers. NATS prefixes are subject-token based: `"node."` covers `node.a` and
+ * `node.a.b` but not `nodes.x`. Keep prefixes dot-terminated so that the byte prefix a
+ * SnapshotStore ranges over and the subject filter agree. An empty `prefixes` list watches
+ * nothing.
+ */
+export type WatchScope =
+  | { readonly kind: "all" }
+  | { readonly kind: "prefix"; readonly prefix: string }
+  | { readonly kind: "prefixes"; readonly prefixes: readonly string[] };
+
+/** The byte prefixes a scope covers in a fold (`all` → `[""]`). */
+export function scopePrefixes(scope: WatchScope): string[] {
+  switch (scope.kind) {
+    case "all":
+      return [""];
+    case "prefix":
+      return [scope.prefix];
+    case "prefixes":
+      return [...scope.prefixes];
+  }
+}
+
+/** True when `key` lies inside `scope` (byte-prefix semantics). */
+export function scopeContains(scope: WatchScope, key: string): boolean {
+  return scopePrefixes(scope).some((p) => key.startsWith(p));
+}
+
+/** Options every network or long-running call accepts. */
+export interface OpOptions {
+  /** Aborts the operation with an `ABORTED` error. */
+  signal?: AbortSignal;
+}
+
+/** Reads a KV bucket. */
+export interface KvReader {
+  /** The live value of `key`; deleted, purged, absent and empty-value (tombstone) keys → undefined. */
+  get(key: string, opts?: OpOptions): Promise<KvEntry | undefined>;
+  /**
+   * The raw last put of `key`, including empty-value CAS tombstones with their version;
+   * delete/purge markers and absent keys → undefined.
+   */
+  entry(key: string, opts?: OpOptions): Promise<KvEntry | undefined>;
+  /** The live keys under `prefix` (all when omitted), streamed. */
+  keys(prefix?: string, opts?: OpOptions): AsyncIterable<string>;
+  /** The live entries under `prefix` (all when omitted), streamed. */
+  scan(prefix?: string, opts?: OpOptions): AsyncIterable<KvEntry>;
+}
+
+/** Writes a KV bucket. */
+export interface KvWriter {
+  /** Unconditional write; returns the new version. */
+  put(key: string, value: Uint8Array, opts?: OpOptions): Promise<VersionToken>;
+  /** Write only if the key is absent or deleted/purged; else `ALREADY_EXISTS`. */
+  create(key: string, value: Uint8Array, opts?: OpOptions): Promise<VersionToken>;
+  /** Write only if the key's current version is `version`; else `REVISION_MISMATCH`. */
+  update(key: string, value: Uint8Array, version: VersionToken, opts?: OpOptions): Promise<VersionToken>;
+  /** Writes a delete marker. */
+  delete(key: string, opts?: OpOptions): Promise<void>;
+  /**
+   * Writes an empty-value tombstone only if the key's current version is `version`
+   * (`REVISION_MISMATCH` otherwise, also for a missing key); returns the tombstone's version.
+   */
+  deleteWithVersion(key: string, version: VersionToken, opts?: OpOptions): Promise<VersionToken>;
+  /** Removes the key and its history. */
+  purge(key: string, opts?: OpOptions): Promise<void>;
+}
+
+/** Options of {@link KvWatcher.watch}. */
+export interface WatchOptions {
+  /** Resume after this cursor (delta only). None/absent → state-sync: current values, then live. */
+  from?: WatchCursor;
+  /** Ends the iteration and releases server resources. */
+  signal?: AbortSignal;
+}
+
+/** Streams the changes of a bucket. */
+export interface KvWatcher {
+  /**
+   * An async iterable of updates in revision order. Raises `CURSOR_EXPIRED` when `from` lies
+   * before what the server still retains; breaking the loop or aborting releases the watch.
+   */
+  watch(scope: WatchScope, opts?: WatchOptions): AsyncIterable<KvUpdate>;
+}
+
+/** What a KV implementation can do. */
+export interface KvCapabilities {
+  cas: boolean;
+  streamingWatch: boolean;
+  prefixWatch: boolean;
+  /** Several prefixes on one server-side consumer. */
+  multiFilterWatch: boolean;
+  purge: boolean;
+  ttl: boolean;
+  globalOrdering: boolean;
+}
+
+/** A named bucket vending its roles. */
+export interface KvStore {
+  readonly name: string;
+  readonly reader: KvReader;
+  readonly writer: KvWriter;
+  readonly watcher: KvWatcher;
+}
+
+/** One payload file of an artifact. */
+export interface ArtifactFile {
+  /** Relative path under `data/`, forward slashes. */
+  readonly path: string;
+  readonly size: number;
+  /** 64 lowercase hex digits. */
+  readonly sha256: string;
+}
+
+/** The manifest of an exported fold (see `MANIFEST.json`). */
+export interface ExportManifest {
+  readonly schemaVersion: 1;
+  readonly backend: string;
+  readonly backendVersion: string;
+  readonly cursor: WatchCursor;
+  readonly createdAt: Date;
+  readonly files: readonly ArtifactFile[];
+}
+
+/** Progress of a long transfer. */
+export interface Progress {
+  /** What is happening: "export", "upload", "download", "import", … */
+  readonly phase: string;
+  readonly bytesDone: number;
+  /** Undefined when unknown. */
+  readonly bytesTotal?: number;
+}
+
+/** Receives {@link Progress} reports; must not throw. */
+export type ProgressFn = (progress: Progress) => void;
+
+/** Options of {@link SnapshotStore.exportTo}. */
+export interface ExportOptions extends OpOptions {
+  onProgress?: ProgressFn;
+}
+
+/**
+ * A durable fold: key → entry plus the cursor naming what has been applied. `apply` commits
+ * a batch and its cursor atomically (data and cursor together).
+ */
+export interface SnapshotStore {
+  /** Backend id written into artifacts, e.g. "leveldb", "memory". */
+  readonly backend: string;
+  /** Everything at or below this cursor has been applied and committed. */
+  readonly cursor: WatchCursor;
+  /**
+   * Applies puts (upsert, empty values kept) and deletes/purges (remove) and sets the cursor,
+   * all or nothing. An empty batch still advances and persists the cursor.
+   */
+  apply(batch: readonly KvUpdate[], cursor: WatchCursor): Promise<void>;
+  get(key: string): Promise<KvEntry | undefined>;
+  /** Entries whose key starts with `prefix` (byte prefix), in ascending byte order. */
+  range(prefix: string): AsyncIterable<KvEntry>;
+  /**
+   * Writes a verified artifact of the fold at exactly {@link SnapshotStore.cursor} to
+   * `destDir` (absent or empty), atomically. The caller keeps `apply` paused meanwhile.
+   */
+  exportTo(destDir: string, opts?: ExportOptions): Promise<ExportManifest>;
+  close(): Promise<void>;
+}
+
+/** Imports a verified artifact into a fresh store at `destDir` (a store's static `import`). */
+export type SnapshotImporter = (artifactDir: string, destDir: string) => Promise<SnapshotStore>;
