@@ -1,1 +1,11 @@
-export {};
+export {
+  MemorySnapshotStore,
+  MemoryBacking,
+  memoryStoreFactory,
+  MEMORY_BACKEND,
+  MEMORY_BACKEND_VERSION,
+  MEMORY_PAYLOAD_FILE,
+} from "./memory-store.js";
+export type { MemorySnapshotStoreOptions, MemoryStoreFactory } from "./memory-store.js";
+export { snapshotStoreSuite, fixtureLog, foldLog, dumpStore } from "./conformance.js";
+export type { SnapshotStoreSuiteOptions, SnapshotStoreCapabilities } from "./conformance.js";
