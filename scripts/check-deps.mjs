@@ -26,7 +26,12 @@ import { fileURLToPath } from "node:url";
 
 const SOURCE_EXT = /\.(?:[cm]?[jt]sx?)$/;
 const ALWAYS_OK_IN_TESTS = new Set(["vitest"]);
-const NO_NATS = new Set(["@slipstream/fold", "@slipstream/lease", "@slipstream/transport", "@slipstream/snapshot-leveldb"]);
+const NO_NATS = new Set([
+  "@slipstream/fold",
+  "@slipstream/lease",
+  "@slipstream/transport",
+  "@slipstream/snapshot-leveldb",
+]);
 const CORE = "@slipstream/core";
 const NATS = "@slipstream/nats";
 const TESTKIT = "@slipstream/testkit";
@@ -38,7 +43,20 @@ const BUILTINS = new Set(builtinModules);
 // regular expressions, so that text inside them never counts as an import.
 
 const REGEX_AFTER_WORD = new Set([
-  "return", "typeof", "instanceof", "in", "of", "new", "delete", "void", "throw", "case", "do", "else", "yield", "await",
+  "return",
+  "typeof",
+  "instanceof",
+  "in",
+  "of",
+  "new",
+  "delete",
+  "void",
+  "throw",
+  "case",
+  "do",
+  "else",
+  "yield",
+  "await",
 ]);
 
 /** @returns {{ type: "id" | "str" | "punct" | "num" | "tpl" | "regex", value: string, line: number }[]} */
@@ -188,7 +206,18 @@ export function tokenize(src) {
   return tokens;
 }
 
-const STATEMENT_START = new Set(["import", "export", "const", "let", "var", "function", "class", "interface", "type", "enum"]);
+const STATEMENT_START = new Set([
+  "import",
+  "export",
+  "const",
+  "let",
+  "var",
+  "function",
+  "class",
+  "interface",
+  "type",
+  "enum",
+]);
 
 /** Module specifiers a file loads: [{ spec, line, kind }]. */
 export function findImports(src) {
@@ -207,7 +236,13 @@ export function findImports(src) {
       if (isPunct(m, ";") || isPunct(m, "=") || isPunct(m, "(")) return -1;
       // A new statement begins: this one had no `from`. (`type` may appear inside braces:
       // import { type A } from "x".)
-      if (m > k && t[m].type === "id" && STATEMENT_START.has(t[m].value) && !isPunct(m - 1, ",") && !isPunct(m - 1, "{")) {
+      if (
+        m > k &&
+        t[m].type === "id" &&
+        STATEMENT_START.has(t[m].value) &&
+        !isPunct(m - 1, ",") &&
+        !isPunct(m - 1, "{")
+      ) {
         return -1;
       }
     }
@@ -335,21 +370,29 @@ export function checkWorkspace(root) {
 
     // (b) on package.json
     if (m.name === CORE && runtime.size > 0) {
-      problems.push(`${pj}: ${CORE} must have no runtime dependencies (Node builtins only), found: ${[...runtime].join(", ")}`);
+      problems.push(
+        `${pj}: ${CORE} must have no runtime dependencies (Node builtins only), found: ${[...runtime].join(", ")}`,
+      );
     }
     if (NO_NATS.has(m.name) && runtime.has(NATS)) {
-      problems.push(`${pj}: ${m.name} must not depend on ${NATS} at runtime (talk to the KV through the ${CORE} interfaces; use it as a devDependency in test/ only)`);
+      problems.push(
+        `${pj}: ${m.name} must not depend on ${NATS} at runtime (talk to the KV through the ${CORE} interfaces; use it as a devDependency in test/ only)`,
+      );
     }
     if (/^@slipstream\/transport-/.test(m.name)) {
       const sdk = [...runtime].filter((d) => d !== TRANSPORT && d !== CORE);
       const ours = sdk.filter((d) => d.startsWith("@slipstream/"));
       for (const d of ours) {
-        problems.push(`${pj}: transport package ${m.name} may depend at runtime only on ${TRANSPORT}, ${CORE} and its SDK, not on ${d}`);
+        problems.push(
+          `${pj}: transport package ${m.name} may depend at runtime only on ${TRANSPORT}, ${CORE} and its SDK, not on ${d}`,
+        );
       }
       const foreign = sdk.filter((d) => !d.startsWith("@slipstream/"));
       const families = new Set(foreign.map((d) => (d.startsWith("@") ? d.split("/")[0] : d)));
       if (families.size > 1) {
-        problems.push(`${pj}: transport package ${m.name} may use one SDK (one npm scope or one package), found: ${foreign.join(", ")}`);
+        problems.push(
+          `${pj}: transport package ${m.name} may use one SDK (one npm scope or one package), found: ${foreign.join(", ")}`,
+        );
       }
     }
     if (testkitForbidden && runtime.has(TESTKIT)) {
@@ -377,7 +420,9 @@ export function checkWorkspace(root) {
               continue;
             }
             if (NO_NATS.has(m.name) && dep === NATS) {
-              problems.push(`${at}: ${m.name} src imports "${imp.spec}"; it must not use ${NATS} (DESIGN.md: depend on ${CORE} interfaces only)`);
+              problems.push(
+                `${at}: ${m.name} src imports "${imp.spec}"; it must not use ${NATS} (DESIGN.md: depend on ${CORE} interfaces only)`,
+              );
               continue;
             }
             if (testkitForbidden && dep === TESTKIT) {
@@ -386,10 +431,14 @@ export function checkWorkspace(root) {
             }
             if (!runtime.has(dep)) {
               const hint = m.dev.has(dep) ? " (it is only a devDependency, which users do not install)" : "";
-              problems.push(`${at}: imports "${imp.spec}" but ${m.name} does not declare "${dep}" in dependencies/peerDependencies${hint}`);
+              problems.push(
+                `${at}: imports "${imp.spec}" but ${m.name} does not declare "${dep}" in dependencies/peerDependencies${hint}`,
+              );
             }
           } else if (!runtime.has(dep) && !m.dev.has(dep) && !ALWAYS_OK_IN_TESTS.has(dep)) {
-            problems.push(`${at}: imports "${imp.spec}" but ${m.name} does not declare "${dep}" (add it to devDependencies)`);
+            problems.push(
+              `${at}: imports "${imp.spec}" but ${m.name} does not declare "${dep}" (add it to devDependencies)`,
+            );
           }
         }
       }

@@ -204,7 +204,10 @@ function parseListFile(text) {
   for (const raw of text.split("\n")) {
     const line = raw.replace(/#.*/, "").trim();
     if (!line.startsWith("deb ") && !line.startsWith("deb\t")) continue;
-    const rest = line.slice(3).trim().replace(/^\[[^\]]*\]\s*/, "");
+    const rest = line
+      .slice(3)
+      .trim()
+      .replace(/^\[[^\]]*\]\s*/, "");
     const [uri, suite] = rest.split(/\s+/);
     if (uri) out.push({ uri, suites: suite ? [suite] : [] });
   }
@@ -238,7 +241,8 @@ function parseSourcesFile(text) {
   return out;
 }
 
-const DEBIAN_SUITES = /^(buster|bullseye|bookworm|trixie|forky|duke|sid|stable|testing|unstable|oldstable)(-updates|-backports)?$/;
+const DEBIAN_SUITES =
+  /^(buster|bullseye|bookworm|trixie|forky|duke|sid|stable|testing|unstable|oldstable)(-updates|-backports)?$/;
 
 /** The first Debian (non-security) mirror URI in the machine's own apt sources. */
 function findDebianMirror() {
@@ -302,11 +306,16 @@ function ensureNats210() {
     const listFile = join(tmp, "sources.list");
     const aptOpts = [
       "-q",
-      "-o", `Dir::Etc::sourcelist=${listFile}`,
-      "-o", "Dir::Etc::sourceparts=/nonexistent",
-      "-o", `Dir::State::Lists=${lists}`,
-      "-o", `Dir::Cache=${cache}`,
-      "-o", "APT::Get::List-Cleanup=0",
+      "-o",
+      `Dir::Etc::sourcelist=${listFile}`,
+      "-o",
+      "Dir::Etc::sourceparts=/nonexistent",
+      "-o",
+      `Dir::State::Lists=${lists}`,
+      "-o",
+      `Dir::Cache=${cache}`,
+      "-o",
+      "APT::Get::List-Cleanup=0",
     ];
     const update = (opt) => {
       writeFileSync(listFile, `deb [${opt}] ${mirror} trixie main\n`);

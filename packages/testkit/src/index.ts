@@ -8,16 +8,16 @@
 export {
   findNatsServer,
   hasNats,
-  natsMissingReason,
-  readNatsInfo,
-  startNats,
   type NatsBinary,
   type NatsInfo,
   type NatsServerHandle,
   type NatsVersionWanted,
+  natsMissingReason,
+  readNatsInfo,
   type StartNatsOptions,
+  startNats,
 } from "./nats.js";
 export { freePort } from "./port.js";
 export { repoRoot } from "./root.js";
-export { tempDir, type TempDir } from "./temp.js";
-export { waitFor, type WaitForOptions } from "./wait.js";
+export { type TempDir, tempDir } from "./temp.js";
+export { type WaitForOptions, waitFor } from "./wait.js";

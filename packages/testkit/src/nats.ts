@@ -112,7 +112,11 @@ function binaryVersion(path: string): string | undefined {
   let version: string | undefined;
   if (isExecutableFile(path)) {
     try {
-      const out = execFileSync(path, ["--version"], { encoding: "utf8", timeout: 10_000, stdio: ["ignore", "pipe", "pipe"] });
+      const out = execFileSync(path, ["--version"], {
+        encoding: "utf8",
+        timeout: 10_000,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       version = /v?(\d+\.\d+\.\d+[^\s]*)/.exec(out)?.[1];
     } catch {
       version = undefined;

@@ -28,7 +28,9 @@ export function repoRoot(): string {
   if (cached !== undefined) return cached;
   const found = walkUp(dirname(fileURLToPath(import.meta.url))) ?? walkUp(process.cwd());
   if (found === undefined) {
-    throw new Error(`@slipstream/testkit: cannot find the repository root (no ${ROOT_MARKER} above this module or the cwd)`);
+    throw new Error(
+      `@slipstream/testkit: cannot find the repository root (no ${ROOT_MARKER} above this module or the cwd)`,
+    );
   }
   cached = found;
   return found;

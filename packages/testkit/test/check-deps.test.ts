@@ -20,22 +20,25 @@ function cleanWorkspace(): Files {
       'import { readFile } from "node:fs/promises";',
       'import path from "path";',
       'export { thing } from "./thing.js";',
-      "// import forbidden from \"left-pad\";",
-      'export const note = "import x from \'left-pad\'";',
-      "export const load = () => readFile(path.join(\"a\", \"b\"));",
+      '// import forbidden from "left-pad";',
+      "export const note = \"import x from 'left-pad'\";",
+      'export const load = () => readFile(path.join("a", "b"));',
     ].join("\n"),
     "packages/core/src/thing.ts": "export const thing = 1;\n",
     "packages/nats/package.json": pkg("@slipstream/nats", {
       dependencies: { "@slipstream/core": "workspace:*", "@nats-io/kv": "3.4.0" },
       devDependencies: { "@slipstream/testkit": "workspace:*" },
     }),
-    "packages/nats/src/index.ts": 'import { Kvm } from "@nats-io/kv";\nimport type { KvEntry } from "@slipstream/core";\nexport { Kvm };\n',
-    "packages/nats/test/a.test.ts": 'import { it } from "vitest";\nimport { startNats } from "@slipstream/testkit";\nit("x", () => {});\n',
+    "packages/nats/src/index.ts":
+      'import { Kvm } from "@nats-io/kv";\nimport type { KvEntry } from "@slipstream/core";\nexport { Kvm };\n',
+    "packages/nats/test/a.test.ts":
+      'import { it } from "vitest";\nimport { startNats } from "@slipstream/testkit";\nit("x", () => {});\n',
     "packages/fold/package.json": pkg("@slipstream/fold", {
       dependencies: { "@slipstream/core": "workspace:*" },
       devDependencies: { "@slipstream/nats": "workspace:*", "@slipstream/testkit": "workspace:*" },
     }),
-    "packages/fold/src/index.ts": 'export * from "@slipstream/core";\nexport const lazy = () => import("@slipstream/core");\n',
+    "packages/fold/src/index.ts":
+      'export * from "@slipstream/core";\nexport const lazy = () => import("@slipstream/core");\n',
     "packages/fold/test/fold.test.ts":
       'import { describe } from "vitest";\nimport { connect } from "@slipstream/nats";\nimport { startNats } from "@slipstream/testkit";\n',
     "packages/transport/package.json": pkg("@slipstream/transport", {
@@ -134,7 +137,7 @@ describe("scripts/check-deps.mjs", () => {
     [
       "src imports a devDependency",
       (f) => {
-        addDeps(f, "packages/transport/package.json", "devDependencies", { "s3rver": "3.7.1" });
+        addDeps(f, "packages/transport/package.json", "devDependencies", { s3rver: "3.7.1" });
         f["packages/transport/src/dev.ts"] = 'import S3rver from "s3rver";\n';
       },
       /only a devDependency/,

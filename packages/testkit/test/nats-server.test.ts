@@ -1,15 +1,15 @@
 import { existsSync, readdirSync } from "node:fs";
-import { createServer, connect, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import {
   freePort,
   hasNats,
+  type NatsServerHandle,
   natsMissingReason,
   readNatsInfo,
   startNats,
   tempDir,
   waitFor,
-  type NatsServerHandle,
 } from "../src/index.js";
 
 /**
