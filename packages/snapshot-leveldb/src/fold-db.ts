@@ -1,0 +1,323 @@
+/**
+ * The on-disk side of a LevelDB fold (format generation 1, see format.ts): opening or
+ * creating a directory as a fold, validating its meta records, atomic commits of data plus
+ * cursor plus count, streamed iteration, and the read-only inspection export and import use
+ * to check a copied fold. Semantics (KvUpdate folding, locking, artifacts) live in store.ts.
+ */
+import { lstat, readdir } from "node:fs/promises";
+import { SlipstreamError, type WatchCursor, throwIfAborted } from "@slipstream/core";
+import { Level } from "level";
+import { mapLevelError, mapOpenError } from "./errors.js";
+import {
+  DATA_SUBLEVEL,
+  META_COUNT,
+  META_CURSOR,
+  META_FORMAT,
+  META_SUBLEVEL,
+  checkFormat,
+  decodeCount,
+  decodeCursor,
+  encodeCount,
+  encodeCursor,
+  encodeFormat,
+} from "./format.js";
+
+/** LevelDB tuning passed through to classic-level. */
+export interface LevelTuning {
+  /** Block cache in bytes (classic-level default 8 MiB). */
+  cacheSize?: number;
+  /** Memtable size in bytes (classic-level default 4 MiB). */
+  writeBufferSize?: number;
+  /** Snappy compression of blocks (default true). */
+  compression?: boolean;
+}
+
+/** An explicit LevelDB read snapshot. */
+export interface ReadSnapshot {
+  close(): Promise<void>;
+}
+
+/** One data mutation: `value` undefined deletes `key`. */
+export interface DataOp {
+  key: Buffer;
+  value: Buffer | undefined;
+}
+
+interface ClassicExtras {
+  compactRange(start: Buffer, end: Buffer): Promise<void>;
+  approximateSize(start: Buffer, end: Buffer): Promise<number>;
+}
+
+// Every sublevel key starts with "!" (0x21) and sorts below '"' (0x22): the whole fold.
+const ALL_START = Buffer.from("!");
+const ALL_END = Buffer.from('"');
+
+/** "absent" and "empty" may be created; "occupied" must already be a fold. */
+async function dirState(dir: string): Promise<"absent" | "empty" | "occupied"> {
+  let st: Awaited<ReturnType<typeof lstat>>;
+  try {
+    st = await lstat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return "absent";
+    throw SlipstreamError.wrap(err, "BACKEND", `checking fold directory ${dir}`);
+  }
+  if (!st.isDirectory()) {
+    throw new SlipstreamError("SNAPSHOT_INVALID_FORMAT", `${dir} is not a directory; a LevelDB fold is a directory`);
+  }
+  return (await readdir(dir)).length === 0 ? "empty" : "occupied";
+}
+
+function makeDb(dir: string, create: boolean, tuning: LevelTuning) {
+  return new Level<Buffer, Buffer>(dir, {
+    keyEncoding: "buffer",
+    valueEncoding: "buffer",
+    createIfMissing: create,
+    errorIfExists: false,
+    ...(tuning.cacheSize !== undefined ? { cacheSize: tuning.cacheSize } : {}),
+    ...(tuning.writeBufferSize !== undefined ? { writeBufferSize: tuning.writeBufferSize } : {}),
+    ...(tuning.compression !== undefined ? { compression: tuning.compression } : {}),
+  });
+}
+
+/** A LevelDB directory opened as a fold. Binary keys and values only; no JSON anywhere. */
+export class FoldDb {
+  readonly dir: string;
+  /** The cursor record as read at open. */
+  readonly initialCursor: WatchCursor;
+  /** The count record as read at open. */
+  readonly initialCount: number;
+  /** True when this open created (or initialised) the fold. */
+  readonly created: boolean;
+  readonly #db;
+  readonly #data;
+  readonly #meta;
+
+  private constructor(dir: string, db: ReturnType<typeof makeDb>, cursor: WatchCursor, count: number, created: boolean) {
+    this.dir = dir;
+    this.#db = db;
+    this.#data = db.sublevel<Buffer, Buffer>(DATA_SUBLEVEL, { keyEncoding: "buffer", valueEncoding: "buffer" });
+    this.#meta = db.sublevel<string, Buffer>(META_SUBLEVEL, { keyEncoding: "utf8", valueEncoding: "buffer" });
+    this.initialCursor = cursor;
+    this.initialCount = count;
+    this.created = created;
+  }
+
+  /**
+   * Opens `dir` as a fold. `mode: "open"` creates an absent or empty directory, and
+   * initialises a LevelDB that holds no key at all (a crash between creating the database
+   * and writing its format record); `mode: "inspect"` only accepts an existing fold. A
+   * directory holding files that are not a LevelDB, a LevelDB without the slipstream
+   * `format` record, a generation this version does not read, a cursor record over 10
+   * bytes or a bad count record → `SNAPSHOT_INVALID_FORMAT`; a held LOCK → `BACKEND`.
+   */
+  static async open(dir: string, mode: "open" | "inspect", tuning: LevelTuning = {}): Promise<FoldDb> {
+    const state = mode === "open" ? await dirState(dir) : "occupied";
+    const db = makeDb(dir, state !== "occupied", tuning);
+    try {
+      await db.open();
+    } catch (err) {
+      throw mapOpenError(err, dir);
+    }
+    try {
+      const meta = db.sublevel<string, Buffer>(META_SUBLEVEL, { keyEncoding: "utf8", valueEncoding: "buffer" });
+      const [format, cursorRecord, countRecord] = await meta.getMany([META_FORMAT, META_CURSOR, META_COUNT]);
+      if (format === undefined) {
+        const anyKey = await db.keys({ limit: 1 }).all();
+        if (mode === "open" && anyKey.length === 0) {
+          await db
+            .batch()
+            .put(META_FORMAT, encodeFormat(), { sublevel: meta })
+            .put(META_COUNT, encodeCount(0), { sublevel: meta })
+            .write({ sync: true });
+          return new FoldDb(dir, db, decodeCursor(undefined, dir), 0, true);
+        }
+        throw new SlipstreamError(
+          "SNAPSHOT_INVALID_FORMAT",
+          anyKey.length === 0
+            ? `${dir} is an empty LevelDB database without a slipstream format record; it is not a slipstream fold`
+            : `${dir} is a LevelDB database but not a slipstream fold: it has no "format" record in the "meta" sublevel`,
+        );
+      }
+      checkFormat(format, dir);
+      const cursor = decodeCursor(cursorRecord, dir);
+      const count = decodeCount(countRecord, dir);
+      return new FoldDb(dir, db, cursor, count, false);
+    } catch (err) {
+      await db.close().catch(() => {});
+      throw mapLevelError(err, `reading fold metadata at ${dir}`);
+    }
+  }
+
+  /**
+   * Creates a brand-new fold in `dir` (which must not hold a database) for writing a copy:
+   * records are appended with {@link FoldDb.appendRecords} and the meta records written last
+   * with {@link FoldDb.commit}.
+   */
+  static async createCopy(dir: string): Promise<FoldDb> {
+    const db = new Level<Buffer, Buffer>(dir, {
+      keyEncoding: "buffer",
+      valueEncoding: "buffer",
+      createIfMissing: true,
+      errorIfExists: true,
+    });
+    try {
+      await db.open();
+    } catch (err) {
+      throw mapOpenError(err, dir);
+    }
+    return new FoldDb(dir, db, decodeCursor(undefined, dir), 0, true);
+  }
+
+  /** The value record stored under `key`, or undefined. */
+  async getRecord(key: Buffer): Promise<Buffer | undefined> {
+    try {
+      return await this.#data.get(key);
+    } catch (err) {
+      throw mapLevelError(err, `reading ${this.dir}`);
+    }
+  }
+
+  /** Which of `keys` are present in the data sublevel. */
+  async hasMany(keys: Buffer[]): Promise<boolean[]> {
+    if (keys.length === 0) return [];
+    try {
+      return await this.#data.hasMany(keys);
+    } catch (err) {
+      throw mapLevelError(err, `reading ${this.dir}`);
+    }
+  }
+
+  /**
+   * Commits `ops`, the cursor and the entry count in ONE LevelDB batch (data and cursor
+   * together: after any crash the recovered cursor names exactly the recovered data).
+   */
+  async commit(ops: readonly DataOp[], cursor: WatchCursor, count: number, sync: boolean): Promise<void> {
+    const batch = this.#db.batch();
+    try {
+      for (const op of ops) {
+        if (op.value === undefined) batch.del(op.key, { sublevel: this.#data });
+        else batch.put(op.key, op.value, { sublevel: this.#data });
+      }
+      batch.put(META_FORMAT, encodeFormat(), { sublevel: this.#meta });
+      batch.put(META_CURSOR, encodeCursor(cursor), { sublevel: this.#meta });
+      batch.put(META_COUNT, encodeCount(count), { sublevel: this.#meta });
+    } catch (err) {
+      await batch.close();
+      throw mapLevelError(err, `preparing a batch for ${this.dir}`);
+    }
+    try {
+      await batch.write({ sync });
+    } catch (err) {
+      throw mapLevelError(err, `writing a batch to ${this.dir}`);
+    }
+  }
+
+  /** Appends raw data records (no meta) in one batch; used to build a copy. */
+  async appendRecords(records: ReadonlyArray<readonly [Buffer, Buffer]>): Promise<void> {
+    const batch = this.#db.batch();
+    for (const [k, v] of records) batch.put(k, v, { sublevel: this.#data });
+    try {
+      await batch.write();
+    } catch (err) {
+      throw mapLevelError(err, `writing ${this.dir}`);
+    }
+  }
+
+  /**
+   * Streams data records with keys in `[gte, lt)` (lt undefined = to the end of the data
+   * sublevel), ascending byte order, in chunks of at most `chunk` entries. Only one chunk is
+   * held in memory at a time; the iterator is closed when the consumer stops early.
+   */
+  async *records(opts: {
+    gte?: Buffer;
+    lt?: Buffer | undefined;
+    snapshot?: ReadSnapshot;
+    chunk?: number;
+  }): AsyncGenerator<Array<[Buffer, Buffer]>> {
+    const it = this.#data.iterator({
+      ...(opts.gte !== undefined ? { gte: opts.gte } : {}),
+      ...(opts.lt !== undefined ? { lt: opts.lt } : {}),
+      ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot as never } : {}),
+    });
+    try {
+      for (;;) {
+        let items: Array<[Buffer, Buffer]>;
+        try {
+          items = await it.nextv(opts.chunk ?? 256);
+        } catch (err) {
+          throw mapLevelError(err, `iterating ${this.dir}`);
+        }
+        if (items.length === 0) return;
+        yield items;
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  /** Counts the data entries with a streamed key scan. */
+  async scanCount(signal?: AbortSignal): Promise<number> {
+    let scanned = 0;
+    const keys = this.#data.keys();
+    try {
+      for (;;) {
+        throwIfAborted(signal, "fold scan");
+        const batch = await keys.nextv(4096);
+        if (batch.length === 0) break;
+        scanned += batch.length;
+      }
+    } catch (err) {
+      throw mapLevelError(err, `scanning ${this.dir}`);
+    } finally {
+      await keys.close();
+    }
+    return scanned;
+  }
+
+  /** An explicit read snapshot (close it when done). */
+  snapshot(): ReadSnapshot {
+    return this.#db.snapshot();
+  }
+
+  /** Approximate bytes on disk of the whole fold. */
+  async approximateSize(): Promise<number> {
+    return (this.#db as unknown as ClassicExtras).approximateSize(ALL_START, ALL_END);
+  }
+
+  /** Full manual compaction of the fold's key space. */
+  async compact(): Promise<void> {
+    try {
+      await (this.#db as unknown as ClassicExtras).compactRange(ALL_START, ALL_END);
+    } catch (err) {
+      throw mapLevelError(err, `compacting ${this.dir}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#db.close();
+  }
+}
+
+/** What {@link inspectFold} found in a copied fold. */
+export interface FoldInspection {
+  cursor: WatchCursor;
+  /** The `count` record. */
+  count: number;
+  /** Entries actually present in the `data` sublevel (a streamed key scan). */
+  scanned: number;
+}
+
+/**
+ * Opens an existing fold (never creating one), reads its cursor and count record and counts
+ * its data entries with a streamed key scan, then closes it. Opening a LevelDB writes to its
+ * directory (LOG, LOCK, log recovery), so callers inspect only copies they own.
+ */
+export async function inspectFold(dir: string, signal?: AbortSignal): Promise<FoldInspection> {
+  const fold = await FoldDb.open(dir, "inspect");
+  try {
+    const scanned = await fold.scanCount(signal);
+    return { cursor: fold.initialCursor, count: fold.initialCount, scanned };
+  } finally {
+    await fold.close();
+  }
+}

@@ -1,0 +1,413 @@
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  type ExportManifest,
+  type ExportOptions,
+  type KvEntry,
+  type KvUpdate,
+  type Logger,
+  type ProgressFn,
+  SlipstreamError,
+  type SnapshotStore,
+  VersionToken,
+  WatchCursor,
+  artifactInvalid,
+  cursorMismatch,
+  expectBackend,
+  exportArtifact,
+  silentLogger,
+  throwIfAborted,
+  verifyAndStageImport,
+} from "@slipstream/core";
+import { type DataOp, FoldDb, type LevelTuning, inspectFold } from "./fold-db.js";
+import { BACKEND_ID, BACKEND_VERSION, FORMAT_GENERATION, READABLE_GENERATIONS, prefixUpperBound } from "./format.js";
+import { decodeValueRecord, encodeValueRecord } from "./record.js";
+
+/** Options of {@link LevelSnapshotStore.open}. */
+export interface LevelSnapshotStoreOptions extends LevelTuning {
+  /**
+   * fsync every apply batch. Off by default: a tail lost to power loss is re-fetched from
+   * the (equally lost) cursor, because data and cursor are committed together.
+   * @defaultValue false
+   */
+  sync?: boolean;
+  /** Where diagnostics go. @defaultValue silent */
+  logger?: Logger;
+}
+
+/** Options of {@link LevelSnapshotStore.import}. */
+export interface LevelImportOptions extends LevelSnapshotStoreOptions {
+  signal?: AbortSignal;
+  onProgress?: ProgressFn;
+}
+
+/** Operator-facing figures of a fold. */
+export interface LevelStoreStats {
+  /** Number of entries (kept in the meta sublevel, updated in every apply batch; O(1)). */
+  entries: number;
+  cursor: WatchCursor;
+  /** LevelDB's estimate of the bytes on disk. */
+  approximateBytes: number;
+  formatGeneration: number;
+  directory: string;
+}
+
+// Chunk sizes for streamed copies: bounded memory whatever the fold size.
+const EXPORT_CHUNK = 1024;
+const RANGE_CHUNK = 256;
+// Runtime files LevelDB writes on open; not part of a fold's state, so not shipped.
+const RUNTIME_FILES = ["LOG", "LOG.old", "LOCK"];
+
+function closedError(dir: string): SlipstreamError {
+  return new SlipstreamError("BACKEND", `LevelDB fold at ${dir} is closed`);
+}
+
+function checkUpdate(u: unknown, i: number): asserts u is KvUpdate {
+  if (typeof u !== "object" || u === null) throw new TypeError(`batch[${i}] must be a KvUpdate object`);
+  const up = u as Partial<Record<string, unknown>>;
+  if (up.type === "put") {
+    const e = up.entry as Partial<KvEntry> | undefined;
+    if (typeof e !== "object" || e === null) throw new TypeError(`batch[${i}].entry must be a KvEntry`);
+    if (typeof e.key !== "string") throw new TypeError(`batch[${i}].entry.key must be a string`);
+    if (!(e.value instanceof Uint8Array)) throw new TypeError(`batch[${i}].entry.value must be a Uint8Array`);
+    if (!(e.version instanceof VersionToken)) throw new TypeError(`batch[${i}].entry.version must be a VersionToken`);
+  } else if (up.type === "delete" || up.type === "purge") {
+    if (typeof up.key !== "string") throw new TypeError(`batch[${i}].key must be a string`);
+    if (!(up.version instanceof VersionToken)) throw new TypeError(`batch[${i}].version must be a VersionToken`);
+  } else {
+    throw new TypeError(`batch[${i}].type must be "put", "delete" or "purge"`);
+  }
+}
+
+/**
+ * A durable {@link SnapshotStore} on LevelDB (through `level` / classic-level), for folds
+ * from a few keys to tens of millions. Keys and value records live in the `data` sublevel,
+ * the cursor, the entry count and the format generation in the `meta` sublevel; every
+ * {@link LevelSnapshotStore.apply} is one LevelDB batch holding all of them.
+ *
+ * Reads (`get`, `range`, `count`, `stats`) run concurrently with everything; `apply` and
+ * `exportTo` are serialised (an apply issued during an export waits for it).
+ */
+export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
+  /** Backend id written into artifacts. */
+  readonly backend = BACKEND_ID;
+  /** The fold directory. */
+  readonly directory: string;
+  readonly #fold: FoldDb;
+  readonly #sync: boolean;
+  readonly #logger: Logger;
+  #cursor: WatchCursor;
+  #count: number;
+  #closed = false;
+  #exporting = false;
+  // Serialises apply / export / close: the count bookkeeping needs applies in order, and an
+  // export must see exactly one cursor.
+  #tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(fold: FoldDb, opts: LevelSnapshotStoreOptions) {
+    this.directory = fold.dir;
+    this.#fold = fold;
+    this.#sync = opts.sync ?? false;
+    this.#logger = opts.logger ?? silentLogger;
+    this.#cursor = fold.initialCursor;
+    this.#count = fold.initialCount;
+  }
+
+  /**
+   * Opens the fold in `dir`, creating it when `dir` is absent or empty. {@link cursor} is
+   * the persisted resume cursor (none when fresh).
+   *
+   * @throws SlipstreamError `SNAPSHOT_INVALID_FORMAT` when `dir` holds something that is
+   *   not a slipstream fold, an unreadable format generation or a corrupt meta record;
+   *   `BACKEND` when another process (or store) holds the LevelDB LOCK;
+   *   `SNAPSHOT_CORRUPTED` when LevelDB reports corruption.
+   */
+  static async open(dir: string, opts: LevelSnapshotStoreOptions = {}): Promise<LevelSnapshotStore> {
+    if (typeof dir !== "string" || dir.length === 0) throw new TypeError("dir must be a non-empty string");
+    checkOptions(opts);
+    const fold = await FoldDb.open(dir, "open", opts);
+    const store = new LevelSnapshotStore(fold, opts);
+    store.#logger.debug(fold.created ? "created LevelDB fold" : "opened LevelDB fold", {
+      dir,
+      cursor: store.#cursor.toHex(),
+      entries: store.#count,
+    });
+    return store;
+  }
+
+  /**
+   * Imports a verified artifact into a fresh fold at `destDir` (absent or empty) and opens
+   * it. Every size and hash is re-checked while copying into a hidden stage beside
+   * `destDir`, the staged copy is opened and its cursor must equal the manifest's, then one
+   * atomic rename publishes it. A bad artifact never becomes a fold; on any failure (or a
+   * crash) nothing appears at `destDir`.
+   *
+   * @throws SlipstreamError `ARTIFACT_INVALID` for any defect of the artifact or a busy `destDir`.
+   */
+  static async import(artifactDir: string, destDir: string, opts: LevelImportOptions = {}): Promise<LevelSnapshotStore> {
+    checkOptions(opts);
+    const logger = opts.logger ?? silentLogger;
+    const manifest = await verifyAndStageImport(artifactDir, destDir, {
+      checkBackend: expectBackend(BACKEND_ID, READABLE_GENERATIONS),
+      ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+      ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
+      verifyStaged: async (stageDir, m) => {
+        let found: Awaited<ReturnType<typeof inspectFold>>;
+        try {
+          found = await inspectFold(stageDir, opts.signal);
+        } catch (err) {
+          if (SlipstreamError.is(err, "ABORTED")) throw err;
+          const detail = err instanceof Error ? err.message.replaceAll(stageDir, "<payload>") : String(err);
+          throw artifactInvalid(`artifact payload is not a readable slipstream LevelDB fold: ${detail}`, err);
+        }
+        if (!found.cursor.equals(m.cursor)) throw cursorMismatch(found.cursor, m);
+        if (found.scanned !== found.count) {
+          throw artifactInvalid(
+            `artifact payload holds ${found.scanned} entries but its entry count record says ${found.count}`,
+          );
+        }
+      },
+    });
+    logger.info("imported LevelDB fold", { dir: destDir, cursor: manifest.cursor.toHex() });
+    return LevelSnapshotStore.open(destDir, opts);
+  }
+
+  /** Everything at or below this cursor has been applied and committed. */
+  get cursor(): WatchCursor {
+    return this.#cursor;
+  }
+
+  /**
+   * Applies puts (upsert, empty values kept) and deletes/purges (remove), the cursor and the
+   * new entry count in one LevelDB batch: all or nothing. An empty batch still advances and
+   * persists the cursor. Waits while an export runs.
+   */
+  apply(batch: readonly KvUpdate[], cursor: WatchCursor): Promise<void> {
+    if (!Array.isArray(batch)) return Promise.reject(new TypeError("batch must be an array of KvUpdate"));
+    if (!(cursor instanceof WatchCursor)) return Promise.reject(new TypeError("cursor must be a WatchCursor"));
+    try {
+      batch.forEach(checkUpdate);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#closed) return Promise.reject(closedError(this.directory));
+    return this.#exclusive(() => this.#applyNow(batch, cursor));
+  }
+
+  async #applyNow(batch: readonly KvUpdate[], cursor: WatchCursor): Promise<void> {
+    // Encode each distinct key once and learn which already exist, so the entry count in
+    // the same batch stays exact (one native hasMany per batch, not a get per update).
+    const keyBytes = new Map<string, Buffer>();
+    for (const u of batch) {
+      const key = u.type === "put" ? u.entry.key : u.key;
+      if (!keyBytes.has(key)) keyBytes.set(key, Buffer.from(key, "utf8"));
+    }
+    const keys = [...keyBytes.keys()];
+    const has = await this.#fold.hasMany([...keyBytes.values()]);
+    const present = new Map<string, boolean>(keys.map((k, i) => [k, has[i] === true]));
+    let count = this.#count;
+    const ops: DataOp[] = [];
+    for (const u of batch) {
+      if (u.type === "put") {
+        const { key, value, version } = u.entry;
+        ops.push({ key: keyBytes.get(key) as Buffer, value: encodeValueRecord(version, value) });
+        if (!present.get(key)) count++;
+        present.set(key, true);
+      } else {
+        ops.push({ key: keyBytes.get(u.key) as Buffer, value: undefined });
+        if (present.get(u.key)) count--;
+        present.set(u.key, false);
+      }
+    }
+    // Data and cursor together: one batch, so the recovered cursor always names the data.
+    await this.#fold.commit(ops, cursor, count, this.#sync);
+    this.#cursor = cursor;
+    this.#count = count;
+  }
+
+  /** The entry of `key`, or undefined when absent or deleted. */
+  async get(key: string): Promise<KvEntry | undefined> {
+    if (typeof key !== "string") throw new TypeError("key must be a string");
+    if (this.#closed) throw closedError(this.directory);
+    const record = await this.#fold.getRecord(Buffer.from(key, "utf8"));
+    if (record === undefined) return undefined;
+    const { version, value } = decodeValueRecord(record, key);
+    return { key, value, version };
+  }
+
+  /**
+   * Entries whose key starts with `prefix` (byte prefix of the UTF-8 key), in ascending byte
+   * order, streamed from a LevelDB iterator (its implicit snapshot): memory stays bounded
+   * whatever the fold size. Breaking the loop closes the iterator.
+   */
+  range(prefix: string): AsyncIterable<KvEntry> {
+    if (typeof prefix !== "string") throw new TypeError("prefix must be a string");
+    const fold = this.#fold;
+    const store = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        if (store.#closed) throw closedError(store.directory);
+        const gte = Buffer.from(prefix, "utf8");
+        for await (const chunk of fold.records({ gte, lt: prefixUpperBound(gte), chunk: RANGE_CHUNK })) {
+          for (const [k, v] of chunk) {
+            const key = k.toString("utf8");
+            const { version, value } = decodeValueRecord(v, key);
+            yield { key, value, version };
+          }
+        }
+      },
+    };
+  }
+
+  /** The number of entries, O(1): kept in the meta sublevel by every apply batch. */
+  async count(): Promise<number> {
+    if (this.#closed) throw closedError(this.directory);
+    return this.#count;
+  }
+
+  /** Entry count, cursor, approximate disk bytes and format generation. */
+  async stats(): Promise<LevelStoreStats> {
+    if (this.#closed) throw closedError(this.directory);
+    return {
+      entries: this.#count,
+      cursor: this.#cursor,
+      approximateBytes: await this.#fold.approximateSize(),
+      formatGeneration: FORMAT_GENERATION,
+      directory: this.directory,
+    };
+  }
+
+  /**
+   * A full manual compaction (LevelDB `compactRange` over the whole fold): smaller files and
+   * steadier read latency after a bulk hydration. Optional; state is unchanged.
+   */
+  async settle(): Promise<void> {
+    if (this.#closed) throw closedError(this.directory);
+    await this.#fold.compact();
+  }
+
+  /**
+   * Writes a verified artifact of the fold at exactly {@link cursor} to `destDir` (absent or
+   * empty). The fold is copied from an explicit LevelDB read snapshot into a fresh LevelDB
+   * in the stage's `data/` directory (streamed, bounded memory; reads go on meanwhile, and
+   * applies issued meanwhile wait), the copy is re-opened and its cursor and entry count
+   * compared with the live store's, then sealed (hashes, manifest last) and renamed into
+   * place in one step. On failure nothing appears at `destDir`.
+   */
+  exportTo(destDir: string, opts: ExportOptions = {}): Promise<ExportManifest> {
+    if (typeof destDir !== "string" || destDir.length === 0) {
+      return Promise.reject(new TypeError("destDir must be a non-empty string"));
+    }
+    if (this.#closed) return Promise.reject(closedError(this.directory));
+    return this.#exclusive(() => this.#exportNow(destDir, opts));
+  }
+
+  async #exportNow(destDir: string, opts: ExportOptions): Promise<ExportManifest> {
+    if (this.#closed) throw closedError(this.directory);
+    const cursor = this.#cursor;
+    const count = this.#count;
+    this.#exporting = true;
+    const snapshot = this.#fold.snapshot();
+    try {
+      const manifest = await exportArtifact(destDir, {
+        backend: BACKEND_ID,
+        backendVersion: BACKEND_VERSION,
+        cursor,
+        ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+        ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
+        writePayload: (dataDir) => this.#writeCopy(dataDir, snapshot, cursor, count, opts),
+        verifyStaged: async (_stageDir, m) => {
+          if (!m.cursor.equals(cursor)) throw cursorMismatch(m.cursor, m);
+          if (!m.files.some((f) => f.path === "data/CURRENT")) {
+            throw new SlipstreamError("BACKEND", "exported LevelDB copy has no CURRENT file");
+          }
+        },
+      });
+      this.#logger.info("exported LevelDB fold", { dir: destDir, cursor: cursor.toHex(), entries: count });
+      return manifest;
+    } finally {
+      await snapshot.close();
+      this.#exporting = false;
+    }
+  }
+
+  async #writeCopy(
+    dataDir: string,
+    snapshot: ReturnType<FoldDb["snapshot"]>,
+    cursor: WatchCursor,
+    count: number,
+    opts: ExportOptions,
+  ): Promise<void> {
+    const copy = await FoldDb.createCopy(dataDir);
+    let written = 0;
+    let bytes = 0;
+    try {
+      for await (const chunk of this.#fold.records({ snapshot, chunk: EXPORT_CHUNK })) {
+        throwIfAborted(opts.signal, "export");
+        await copy.appendRecords(chunk);
+        written += chunk.length;
+        for (const [k, v] of chunk) bytes += k.length + v.length;
+        opts.onProgress?.({ phase: "export", bytesDone: bytes });
+      }
+      if (written !== count) {
+        throw new SlipstreamError(
+          "SNAPSHOT_CORRUPTED",
+          `LevelDB fold at ${this.directory} holds ${written} entries but its entry count record says ${count}`,
+        );
+      }
+      // Meta records last, durably: the copy names the exact cursor of the live store.
+      await copy.commit([], cursor, count, true);
+    } finally {
+      await copy.close();
+    }
+    // Verify by re-opening the copy. Opening a LevelDB writes to its directory, so this runs
+    // before sealing (the seal hashes the files as they will be shipped).
+    const found = await inspectFold(dataDir, opts.signal);
+    if (!found.cursor.equals(cursor) || found.count !== count || found.scanned !== count) {
+      throw new SlipstreamError(
+        "BACKEND",
+        `export verification failed: the copy has cursor ${found.cursor.toHex() || "none"} and ${found.scanned} entries (count record ${found.count}); the live store has cursor ${cursor.toHex() || "none"} and ${count} entries`,
+      );
+    }
+    for (const f of RUNTIME_FILES) await rm(join(dataDir, f), { force: true });
+  }
+
+  /** True while an export runs (applies wait for it). */
+  get exporting(): boolean {
+    return this.#exporting;
+  }
+
+  /** Closes the database after queued applies and exports finish. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) {
+      await this.#tail;
+      return;
+    }
+    this.#closed = true;
+    await this.#exclusive(() => this.#fold.close());
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(fn);
+    this.#tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+}
+
+function checkOptions(opts: LevelSnapshotStoreOptions): void {
+  if (typeof opts !== "object" || opts === null) throw new TypeError("options must be an object");
+  if (opts.sync !== undefined && typeof opts.sync !== "boolean") throw new TypeError("sync must be a boolean");
+  for (const name of ["cacheSize", "writeBufferSize"] as const) {
+    const v = opts[name];
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) {
+      throw new TypeError(`${name} must be a non-negative integer number of bytes`);
+    }
+  }
+}
