@@ -5,21 +5,21 @@
  * to check a copied fold. Semantics (KvUpdate folding, locking, artifacts) live in store.ts.
  */
 import { lstat, readdir } from "node:fs/promises";
-import { SlipstreamError, type WatchCursor, throwIfAborted } from "@slipstream/core";
+import { SlipstreamError, throwIfAborted, type WatchCursor } from "@slipstream/core";
 import { Level } from "level";
 import { mapLevelError, mapOpenError } from "./errors.js";
 import {
-  DATA_SUBLEVEL,
-  META_COUNT,
-  META_CURSOR,
-  META_FORMAT,
-  META_SUBLEVEL,
   checkFormat,
+  DATA_SUBLEVEL,
   decodeCount,
   decodeCursor,
   encodeCount,
   encodeCursor,
   encodeFormat,
+  META_COUNT,
+  META_CURSOR,
+  META_FORMAT,
+  META_SUBLEVEL,
 } from "./format.js";
 
 /** LevelDB tuning passed through to classic-level. */
@@ -92,7 +92,13 @@ export class FoldDb {
   readonly #data;
   readonly #meta;
 
-  private constructor(dir: string, db: ReturnType<typeof makeDb>, cursor: WatchCursor, count: number, created: boolean) {
+  private constructor(
+    dir: string,
+    db: ReturnType<typeof makeDb>,
+    cursor: WatchCursor,
+    count: number,
+    created: boolean,
+  ) {
     this.dir = dir;
     this.#db = db;
     this.#data = db.sublevel<Buffer, Buffer>(DATA_SUBLEVEL, { keyEncoding: "buffer", valueEncoding: "buffer" });

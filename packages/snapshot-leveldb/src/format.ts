@@ -44,7 +44,9 @@ function invalid(message: string): SlipstreamError {
 export function checkFormat(record: Uint8Array, where: string): void {
   const text = Buffer.from(record).toString("latin1");
   if (!READABLE_GENERATIONS.includes(text)) {
-    const shown = /^[\x20-\x7e]{1,32}$/.test(text) ? JSON.stringify(text) : `0x${Buffer.from(record).toString("hex").slice(0, 64)}`;
+    const shown = /^[\x20-\x7e]{1,32}$/.test(text)
+      ? JSON.stringify(text)
+      : `0x${Buffer.from(record).toString("hex").slice(0, 64)}`;
     throw invalid(
       `${where} has slipstream format generation ${shown}; this version reads generation ${READABLE_GENERATIONS.join(", ")}`,
     );
@@ -60,7 +62,9 @@ export function encodeCursor(cursor: WatchCursor): Buffer {
 export function decodeCursor(record: Uint8Array | undefined, where: string): WatchCursor {
   if (record === undefined || record.length === 0) return WatchCursor.none();
   if (record.length > VERSION_TOKEN_CAPACITY) {
-    throw invalid(`${where} has a ${record.length}-byte cursor record; a cursor holds at most ${VERSION_TOKEN_CAPACITY} bytes`);
+    throw invalid(
+      `${where} has a ${record.length}-byte cursor record; a cursor holds at most ${VERSION_TOKEN_CAPACITY} bytes`,
+    );
   }
   return WatchCursor.fromVersion(VersionToken.fromBytes(record));
 }

@@ -3,9 +3,10 @@
  *
  * @packageDocumentation
  */
-export { LevelSnapshotStore } from "./store.js";
-export type { LevelImportOptions, LevelSnapshotStoreOptions, LevelStoreStats } from "./store.js";
+
 export type { LevelTuning } from "./fold-db.js";
 export { BACKEND_ID, BACKEND_VERSION, FORMAT_GENERATION, prefixUpperBound } from "./format.js";
-export { decodeValueRecord, encodeValueRecord } from "./record.js";
 export type { ValueRecord } from "./record.js";
+export { decodeValueRecord, encodeValueRecord } from "./record.js";
+export type { LevelImportOptions, LevelSnapshotStoreOptions, LevelStoreStats } from "./store.js";
+export { LevelSnapshotStore } from "./store.js";

@@ -28,7 +28,10 @@ export interface ValueRecord {
 export function decodeValueRecord(record: Uint8Array, key?: string): ValueRecord {
   const where = key === undefined ? "" : ` of key ${JSON.stringify(key)}`;
   if (record.length === 0) {
-    throw new SlipstreamError("SNAPSHOT_INVALID_FORMAT", `value record${where} is empty; expected at least the version length byte`);
+    throw new SlipstreamError(
+      "SNAPSHOT_INVALID_FORMAT",
+      `value record${where} is empty; expected at least the version length byte`,
+    );
   }
   const verLen = record[0] as number;
   if (verLen > VERSION_TOKEN_CAPACITY) {

@@ -1,26 +1,26 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  artifactInvalid,
+  cursorMismatch,
   type ExportManifest,
   type ExportOptions,
+  expectBackend,
+  exportArtifact,
   type KvEntry,
   type KvUpdate,
   type Logger,
   type ProgressFn,
   SlipstreamError,
   type SnapshotStore,
-  VersionToken,
-  WatchCursor,
-  artifactInvalid,
-  cursorMismatch,
-  expectBackend,
-  exportArtifact,
   silentLogger,
   throwIfAborted,
+  VersionToken,
   verifyAndStageImport,
+  WatchCursor,
 } from "@slipstream/core";
-import { type DataOp, FoldDb, type LevelTuning, inspectFold } from "./fold-db.js";
-import { BACKEND_ID, BACKEND_VERSION, FORMAT_GENERATION, READABLE_GENERATIONS, prefixUpperBound } from "./format.js";
+import { type DataOp, FoldDb, inspectFold, type LevelTuning } from "./fold-db.js";
+import { BACKEND_ID, BACKEND_VERSION, FORMAT_GENERATION, prefixUpperBound, READABLE_GENERATIONS } from "./format.js";
 import { decodeValueRecord, encodeValueRecord } from "./record.js";
 
 /** Options of {@link LevelSnapshotStore.open}. */
@@ -144,7 +144,11 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
    *
    * @throws SlipstreamError `ARTIFACT_INVALID` for any defect of the artifact or a busy `destDir`.
    */
-  static async import(artifactDir: string, destDir: string, opts: LevelImportOptions = {}): Promise<LevelSnapshotStore> {
+  static async import(
+    artifactDir: string,
+    destDir: string,
+    opts: LevelImportOptions = {},
+  ): Promise<LevelSnapshotStore> {
     checkOptions(opts);
     const logger = opts.logger ?? silentLogger;
     const manifest = await verifyAndStageImport(artifactDir, destDir, {
