@@ -5,6 +5,7 @@
  * to check a copied fold. Semantics (KvUpdate folding, locking, artifacts) live in store.ts.
  */
 import { lstat, readdir } from "node:fs/promises";
+import { join } from "node:path";
 import { SlipstreamError, throwIfAborted, type WatchCursor } from "@slipstream/core";
 import { Level } from "level";
 import { mapLevelError, mapOpenError } from "./errors.js";
@@ -67,6 +68,24 @@ async function dirState(dir: string): Promise<"absent" | "empty" | "occupied"> {
   return (await readdir(dir)).length === 0 ? "empty" : "occupied";
 }
 
+async function requireCurrentFile(dir: string): Promise<void> {
+  let isFile = false;
+  try {
+    isFile = (await lstat(join(dir, "CURRENT"))).isFile();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "ENOTDIR") {
+      throw SlipstreamError.wrap(err, "BACKEND", `checking fold directory ${dir}`);
+    }
+  }
+  if (!isFile) {
+    throw new SlipstreamError(
+      "SNAPSHOT_INVALID_FORMAT",
+      `${dir} holds files but is not a LevelDB database (no CURRENT file); refusing to create a fold over them`,
+    );
+  }
+}
+
 function makeDb(dir: string, create: boolean, tuning: LevelTuning) {
   return new Level<Buffer, Buffer>(dir, {
     keyEncoding: "buffer",
@@ -118,6 +137,9 @@ export class FoldDb {
    */
   static async open(dir: string, mode: "open" | "inspect", tuning: LevelTuning = {}): Promise<FoldDb> {
     const state = mode === "open" ? await dirState(dir) : "occupied";
+    // LevelDB writes LOCK and LOG before it looks for CURRENT: check first, so a directory
+    // that is not a LevelDB is refused without a single byte written into it.
+    if (state === "occupied") await requireCurrentFile(dir);
     const db = makeDb(dir, state !== "occupied", tuning);
     try {
       await db.open();

@@ -55,7 +55,8 @@ async function expectConsistent(store: LevelSnapshotStore): Promise<number> {
 
 async function dump(store: LevelSnapshotStore): Promise<string[]> {
   const out: string[] = [];
-  for await (const e of store.range("")) out.push(`${e.key}|${e.version.toHex()}|${Buffer.from(e.value).toString("hex")}`);
+  for await (const e of store.range(""))
+    out.push(`${e.key}|${e.version.toHex()}|${Buffer.from(e.value).toString("hex")}`);
   return out;
 }
 
