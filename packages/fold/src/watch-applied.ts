@@ -1,0 +1,645 @@
+/**
+ * watchApplied: the loop that turns a watch into applied, durable, resumable state without
+ * ever skipping an update.
+ *
+ * One async loop owns everything (batch, cursor, store, exports), so a flush, a resync step
+ * and an export never interleave. It pulls one update at a time from the watch, and only
+ * when it has room: a slow `apply` or a failing store slows the watch instead of buffering.
+ */
+import {
+  SlipstreamError,
+  VersionToken,
+  WatchCursor,
+  cursorRank,
+  invalidArgument,
+  scopePrefixes,
+  silentLogger,
+  sleep,
+  updateVersion,
+} from "@slipstream/core";
+import type {
+  ExportManifest,
+  ExportOptions,
+  KvReader,
+  KvUpdate,
+  KvWatcher,
+  Logger,
+  SnapshotStore,
+  WatchScope,
+} from "@slipstream/core";
+
+/** Batching of {@link watchApplied}. */
+export interface BatchOptions {
+  /** A batch closes this long after its first update arrived. @defaultValue 10 */
+  windowMs?: number;
+  /** A batch closes when it holds this many updates (parse-rejected ones count). @defaultValue 100 */
+  max?: number;
+}
+
+/** Retry pacing of {@link watchApplied} (exponential with full jitter, capped). */
+export interface RetryOptions {
+  /** First re-subscribe delay. @defaultValue 100 */
+  resubscribeInitialMs?: number;
+  /** Largest re-subscribe delay. @defaultValue 5000 */
+  resubscribeMaxMs?: number;
+  /** First store-commit retry delay. @defaultValue 50 */
+  commitInitialMs?: number;
+  /** Largest store-commit retry delay. @defaultValue 2000 */
+  commitMaxMs?: number;
+  /** Consecutive failed store commits that stop the watch. @defaultValue 16 */
+  maxCommitFailures?: number;
+}
+
+/** Options of {@link watchApplied}. */
+export interface WatchAppliedOptions<U> {
+  watcher: KvWatcher;
+  scope: WatchScope;
+  /** Resume after this cursor. @defaultValue `store.cursor` when a store is given, else none (state-sync) */
+  resume?: WatchCursor;
+  /** Lists live keys for a resync after `CURSOR_EXPIRED` (needs `store` too). */
+  reader?: KvReader;
+  /** Durable fold: each flush commits the raw batch and its cursor here, atomically. */
+  store?: SnapshotStore;
+  batch?: BatchOptions;
+  /** Maps an update to your domain type; `undefined` skips it (the cursor still moves past it). */
+  parse: (update: KvUpdate) => U | undefined;
+  /** Applies one batch (never empty). Throwing stops the watch with that error. */
+  apply: (batch: U[]) => void | Promise<void>;
+  /** Called after each flush that moved the cursor, once the store has committed it. Throwing stops the watch. */
+  onApplied?: (cursor: WatchCursor) => void | Promise<void>;
+  /** Aborting stops the watch like {@link AppliedWatch.stop}. */
+  signal?: AbortSignal;
+  logger?: Logger;
+  retry?: RetryOptions;
+}
+
+/** Observable counters of a running {@link AppliedWatch}. */
+export interface AppliedWatchStats {
+  /** Updates received from the watch (synthetic resync deletes excluded). */
+  received: number;
+  /** Flushes that completed (apply, cursor, commit, onApplied). */
+  flushes: number;
+  /** Times the watch was re-subscribed after it ended or failed. */
+  resubscribes: number;
+  /** Times an expired cursor forced a resync. */
+  resyncs: number;
+  /** Synthetic deletes applied by resyncs. */
+  syntheticDeletes: number;
+  /** Store commits that failed (each was retried). */
+  commitFailures: number;
+}
+
+/** A running {@link watchApplied} loop. */
+export interface AppliedWatch extends AsyncDisposable {
+  /** Resolves to the final applied cursor after `stop()`/abort; rejects with the fatal error. */
+  readonly done: Promise<WatchCursor>;
+  /** The cursor of the last completed flush: applied, and committed when there is a store. */
+  readonly cursor: WatchCursor;
+  readonly stats: Readonly<AppliedWatchStats>;
+  /**
+   * Flushes the pending batch, then exports the store between two flushes, so the artifact's
+   * cursor is exactly the applied cursor. Errors reach the caller only; the watch goes on.
+   * Without a store → `BACKEND`.
+   */
+  requestExport(destDir: string, opts?: ExportOptions): Promise<ExportManifest>;
+  /** Flushes and commits what is pending, ends the watch and returns the final cursor (= `done`). */
+  stop(): Promise<WatchCursor>;
+}
+
+interface ExportJob {
+  destDir: string;
+  opts: ExportOptions | undefined;
+  resolve: (m: ExportManifest) => void;
+  reject: (err: unknown) => void;
+}
+
+type Pulled = { kind: "update"; update: KvUpdate } | { kind: "end" } | { kind: "error"; error: unknown };
+
+interface Subscription {
+  ctl: AbortController;
+  iter: AsyncIterator<KvUpdate> | undefined;
+  pending: boolean;
+  result: Pulled | undefined;
+  finished: boolean;
+}
+
+type Outcome = { kind: "stop" } | { kind: "end" } | { kind: "error"; error: unknown };
+
+function now(): number {
+  return performance.now();
+}
+
+function jittered(attempt: number, initialMs: number, maxMs: number): number {
+  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}
+
+function describeError(err: unknown): string {
+  if (SlipstreamError.is(err)) return `${err.code}: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+function positiveInt(value: number | undefined, fallback: number, what: string, min = 1): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
+    throw invalidArgument(`${what} must be an integer ≥ ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function nonNegative(value: number | undefined, fallback: number, what: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw invalidArgument(`${what} must be a finite number ≥ 0, got ${String(value)}`);
+  }
+  return value;
+}
+
+class AppliedLoop<U> implements AppliedWatch {
+  readonly done: Promise<WatchCursor>;
+  readonly #stats: AppliedWatchStats = {
+    received: 0,
+    flushes: 0,
+    resubscribes: 0,
+    resyncs: 0,
+    syntheticDeletes: 0,
+    commitFailures: 0,
+  };
+
+  readonly #watcher: KvWatcher;
+  readonly #scope: WatchScope;
+  readonly #reader: KvReader | undefined;
+  readonly #store: SnapshotStore | undefined;
+  readonly #parse: (u: KvUpdate) => U | undefined;
+  readonly #apply: (batch: U[]) => void | Promise<void>;
+  readonly #onApplied: ((c: WatchCursor) => void | Promise<void>) | undefined;
+  readonly #log: Logger;
+  readonly #windowMs: number;
+  readonly #max: number;
+  readonly #retry: Required<RetryOptions>;
+  readonly #signal: AbortSignal | undefined;
+
+  /** Cursor after the last apply returned (cursor after apply: never advanced on receipt). */
+  #applied: WatchCursor;
+  /** Cursor of the last completed flush (committed to the store when there is one). */
+  #committed: WatchCursor;
+
+  // The open batch.
+  #batch: U[] = [];
+  #raw: KvUpdate[] = [];
+  #received = 0;
+  #high: VersionToken | undefined;
+  #deadline: number | undefined;
+
+  #stopping = false;
+  #finished = false;
+  readonly #stopCtl = new AbortController();
+  #exports: ExportJob[] = [];
+  #wake: () => void = () => {};
+  #wakeP: Promise<void>;
+  #timer: NodeJS.Timeout | undefined;
+  #resubscribeAttempt = 0;
+  readonly #onAbort = () => this.#requestStop();
+
+  constructor(opts: WatchAppliedOptions<U>) {
+    if (typeof opts !== "object" || opts === null) throw new TypeError("watchApplied needs an options object");
+    if (typeof opts.watcher?.watch !== "function") throw new TypeError("watcher must be a KvWatcher");
+    if (typeof opts.parse !== "function") throw new TypeError("parse must be a function");
+    if (typeof opts.apply !== "function") throw new TypeError("apply must be a function");
+    if (opts.onApplied !== undefined && typeof opts.onApplied !== "function") {
+      throw new TypeError("onApplied must be a function");
+    }
+    if (opts.resume !== undefined && !(opts.resume instanceof WatchCursor)) {
+      throw new TypeError("resume must be a WatchCursor");
+    }
+    const scope = opts.scope;
+    if (!scope || !["all", "prefix", "prefixes"].includes(scope.kind)) {
+      throw new TypeError('scope must be { kind: "all" | "prefix" | "prefixes", … }');
+    }
+    this.#watcher = opts.watcher;
+    this.#scope = scope;
+    this.#reader = opts.reader;
+    this.#store = opts.store;
+    this.#parse = opts.parse;
+    this.#apply = opts.apply;
+    this.#onApplied = opts.onApplied;
+    this.#log = opts.logger ?? silentLogger;
+    this.#windowMs = nonNegative(opts.batch?.windowMs, 10, "batch.windowMs");
+    this.#max = positiveInt(opts.batch?.max, 100, "batch.max");
+    const r = opts.retry ?? {};
+    this.#retry = {
+      resubscribeInitialMs: nonNegative(r.resubscribeInitialMs, 100, "retry.resubscribeInitialMs"),
+      resubscribeMaxMs: nonNegative(r.resubscribeMaxMs, 5000, "retry.resubscribeMaxMs"),
+      commitInitialMs: nonNegative(r.commitInitialMs, 50, "retry.commitInitialMs"),
+      commitMaxMs: nonNegative(r.commitMaxMs, 2000, "retry.commitMaxMs"),
+      maxCommitFailures: positiveInt(r.maxCommitFailures, 16, "retry.maxCommitFailures"),
+    };
+    this.#applied = opts.resume ?? this.#store?.cursor ?? WatchCursor.none();
+    this.#committed = this.#applied;
+    this.#wakeP = new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+    this.#signal = opts.signal;
+    if (this.#signal?.aborted) this.#stopping = true;
+    else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+
+    this.done = this.#run();
+    // The loop's failure is reported through `done` (and the logger); never as an
+    // unhandled rejection when the caller only uses stop() or the signal.
+    this.done.catch(() => {});
+  }
+
+  get cursor(): WatchCursor {
+    return this.#committed;
+  }
+
+  get stats(): Readonly<AppliedWatchStats> {
+    return { ...this.#stats };
+  }
+
+  requestExport(destDir: string, opts?: ExportOptions): Promise<ExportManifest> {
+    if (typeof destDir !== "string" || destDir === "") return Promise.reject(new TypeError("destDir must be a path"));
+    if (!this.#store) {
+      return Promise.reject(
+        new SlipstreamError("BACKEND", "watchApplied runs without a snapshot store; nothing to export"),
+      );
+    }
+    if (this.#finished) {
+      return Promise.reject(new SlipstreamError("BACKEND", "the applied watch has stopped; export from the store directly"));
+    }
+    return new Promise((resolve, reject) => {
+      this.#exports.push({ destDir, opts, resolve, reject });
+      this.#wake();
+    });
+  }
+
+  stop(): Promise<WatchCursor> {
+    this.#requestStop();
+    return this.done;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  #requestStop(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#stopCtl.abort(new SlipstreamError("ABORTED", "applied watch stopped"));
+    this.#wake();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // The loop
+
+  async #run(): Promise<WatchCursor> {
+    try {
+      await Promise.resolve(); // let the constructor return before the first watch call
+      let from = this.#applied;
+      while (!this.#stopping) {
+        if (this.#scope.kind === "prefixes" && this.#scope.prefixes.length === 0) {
+          // An empty prefix list watches nothing (never widened to the whole bucket).
+          await this.#idle(undefined);
+          continue;
+        }
+        const outcome = await this.#consume(from);
+        if (outcome.kind === "stop") break;
+        // Flush before anything else, so a re-subscribe starts right after what was applied.
+        await this.#flush();
+        // An expired cursor on a state-sync (from none) cannot be cured by a resync: treat it
+        // like any other failure (re-subscribe with backoff) instead of looping hot.
+        if (outcome.kind === "error" && SlipstreamError.is(outcome.error, "CURSOR_EXPIRED") && !from.isNone) {
+          const completed = await this.#resync(outcome.error);
+          if (!completed) break;
+          // The synthetic deletes are committed: only now start the re-list (state-sync).
+          from = WatchCursor.none();
+          continue;
+        }
+        if (outcome.kind === "error" && SlipstreamError.is(outcome.error, "INVALID_ARGUMENT")) throw outcome.error;
+        this.#stats.resubscribes++;
+        const delay = jittered(this.#resubscribeAttempt++, this.#retry.resubscribeInitialMs, this.#retry.resubscribeMaxMs);
+        this.#log.warn(
+          outcome.kind === "end" ? "watch ended unexpectedly; re-subscribing" : "watch failed; re-subscribing",
+          {
+            cursor: this.#applied.toHex(),
+            attempt: this.#resubscribeAttempt,
+            delayMs: delay,
+            ...(outcome.kind === "error" ? { error: describeError(outcome.error) } : {}),
+          },
+        );
+        await this.#idle(now() + delay);
+        from = this.#applied;
+      }
+      await this.#flush();
+      await this.#serveExports();
+      this.#log.info("applied watch stopped", { cursor: this.#committed.toHex() });
+      return this.#committed;
+    } catch (err) {
+      this.#log.error("applied watch failed", { cursor: this.#committed.toHex(), error: describeError(err) });
+      for (const job of this.#exports.splice(0)) {
+        job.reject(new SlipstreamError("BACKEND", `the applied watch failed before the export ran: ${describeError(err)}`, { cause: err }));
+      }
+      throw err;
+    } finally {
+      this.#finished = true;
+      this.#stopping = true;
+      this.#stopCtl.abort();
+      clearTimeout(this.#timer);
+      this.#signal?.removeEventListener("abort", this.#onAbort);
+      for (const job of this.#exports.splice(0)) {
+        job.reject(new SlipstreamError("BACKEND", "the applied watch stopped before the export ran"));
+      }
+    }
+  }
+
+  /** Waits for the next event (a post, a stop, or `until`). */
+  async #waitEvent(until: number | undefined): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (until !== undefined) this.#timer = setTimeout(() => this.#wake(), Math.max(0, until - now()));
+    await this.#wakeP;
+    this.#wakeP = new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  /** Serves exports until `until` (or forever when undefined) or a stop. */
+  async #idle(until: number | undefined): Promise<void> {
+    while (!this.#stopping && (until === undefined || now() < until)) {
+      if (this.#exports.length > 0) {
+        await this.#serveExports();
+        continue;
+      }
+      await this.#waitEvent(until);
+    }
+  }
+
+  #subscribe(from: WatchCursor): Subscription {
+    const ctl = new AbortController();
+    const sub: Subscription = { ctl, iter: undefined, pending: false, result: undefined, finished: false };
+    try {
+      const opts = from.isNone ? { signal: ctl.signal } : { from, signal: ctl.signal };
+      sub.iter = this.#watcher.watch(this.#scope, opts)[Symbol.asyncIterator]();
+    } catch (error) {
+      sub.result = { kind: "error", error };
+      sub.finished = true;
+    }
+    this.#log.debug("watch subscribed", { cursor: from.toHex() });
+    return sub;
+  }
+
+  #pull(sub: Subscription): void {
+    if (sub.pending || sub.result || sub.finished || !sub.iter) return;
+    sub.pending = true;
+    sub.iter.next().then(
+      (r) => {
+        sub.pending = false;
+        if (r.done) sub.finished = true;
+        sub.result = r.done ? { kind: "end" } : { kind: "update", update: r.value };
+        this.#wake();
+      },
+      (error: unknown) => {
+        sub.pending = false;
+        sub.finished = true;
+        sub.result = { kind: "error", error };
+        this.#wake();
+      },
+    );
+  }
+
+  #close(sub: Subscription): void {
+    sub.ctl.abort(new SlipstreamError("ABORTED", "applied watch re-subscribing or stopping"));
+    if (!sub.finished && sub.iter?.return) {
+      sub.finished = true;
+      // Releases the server-side consumer; not awaited (a pending next() may hold it).
+      sub.iter.return().catch(() => {});
+    }
+  }
+
+  /** Reads one subscription until it ends, fails or the watch stops. Priority: stop, window, export, update. */
+  async #consume(from: WatchCursor): Promise<Outcome> {
+    const sub = this.#subscribe(from);
+    try {
+      for (;;) {
+        if (this.#stopping) return { kind: "stop" };
+        if (this.#deadline !== undefined && now() >= this.#deadline) {
+          await this.#flush();
+          continue;
+        }
+        if (this.#exports.length > 0) {
+          await this.#flush();
+          await this.#serveExports();
+          continue;
+        }
+        const got = sub.result;
+        if (got) {
+          sub.result = undefined;
+          if (got.kind === "end") return { kind: "end" };
+          if (got.kind === "error") return { kind: "error", error: got.error };
+          this.#resubscribeAttempt = 0;
+          this.#stats.received++;
+          await this.#receive(got.update);
+          continue;
+        }
+        this.#pull(sub);
+        if (!sub.result) await this.#waitEvent(this.#deadline);
+      }
+    } finally {
+      // Anything pulled but not yet received is dropped: it is re-delivered after the cursor.
+      this.#close(sub);
+    }
+  }
+
+  /** Adds one update to the open batch; flushes when the batch is full. */
+  async #receive(update: KvUpdate): Promise<void> {
+    if (this.#store) this.#raw.push(update);
+    const version = updateVersion(update);
+    // Unknown versions (synthetic deletes, unparseable ACKs) never move the cursor.
+    if (!version.isUnknown && (this.#high === undefined || cursorRank(WatchCursor.fromVersion(version)) > cursorRank(WatchCursor.fromVersion(this.#high)))) {
+      this.#high = version;
+    }
+    this.#received++;
+    if (this.#received === 1) this.#deadline = now() + this.#windowMs;
+    // parse throwing is a fatal user error, like apply throwing; nothing of this batch is committed.
+    const parsed = this.#parse(update);
+    if (parsed !== undefined) this.#batch.push(parsed);
+    if (this.#received >= this.#max) await this.#flush();
+  }
+
+  /**
+   * One flush, strictly: apply(batch) → cursor := highest revision of the batch → store
+   * commit of the raw batch with that cursor (one atomic store.apply) → onApplied(cursor).
+   */
+  async #flush(): Promise<void> {
+    if (this.#received === 0) return;
+    const batch = this.#batch;
+    const raw = this.#raw;
+    const high = this.#high;
+    this.#batch = [];
+    this.#raw = [];
+    this.#received = 0;
+    this.#high = undefined;
+    this.#deadline = undefined;
+
+    if (batch.length > 0) await this.#apply(batch);
+
+    // Cursor after apply: it moves only now that apply has returned, and never backwards.
+    const previous = this.#applied;
+    let next = previous;
+    if (high !== undefined) {
+      const candidate = WatchCursor.fromVersion(high);
+      if (previous.isNone || cursorRank(candidate) > cursorRank(previous)) next = candidate;
+    }
+    this.#applied = next;
+    // Data and cursor together: the raw batch (parse-rejected updates included) and the
+    // post-apply cursor go into one atomic store.apply.
+    if (this.#store && (raw.length > 0 || !next.equals(previous))) await this.#commit(raw, next);
+    this.#committed = next;
+    this.#stats.flushes++;
+    if (!next.equals(previous) && this.#onApplied) await this.#onApplied(next);
+    // Let timers, stop() and export requests in even when the watch delivers without pause.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  /**
+   * Commits with retries. A failed commit is never dropped: the same raw batch is committed
+   * again (with everything before it still uncommitted, nothing newer is pulled meanwhile),
+   * so no restart can resume past a hole. A streak of failures stops the watch.
+   */
+  async #commit(raw: KvUpdate[], cursor: WatchCursor): Promise<void> {
+    const store = this.#store as SnapshotStore;
+    for (let failures = 0; ; ) {
+      try {
+        await store.apply(raw, cursor);
+        if (failures > 0) this.#log.info("snapshot store commit succeeded after retries", { cursor: cursor.toHex(), attempt: failures + 1 });
+        return;
+      } catch (err) {
+        failures++;
+        this.#stats.commitFailures++;
+        if (failures >= this.#retry.maxCommitFailures) {
+          throw SlipstreamError.wrap(
+            err,
+            "BACKEND",
+            `snapshot store commit failed ${failures} times in a row (cursor ${cursor.toHex() || "none"})`,
+          );
+        }
+        const delay = jittered(failures - 1, this.#retry.commitInitialMs, this.#retry.commitMaxMs);
+        this.#log.warn("snapshot store commit failed; retrying", {
+          cursor: cursor.toHex(),
+          attempt: failures,
+          delayMs: delay,
+          error: describeError(err),
+        });
+        await sleep(delay);
+      }
+    }
+  }
+
+  async #serveExports(): Promise<void> {
+    for (let job = this.#exports.shift(); job; job = this.#exports.shift()) {
+      const store = this.#store as SnapshotStore;
+      // Between two flushes: nothing is pending and no apply runs until exportTo returns,
+      // so the artifact's cursor is exactly the applied cursor.
+      try {
+        job.resolve(await store.exportTo(job.destDir, job.opts));
+      } catch (err) {
+        this.#log.warn("export failed", { cursor: this.#committed.toHex(), error: describeError(err) });
+        job.reject(err);
+      }
+    }
+  }
+
+  /**
+   * Resync after an expired cursor: list the live keys, flush, delete from the fold (through
+   * parse/apply/store, cursor unchanged) every key of the scope that vanished, and only then
+   * let the caller start the re-list. Returns false when a stop interrupted it.
+   */
+  async #resync(cause: unknown): Promise<boolean> {
+    this.#stats.resyncs++;
+    const reader = this.#reader;
+    const store = this.#store;
+    const prefixes = scopePrefixes(this.#scope);
+    this.#log.warn("watch cursor expired (retention evicted part of the log); resyncing", {
+      cursor: this.#applied.toHex(),
+      error: describeError(cause),
+    });
+    if (!reader || !store) {
+      // Explicit, warned opt-out: without both we cannot know what vanished during the gap.
+      let candidates: string[] | undefined;
+      if (store) {
+        candidates = [];
+        try {
+          for (const p of prefixes) {
+            for await (const e of store.range(p)) {
+              if (candidates.length >= 1000) break;
+              candidates.push(e.key);
+            }
+          }
+        } catch (err) {
+          this.#log.warn("could not list the fold's keys for the stale-key report", { error: describeError(err) });
+        }
+      }
+      this.#log.warn(
+        "cursor expired without a reader and a store: re-listing without deleting vanished keys; keys deleted during the gap may be stale",
+        { cursor: this.#applied.toHex(), prefixes, ...(candidates ? { keys: candidates } : {}) },
+      );
+      return true;
+    }
+
+    const live = new Set<string>();
+    try {
+      for (const p of prefixes) {
+        for await (const key of reader.keys(p === "" ? undefined : p, { signal: this.#stopCtl.signal })) live.add(key);
+      }
+    } catch (err) {
+      if (this.#stopping) return false;
+      throw new SlipstreamError("WATCH_FAILED", `resync failed while listing live keys: ${describeError(err)}`, { cause: err });
+    }
+    if (this.#stopping) return false;
+    await this.#flush();
+
+    const vanished = new Set<string>();
+    try {
+      for (const p of prefixes) {
+        for await (const e of store.range(p)) if (!live.has(e.key)) vanished.add(e.key);
+      }
+    } catch (err) {
+      throw new SlipstreamError("WATCH_FAILED", `resync failed while scanning the fold: ${describeError(err)}`, { cause: err });
+    }
+    const keys = [...vanished].sort(compareKeys);
+    for (const key of keys) {
+      // Synthetic deletes carry an unknown version: they never move the cursor, so a crash
+      // mid-resync re-runs the same idempotent diff.
+      await this.#receive({ type: "delete", key, version: VersionToken.unknown() });
+      this.#stats.syntheticDeletes++;
+    }
+    await this.#flush();
+    this.#log.info("resync deleted the keys that vanished during the gap", {
+      cursor: this.#applied.toHex(),
+      count: keys.length,
+    });
+    return !this.#stopping;
+  }
+}
+
+/**
+ * Watches `scope`, batches updates, applies them and commits each batch with its cursor.
+ * Cursor after apply: a cursor it reports or persists means `apply` has returned for every
+ * update at or below it. It re-subscribes by itself after connection loss or a watch that
+ * ends, resyncs after `CURSOR_EXPIRED`, and ends only on `stop()`, `signal` or a fatal error.
+ *
+ * @example
+ * ```ts
+ * const watch = watchApplied({ watcher, reader, store, scope: { kind: "prefix", prefix: "route." },
+ *   parse: (u) => u, apply: (batch) => routes.apply(batch) });
+ * // …
+ * const cursor = await watch.stop();
+ * ```
+ */
+export function watchApplied<U>(opts: WatchAppliedOptions<U>): AppliedWatch {
+  return new AppliedLoop(opts);
+}
