@@ -1,1 +1,8 @@
-export {};
+/**
+ * `@slipstream/transport-fs` — a BlobStore over a directory (local or a shared filesystem),
+ * with real conditional writes.
+ *
+ * @packageDocumentation
+ */
+export { FsBlobStore, RESERVED_PREFIX } from "./fs-blob-store.js";
+export type { FsBlobStoreOptions } from "./fs-blob-store.js";

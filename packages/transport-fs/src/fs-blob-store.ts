@@ -1,0 +1,398 @@
+/**
+ * A BlobStore over a directory: one file per object. Puts go through a temp file, fsync and
+ * rename (visible only when complete); conditional writes are real — create-only links the
+ * finished temp file into place (atomic, fails if the name exists) and replace-if-version
+ * compares content hashes under a per-object lock file, with stale-lock recovery — so
+ * several processes on one host (or on a shared filesystem with POSIX link/rename
+ * semantics) can publish through the same root safely.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { type FileHandle, link, lstat, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
+import { hostname } from "node:os";
+import { dirname, join, resolve, sep } from "node:path";
+import { SlipstreamError, abortedError, fsyncPath, sleep, throwIfAborted } from "@slipstream/core";
+import {
+  type BlobBody,
+  type BlobInfo,
+  type BlobOpOptions,
+  type BlobPutOptions,
+  type BlobReadSmallOptions,
+  type BlobStore,
+  type BlobStoreCapabilities,
+  type ConditionalPutResult,
+  type PutCondition,
+  type SmallBlob,
+  assertBlobKey,
+  objectTooLarge,
+} from "@slipstream/transport";
+
+/** Names starting with this are the store's own temp and lock files; keys may not use it. */
+export const RESERVED_PREFIX = ".slipstream-fs-";
+const TMP_PREFIX = `${RESERVED_PREFIX}tmp-`;
+const LOCK_PREFIX = `${RESERVED_PREFIX}lock-`;
+
+/** Options of {@link FsBlobStore}. */
+export interface FsBlobStoreOptions {
+  /**
+   * A lock file older than this is considered left behind by a crashed writer and removed.
+   * Locks are held only for a rename or a small read, so this can be short.
+   * @defaultValue 10 000
+   */
+  staleLockMs?: number;
+  /**
+   * How long a conditional write waits for another writer's lock before failing with `TIMEOUT`.
+   * @defaultValue 15 000
+   */
+  lockWaitMs?: number;
+}
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+function backend(what: string, err: unknown): SlipstreamError {
+  return SlipstreamError.wrap(err, "BACKEND", `fs blob store: ${what}`);
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+async function hashPath(path: string): Promise<string | undefined> {
+  const hash = createHash("sha256");
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  } catch (err) {
+    if (errno(err) === "ENOENT" || errno(err) === "EISDIR") return undefined;
+    throw err;
+  }
+  return hash.digest("hex");
+}
+
+/**
+ * Objects as files under `rootDir`. Key `a/b/c` is the file `<rootDir>/a/b/c`; a key cannot
+ * also be the parent of another key. Segments starting with `.slipstream-fs-` are reserved.
+ *
+ * @example
+ * ```ts
+ * const transport = new ArtifactTransport(new FsBlobStore("/mnt/shared/artifacts"));
+ * ```
+ */
+export class FsBlobStore implements BlobStore {
+  readonly capabilities: BlobStoreCapabilities = { conditionalWrites: true };
+  /** The absolute root directory. */
+  readonly rootDir: string;
+  readonly #staleLockMs: number;
+  readonly #lockWaitMs: number;
+
+  constructor(rootDir: string, opts: FsBlobStoreOptions = {}) {
+    if (typeof rootDir !== "string" || rootDir.length === 0) throw new TypeError("rootDir must be a non-empty path");
+    this.rootDir = resolve(rootDir);
+    this.#staleLockMs = opts.staleLockMs ?? 10_000;
+    this.#lockWaitMs = opts.lockWaitMs ?? 15_000;
+    if (!(this.#staleLockMs > 0)) throw new TypeError("staleLockMs must be positive");
+    if (!(this.#lockWaitMs > 0)) throw new TypeError("lockWaitMs must be positive");
+  }
+
+  /** The file of `key` (validated: no traversal out of the root, no reserved names). */
+  pathOf(key: string): string {
+    assertBlobKey(key);
+    if (key.split("/").some((seg) => seg.startsWith(RESERVED_PREFIX))) {
+      throw new SlipstreamError("INVALID_ARGUMENT", `key ${JSON.stringify(key)} uses the reserved prefix ${RESERVED_PREFIX}`);
+    }
+    const path = resolve(this.rootDir, ...key.split("/"));
+    if (!path.startsWith(this.rootDir + sep)) {
+      throw new SlipstreamError("INVALID_ARGUMENT", `key ${JSON.stringify(key)} leaves the store root`);
+    }
+    return path;
+  }
+
+  #tempPath(path: string): string {
+    return join(dirname(path), `${TMP_PREFIX}${randomBytes(8).toString("hex")}`);
+  }
+
+  async #ensureDir(path: string, key: string): Promise<void> {
+    try {
+      await mkdir(dirname(path), { recursive: true });
+    } catch (err) {
+      if (errno(err) === "EEXIST" || errno(err) === "ENOTDIR") {
+        throw new SlipstreamError("BACKEND", `fs blob store: a parent of ${key} is an object, not a folder`, { cause: err });
+      }
+      throw backend(`creating the folder of ${key}`, err);
+    }
+  }
+
+  /** Writes `body` to a fresh temp file beside `path`, fsynced; returns the temp path. */
+  async #writeTemp(path: string, body: AsyncIterable<Uint8Array> | Uint8Array, signal?: AbortSignal): Promise<string> {
+    const tmp = this.#tempPath(path);
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(tmp, "wx", 0o644);
+      if (body instanceof Uint8Array) {
+        await fh.writeFile(body);
+      } else {
+        for await (const chunk of body) {
+          throwIfAborted(signal, "fs blob store put");
+          await fh.write(chunk);
+        }
+      }
+      throwIfAborted(signal, "fs blob store put");
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+      return tmp;
+    } catch (err) {
+      await fh?.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+  }
+
+  async put(key: string, body: AsyncIterable<Uint8Array>, opts: BlobPutOptions = {}): Promise<void> {
+    const path = this.pathOf(key);
+    throwIfAborted(opts.signal, "fs blob store put");
+    await this.#ensureDir(path, key);
+    let tmp: string;
+    try {
+      tmp = await this.#writeTemp(path, body, opts.signal);
+    } catch (err) {
+      if (opts.signal?.aborted) throw abortedError(opts.signal, `fs blob store put ${key}`);
+      throw backend(`writing ${key}`, err);
+    }
+    try {
+      throwIfAborted(opts.signal, "fs blob store put");
+      await this.#withLock(path, key, opts.signal, async () => {
+        await rename(tmp, path);
+        await fsyncPath(dirname(path));
+      });
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      if (errno(err) === "EISDIR" || errno(err) === "ENOTEMPTY") {
+        throw new SlipstreamError("BACKEND", `fs blob store: ${key} is a folder of other objects`, { cause: err });
+      }
+      throw backend(`publishing ${key}`, err);
+    }
+  }
+
+  async get(key: string, opts: BlobOpOptions = {}): Promise<BlobBody | undefined> {
+    const path = this.pathOf(key);
+    throwIfAborted(opts.signal, "fs blob store get");
+    let fh: FileHandle;
+    try {
+      fh = await open(path, "r");
+    } catch (err) {
+      if (errno(err) === "ENOENT" || errno(err) === "ENOTDIR") return undefined;
+      throw backend(`opening ${key}`, err);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) {
+        await fh.close();
+        return undefined;
+      }
+      const body = fh.createReadStream({ highWaterMark: 1 << 20, signal: opts.signal });
+      return { size: st.size, body };
+    } catch (err) {
+      await fh.close().catch(() => {});
+      throw backend(`reading ${key}`, err);
+    }
+  }
+
+  async readSmall(key: string, opts: BlobReadSmallOptions): Promise<SmallBlob | undefined> {
+    const path = this.pathOf(key);
+    throwIfAborted(opts.signal, "fs blob store read");
+    const got = await this.#readCapped(path, key, opts.maxBytes);
+    return got && { bytes: got, version: sha256(got) };
+  }
+
+  async #readCapped(path: string, key: string, maxBytes: number): Promise<Uint8Array | undefined> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, "r");
+    } catch (err) {
+      if (errno(err) === "ENOENT" || errno(err) === "ENOTDIR") return undefined;
+      throw backend(`opening ${key}`, err);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) return undefined;
+      if (st.size > maxBytes) throw objectTooLarge(key, maxBytes, st.size);
+      const buf = Buffer.alloc(maxBytes + 1);
+      let n = 0;
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+        if (bytesRead === 0) break;
+        n += bytesRead;
+        if (n > maxBytes) throw objectTooLarge(key, maxBytes);
+      }
+      return new Uint8Array(buf.subarray(0, n));
+    } catch (err) {
+      throw backend(`reading ${key}`, err);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async conditionalPut(
+    key: string,
+    bytes: Uint8Array,
+    condition: PutCondition,
+    opts: BlobOpOptions = {},
+  ): Promise<ConditionalPutResult> {
+    const path = this.pathOf(key);
+    throwIfAborted(opts.signal, "fs blob store conditional put");
+    await this.#ensureDir(path, key);
+    const tmp = await this.#writeTemp(path, bytes).catch((err: unknown) => {
+      throw backend(`writing ${key}`, err);
+    });
+    const version = sha256(bytes);
+    try {
+      return await this.#withLock(path, key, opts.signal, async (): Promise<ConditionalPutResult> => {
+        if ("ifAbsent" in condition) {
+          // link() creates the name only if it does not exist: atomic create-only, even
+          // against writers that do not take the lock.
+          try {
+            await link(tmp, path);
+          } catch (err) {
+            if (errno(err) === "EEXIST") return { status: "conflict" };
+            throw err;
+          }
+          await fsyncPath(dirname(path));
+          return { status: "written", version };
+        }
+        const current = await hashPath(path);
+        if (current === undefined || current !== condition.ifVersion) return { status: "conflict" };
+        await rename(tmp, path);
+        await fsyncPath(dirname(path));
+        return { status: "written", version };
+      });
+    } catch (err) {
+      throw backend(`conditional write of ${key}`, err);
+    } finally {
+      await unlink(tmp).catch(() => {});
+    }
+  }
+
+  async *list(prefix: string, opts: BlobOpOptions = {}): AsyncGenerator<BlobInfo> {
+    if (typeof prefix !== "string") throw new TypeError("prefix must be a string");
+    throwIfAborted(opts.signal, "fs blob store list");
+    // Walk from the deepest folder the prefix names completely; filter by the string prefix.
+    const cut = prefix.lastIndexOf("/");
+    const base = cut < 0 ? "" : prefix.slice(0, cut);
+    let baseDir = this.rootDir;
+    if (base !== "") {
+      try {
+        baseDir = this.pathOf(base);
+      } catch {
+        return; // a prefix no valid key can start with
+      }
+    }
+    const walk = async function* (dir: string, rel: string): AsyncGenerator<BlobInfo> {
+      let entries: import("node:fs").Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (errno(err) === "ENOENT" || errno(err) === "ENOTDIR") return;
+        throw backend(`listing ${rel || "/"}`, err);
+      }
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const e of entries) {
+        if (e.name.startsWith(RESERVED_PREFIX)) continue;
+        throwIfAborted(opts.signal, "fs blob store list");
+        const key = rel === "" ? e.name : `${rel}/${e.name}`;
+        const abs = join(dir, e.name);
+        if (e.isDirectory()) {
+          if (prefix.startsWith(`${key}/`) || key.startsWith(prefix) || prefix === "") yield* walk(abs, key);
+        } else if (e.isFile() && key.startsWith(prefix)) {
+          let st: import("node:fs").Stats;
+          try {
+            st = await stat(abs);
+          } catch (err) {
+            if (errno(err) === "ENOENT") continue;
+            throw backend(`listing ${key}`, err);
+          }
+          yield { key, size: st.size, lastModified: st.mtime };
+        }
+      }
+    };
+    yield* walk(baseDir, base);
+  }
+
+  async delete(key: string, opts: BlobOpOptions = {}): Promise<void> {
+    const path = this.pathOf(key);
+    throwIfAborted(opts.signal, "fs blob store delete");
+    try {
+      await this.#withLock(path, key, opts.signal, async () => {
+        try {
+          await unlink(path);
+        } catch (err) {
+          if (errno(err) === "ENOENT" || errno(err) === "ENOTDIR") return;
+          throw err;
+        }
+        await fsyncPath(dirname(path));
+      });
+    } catch (err) {
+      if (errno(err) === "ENOENT") return;
+      throw backend(`deleting ${key}`, err);
+    }
+  }
+
+  /**
+   * Runs `fn` holding the lock file of `path` (created exclusively beside it). A lock older
+   * than `staleLockMs` is taken over: renamed away atomically (only one contender can win
+   * that rename) and checked to be the very file judged stale before it is removed.
+   */
+  async #withLock<T>(path: string, key: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    const lockPath = join(dirname(path), `${LOCK_PREFIX}${path.slice(dirname(path).length + 1)}`);
+    const deadline = Date.now() + this.#lockWaitMs;
+    let fh: FileHandle | undefined;
+    for (let attempt = 0; ; attempt++) {
+      throwIfAborted(signal, `fs blob store lock of ${key}`);
+      try {
+        fh = await open(lockPath, "wx", 0o644);
+        await fh.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() }));
+        break;
+      } catch (err) {
+        await fh?.close().catch(() => {});
+        fh = undefined;
+        if (errno(err) === "ENOENT") {
+          await mkdir(dirname(path), { recursive: true });
+          continue;
+        }
+        if (errno(err) !== "EEXIST") throw err;
+      }
+      await this.#recoverStaleLock(lockPath);
+      if (Date.now() > deadline) {
+        throw new SlipstreamError("TIMEOUT", `fs blob store: waited ${this.#lockWaitMs} ms for the lock of ${key}`);
+      }
+      await sleep(Math.min(100, 2 + attempt * 2 + Math.floor(Math.random() * 5)), signal);
+    }
+    const mine = await fh.stat();
+    try {
+      return await fn();
+    } finally {
+      await fh.close().catch(() => {});
+      // Remove the lock only if it is still ours (a stale-lock recovery may have replaced it).
+      const now = await lstat(lockPath).catch(() => undefined);
+      if (now && now.ino === mine.ino && now.dev === mine.dev) await unlink(lockPath).catch(() => {});
+    }
+  }
+
+  async #recoverStaleLock(lockPath: string): Promise<void> {
+    const st = await lstat(lockPath).catch(() => undefined);
+    if (!st || Date.now() - st.mtimeMs < this.#staleLockMs) return;
+    const aside = `${lockPath}.stale-${randomBytes(6).toString("hex")}`;
+    try {
+      await rename(lockPath, aside);
+    } catch {
+      return; // someone else recovered it (or its owner released it)
+    }
+    const moved = await lstat(aside).catch(() => undefined);
+    if (moved && (moved.ino !== st.ino || moved.dev !== st.dev)) {
+      // We raced another recoverer and moved a fresh lock: put it back if the name is free.
+      await link(aside, lockPath).catch(() => {});
+    }
+    await unlink(aside).catch(() => {});
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * One export round of a fleet: the node that wins the lease exports its fold, uploads it
+ * and records the outcome in the lease; every other node skips. The lease only
+ * de-duplicates work — safety comes from the monotonic pointer (invariant 6).
+ */
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  type ExportManifest,
+  type Logger,
+  type ProgressFn,
+  SlipstreamError,
+  TEMP_PREFIX,
+  type WatchCursor,
+  silentLogger,
+  throwIfAborted,
+} from "@slipstream/core";
+import type { ArtifactTransport } from "./artifact-transport.js";
+
+/** The held lease of a round (structurally, `LeaseGuard` of `@slipstream/lease`). */
+export interface RoundLeaseGuard {
+  complete(cursor: WatchCursor): Promise<void>;
+  abandon(): Promise<void>;
+}
+
+/** The lease a round competes for (structurally, `ExportLease` of `@slipstream/lease`). */
+export interface RoundLease {
+  tryAcquire(ttlMs: number): Promise<RoundLeaseGuard | undefined>;
+}
+
+/** What exports the fold (structurally, `AppliedWatch` of `@slipstream/fold`). */
+export interface RoundExporter {
+  requestExport(destDir: string, opts?: { signal?: AbortSignal; onProgress?: ProgressFn }): Promise<ExportManifest>;
+}
+
+/** Options of {@link runExportRound}. */
+export interface ExportRoundOptions {
+  lease: RoundLease;
+  /** Lease time-to-live = the round period; payloads are pruned after 4 × ttl. */
+  ttlMs: number;
+  fold: RoundExporter;
+  transport: Pick<ArtifactTransport, "upload" | "prune">;
+  /** The artifact key under the transport's prefix. */
+  key: string;
+  /** A local directory for the transient artifact (created if missing). */
+  scratchDir: string;
+  signal?: AbortSignal;
+  logger?: Logger;
+  onProgress?: ProgressFn;
+}
+
+/** What {@link runExportRound} did. */
+export type ExportRoundResult =
+  | { readonly outcome: "skipped" }
+  | {
+      readonly outcome: "published" | "superseded";
+      readonly cursor: WatchCursor;
+      readonly manifest: ExportManifest;
+    };
+
+/**
+ * Runs one export round: acquire the lease (another holder → `{ outcome: "skipped" }`),
+ * export the fold into `<scratchDir>/.slipstream-export-round-*` /artifact, upload it,
+ * record the cursor in the lease (also when a newer artifact superseded ours), prune
+ * payloads older than 4 × ttl when ours was published, and delete the local artifact. A
+ * failure after winning abandons the lease (so the next round need not wait for it to
+ * expire), removes the local artifact and is rethrown.
+ */
+export async function runExportRound(opts: ExportRoundOptions): Promise<ExportRoundResult> {
+  const log = opts.logger ?? silentLogger;
+  if (!(opts.ttlMs > 0)) throw new TypeError("ttlMs must be a positive number");
+  throwIfAborted(opts.signal, "export round");
+  let guard: RoundLeaseGuard | undefined;
+  try {
+    guard = await opts.lease.tryAcquire(opts.ttlMs);
+  } catch (err) {
+    throw SlipstreamError.wrap(err, "BACKEND", "export lease");
+  }
+  if (!guard) {
+    log.debug("export round skipped: another node holds the lease", { key: opts.key });
+    return { outcome: "skipped" };
+  }
+
+  let roundDir: string | undefined;
+  try {
+    await mkdir(opts.scratchDir, { recursive: true });
+    roundDir = await mkdtemp(join(opts.scratchDir, TEMP_PREFIX.exportRound));
+    const artifactDir = join(roundDir, "artifact");
+    const exported = await opts.fold.requestExport(artifactDir, { signal: opts.signal, onProgress: opts.onProgress });
+    const uploaded = await opts.transport.upload(opts.key, artifactDir, {
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+    });
+    const cursor = uploaded.cursor;
+    if (!cursor.equals(exported.cursor)) {
+      throw new SlipstreamError(
+        "ARTIFACT_INVALID",
+        `uploaded cursor ${cursor.toHex()} differs from the exported ${exported.cursor.toHex()}`,
+      );
+    }
+    // The round is done; what follows must not undo it, so its failures are only logged.
+    try {
+      await guard.complete(cursor);
+    } catch (err) {
+      log.warn("export round: recording the outcome in the lease failed", {
+        key: opts.key,
+        cursor: cursor.toHex(),
+        error: (err as Error).message,
+      });
+    }
+    if (uploaded.outcome === "superseded") {
+      log.warn("export round superseded by a newer artifact", {
+        key: opts.key,
+        cursor: cursor.toHex(),
+        remoteCursor: uploaded.remoteCursor.toHex(),
+      });
+    } else {
+      try {
+        await opts.transport.prune(opts.key, 4 * opts.ttlMs, { signal: opts.signal });
+      } catch (err) {
+        log.warn("export round: pruning old payloads failed", { key: opts.key, error: (err as Error).message });
+      }
+    }
+    return { outcome: uploaded.outcome, cursor, manifest: uploaded.manifest };
+  } catch (err) {
+    try {
+      await guard.abandon();
+    } catch (abandonErr) {
+      log.warn("export round: abandoning the lease failed", { key: opts.key, error: (abandonErr as Error).message });
+    }
+    log.error("export round failed", { key: opts.key, error: (err as Error).message });
+    throw err;
+  } finally {
+    if (roundDir) await rm(roundDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Bootstrap of a new node from the published artifact: download, verified import, and the
+ * store is ready to resume its watch from the artifact's cursor (delta only).
+ */
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { type ProgressFn, type SnapshotStore, TEMP_PREFIX, throwIfAborted } from "@slipstream/core";
+import type { ArtifactTransport } from "./artifact-transport.js";
+
+/** Options of {@link importRemote}. */
+export interface ImportRemoteOptions<S extends SnapshotStore = SnapshotStore> {
+  transport: Pick<ArtifactTransport, "download">;
+  /** The artifact key under the transport's prefix. */
+  key: string;
+  /** A local directory for the transient download (created if missing). */
+  scratchDir: string;
+  /** Where the store is created (absent or empty). */
+  destDir: string;
+  /**
+   * The store's verified import, e.g. `LevelSnapshotStore.import` or
+   * `MemorySnapshotStore.import`: re-checks every size and hash before anything appears at `destDir`.
+   */
+  open: (artifactDir: string, destDir: string) => Promise<S>;
+  signal?: AbortSignal;
+  onProgress?: ProgressFn;
+}
+
+/**
+ * Downloads the artifact published under `key` into
+ * `<scratchDir>/.slipstream-bootstrap-*` /artifact, imports it with `open` and always
+ * deletes the download. Returns the opened store; resume the watch from its `cursor`.
+ */
+export async function importRemote<S extends SnapshotStore>(opts: ImportRemoteOptions<S>): Promise<S> {
+  throwIfAborted(opts.signal, "import");
+  await mkdir(opts.scratchDir, { recursive: true });
+  const work = await mkdtemp(join(opts.scratchDir, TEMP_PREFIX.bootstrap));
+  try {
+    const artifactDir = join(work, "artifact");
+    await opts.transport.download(opts.key, artifactDir, { signal: opts.signal, onProgress: opts.onProgress });
+    throwIfAborted(opts.signal, "import");
+    return await opts.open(artifactDir, opts.destDir);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

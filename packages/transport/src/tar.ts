@@ -1,0 +1,297 @@
+/**
+ * The wire format of an artifact: an uncompressed tar holding `MANIFEST.json` and the
+ * declared files under `data/` (plus their parent directories), with normalised modes,
+ * owners and times. Unpacking trusts nothing in the tar: every entry must be a regular file
+ * or directory the pointer's manifest declares, with the declared size.
+ */
+import { createReadStream } from "node:fs";
+import { mkdir, open } from "node:fs/promises";
+import { dirname, join, resolve, sep } from "node:path";
+import {
+  type ExportManifest,
+  MANIFEST_FILE,
+  MAX_MANIFEST_BYTES,
+  PAYLOAD_DIR,
+  SlipstreamError,
+  abortedError,
+  artifactInvalid,
+  fsyncPath,
+  throwIfAborted,
+} from "@slipstream/core";
+import * as tarStream from "tar-stream";
+
+const FILE_MODE = 0o644;
+const DIR_MODE = 0o755;
+const READ_CHUNK = 256 * 1024;
+
+interface EventSource {
+  once(event: string, fn: (...args: unknown[]) => void): unknown;
+  off(event: string, fn: (...args: unknown[]) => void): unknown;
+}
+
+/** Waits for `event` on a (Node or streamx) stream; rejects if it closes or errors first. */
+function waitEvent(stream: EventSource, event: string): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const cleanup = () => {
+      stream.off(event, onEvent);
+      stream.off("error", onError);
+      stream.off("close", onClose);
+    };
+    const onEvent = () => {
+      cleanup();
+      resolvePromise();
+    };
+    const onError = (err: unknown) => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new Error("stream closed"));
+    };
+    stream.once(event, onEvent);
+    stream.once("error", onError);
+    stream.once("close", onClose);
+  });
+}
+
+/** The parent directories (`data`, `data/a`, …) of the declared files, sorted. */
+export function payloadDirs(manifest: ExportManifest): string[] {
+  const dirs = new Set<string>([PAYLOAD_DIR]);
+  for (const f of manifest.files) {
+    const segs = f.path.split("/");
+    for (let i = 2; i < segs.length; i++) dirs.add(segs.slice(0, i).join("/"));
+  }
+  return [...dirs].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+}
+
+/** Options of {@link packArtifact}. */
+export interface PackOptions {
+  signal?: AbortSignal;
+  /** Called with the number of payload bytes read from disk, as they are read. */
+  onBytes?: (n: number) => void;
+}
+
+/**
+ * Streams the tar of an artifact directory whose manifest is `manifestBytes`/`manifest`:
+ * `MANIFEST.json`, the directories holding declared files, then every declared file, read
+ * from disk with bounded buffers. A file whose size differs from the manifest aborts the
+ * stream with `ARTIFACT_INVALID`.
+ */
+export async function* packArtifact(
+  artifactDir: string,
+  manifest: ExportManifest,
+  manifestBytes: Uint8Array,
+  opts: PackOptions = {},
+): AsyncGenerator<Uint8Array> {
+  const pack = tarStream.pack({ highWaterMark: READ_CHUNK });
+  const mtime = manifest.createdAt;
+  const common = { uid: 0, gid: 0, uname: "", gname: "", mtime };
+
+  const addFile = async (
+    name: string,
+    size: number,
+    body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  ): Promise<void> => {
+    let entryError: Error | null | undefined;
+    const ended = new Promise<void>((resolvePromise) => {
+      const entry = pack.entry({ ...common, name, type: "file", mode: FILE_MODE, size }, (err) => {
+        entryError = err;
+        resolvePromise();
+      });
+      void (async () => {
+        try {
+          let written = 0;
+          for await (const chunk of body) {
+            throwIfAborted(opts.signal, "packing the artifact");
+            written += chunk.byteLength;
+            if (written > size) throw artifactInvalid(`${name} grew past its declared ${size} bytes while uploading`);
+            opts.onBytes?.(chunk.byteLength);
+            if (!entry.write(chunk)) await waitEvent(entry as unknown as EventSource, "drain");
+          }
+          if (written !== size) {
+            throw artifactInvalid(`${name} is ${written} bytes; the manifest declares ${size}`);
+          }
+          entry.end(undefined);
+        } catch (err) {
+          entry.destroy(err as Error);
+          pack.destroy(err as Error);
+        }
+      })();
+    });
+    await ended;
+    if (entryError) throw entryError;
+  };
+
+  const produce = async (): Promise<void> => {
+    await addFile(MANIFEST_FILE, manifestBytes.byteLength, [manifestBytes]);
+    for (const dir of payloadDirs(manifest)) {
+      pack.entry({ ...common, name: `${dir}/`, type: "directory", mode: DIR_MODE });
+    }
+    for (const f of manifest.files) {
+      const path = join(artifactDir, f.path);
+      // `end` is inclusive: reading one byte past the declared size detects a file that grew.
+      const body = createReadStream(path, { start: 0, end: f.size, highWaterMark: READ_CHUNK });
+      try {
+        await addFile(f.path, f.size, body as AsyncIterable<Uint8Array>);
+      } finally {
+        body.destroy();
+      }
+    }
+    pack.finalize();
+  };
+
+  let finished = false;
+  const producing = produce().catch((err: unknown) => {
+    pack.destroy(err instanceof Error ? err : new Error(String(err)));
+  });
+  const onAbort = () => pack.destroy(abortedError(opts.signal, "packing the artifact"));
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    for await (const chunk of pack) yield chunk as Uint8Array;
+    finished = true;
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+    if (!finished) pack.destroy();
+    await producing;
+  }
+}
+
+/** Options of {@link unpackArtifact}. */
+export interface UnpackOptions {
+  /** The pointer's manifest: the only entries accepted are the ones it declares. */
+  manifest: ExportManifest;
+  /** The pointer's bytes; the embedded `MANIFEST.json` must equal them byte for byte. */
+  manifestBytes: Uint8Array;
+  signal?: AbortSignal;
+}
+
+function entryPathProblem(name: string): string | undefined {
+  if (name.length === 0) return "is empty";
+  if (name.includes("\0")) return "contains a NUL byte";
+  if (name.includes("\\")) return "contains a backslash";
+  if (name.startsWith("/")) return "is absolute";
+  for (const seg of name.split("/")) {
+    if (seg === "" || seg === "." || seg === "..") return "leaves the artifact (empty, '.' or '..' segment)";
+  }
+  return undefined;
+}
+
+/**
+ * Unpacks the tar at `tarPath` into the existing empty directory `stageDir`. Refuses with
+ * `ARTIFACT_INVALID` — before writing the offending entry — anything that is not a regular
+ * file or directory, any path that is absolute, has a backslash or a `.`/`..` segment, is
+ * not `MANIFEST.json`, `data/` or declared by `manifest`, has a size other than declared,
+ * or appears twice; an embedded `MANIFEST.json` that differs from `manifestBytes`; and a
+ * tar missing the manifest or a declared file. Permissions and times in the tar are ignored.
+ */
+export async function unpackArtifact(tarPath: string, stageDir: string, opts: UnpackOptions): Promise<void> {
+  throwIfAborted(opts.signal, "unpacking the artifact");
+  const root = resolve(stageDir);
+  const declared = new Map(opts.manifest.files.map((f) => [f.path, f.size]));
+  const dirs = new Set(payloadDirs(opts.manifest));
+  const seen = new Set<string>();
+  let sawManifest = false;
+
+  const input = createReadStream(tarPath, { highWaterMark: READ_CHUNK });
+  const extract = tarStream.extract();
+  const feeding = (async () => {
+    for await (const chunk of input) {
+      if (!extract.write(chunk as Buffer)) await waitEvent(extract as unknown as EventSource, "drain");
+    }
+    extract.end(undefined);
+  })().catch((err: unknown) => {
+    extract.destroy(err instanceof Error ? err : new Error(String(err)));
+  });
+  const onAbort = () => extract.destroy(abortedError(opts.signal, "unpacking the artifact"));
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+
+  try {
+    for await (const entry of extract) {
+      const h = entry.header;
+      const type = h.type ?? "file";
+      const rawName = h.name;
+      const name = type === "directory" ? rawName.replace(/\/$/, "") : rawName;
+      const shown = JSON.stringify(rawName.slice(0, 200));
+      if (type !== "file" && type !== "directory") {
+        throw artifactInvalid(`tar entry ${shown} is a ${type}; only regular files and directories are allowed`);
+      }
+      const problem = entryPathProblem(name);
+      if (problem) throw artifactInvalid(`tar entry ${shown} ${problem}`);
+      const target = resolve(root, name);
+      if (!target.startsWith(root + sep)) throw artifactInvalid(`tar entry ${shown} leaves the artifact`);
+      if (seen.has(name)) throw artifactInvalid(`tar entry ${shown} appears twice`);
+      seen.add(name);
+      const size = h.size ?? 0;
+
+      if (type === "directory") {
+        if (!dirs.has(name)) throw artifactInvalid(`tar entry ${shown} is a directory the manifest does not need`);
+        if (size !== 0) throw artifactInvalid(`tar directory entry ${shown} has a body`);
+        await mkdir(target, { recursive: true });
+        entry.resume();
+        continue;
+      }
+
+      if (name === MANIFEST_FILE) {
+        if (size > MAX_MANIFEST_BYTES || size !== opts.manifestBytes.byteLength) {
+          throw artifactInvalid("embedded manifest disagrees with the pointer (size differs)");
+        }
+        const chunks: Uint8Array[] = [];
+        for await (const chunk of entry) chunks.push(chunk as Uint8Array);
+        const bytes = Buffer.concat(chunks);
+        if (!bytes.equals(Buffer.from(opts.manifestBytes))) {
+          throw artifactInvalid("embedded manifest disagrees with the pointer");
+        }
+        const fh = await open(target, "wx", FILE_MODE);
+        try {
+          await fh.writeFile(bytes);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        sawManifest = true;
+        continue;
+      }
+
+      const want = declared.get(name);
+      if (want === undefined) throw artifactInvalid(`tar entry ${shown} is not declared by the manifest`);
+      if (size !== want) {
+        throw artifactInvalid(`tar entry ${shown} is ${size} bytes; the manifest declares ${want}`);
+      }
+      await mkdir(dirname(target), { recursive: true });
+      const fh = await open(target, "wx", FILE_MODE);
+      try {
+        let written = 0;
+        for await (const raw of entry) {
+          const chunk = raw as Uint8Array;
+          written += chunk.byteLength;
+          if (written > want) throw artifactInvalid(`tar entry ${shown} is longer than declared`);
+          await fh.write(chunk);
+        }
+        if (written !== want) throw artifactInvalid(`tar entry ${shown} is truncated`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }
+  } catch (err) {
+    if (SlipstreamError.is(err)) throw err;
+    if (opts.signal?.aborted) throw abortedError(opts.signal, "unpacking the artifact");
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === "string" && code.startsWith("E") && code !== "ERR_STREAM_PREMATURE_CLOSE") {
+      throw SlipstreamError.wrap(err, "BACKEND", "unpacking the artifact");
+    }
+    throw artifactInvalid(`payload is not a valid tar: ${(err as Error).message}`, err);
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+    input.destroy();
+    extract.destroy();
+    await feeding;
+  }
+
+  if (!sawManifest) throw artifactInvalid(`payload has no embedded ${MANIFEST_FILE}`);
+  for (const path of declared.keys()) {
+    if (!seen.has(path)) throw artifactInvalid(`payload file missing: ${path}`);
+  }
+  await fsyncPath(root);
+}
