@@ -1,0 +1,87 @@
+/** What a bucket's reader, writer and watcher share. */
+import type { JetStreamClient, JetStreamManager, StreamInfo } from "@nats-io/jetstream";
+import type { NatsConnection as NatsClient } from "@nats-io/nats-core";
+import { type Logger, withTimeout } from "@slipstream/core";
+import { mapNatsError } from "./errors.js";
+
+/** A server-side resource (a watch or listing consumer) that must be released on close. */
+export interface Releasable {
+  /** Stops the work and deletes its consumer; never throws. */
+  release(): Promise<void>;
+}
+
+/** Tracks live consumers of one connection so `close()` can release them all. */
+export class ResourceRegistry {
+  readonly #items = new Set<Releasable>();
+  #closing = false;
+
+  /** True once the owning connection started closing. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** Registers `r`; returns the function that unregisters it. */
+  add(r: Releasable): () => void {
+    this.#items.add(r);
+    return () => {
+      this.#items.delete(r);
+    };
+  }
+
+  /** Number of live resources (for tests and diagnostics). */
+  get size(): number {
+    return this.#items.size;
+  }
+
+  /** Marks the registry closing and releases everything registered. */
+  async releaseAll(): Promise<void> {
+    this.#closing = true;
+    const items = [...this.#items];
+    this.#items.clear();
+    await Promise.all(items.map((r) => r.release()));
+  }
+}
+
+/** One bucket's view of the connection. */
+export interface BucketContext {
+  readonly bucket: string;
+  /** The backing stream, `KV_<bucket>`. */
+  readonly stream: string;
+  /** Subject space of the bucket's keys, `$KV.<bucket>.`. */
+  readonly subjectPrefix: string;
+  readonly nc: NatsClient;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  /** Whether the stream allows direct gets. */
+  readonly direct: boolean;
+  /** Bound of every network await. */
+  readonly timeoutMs: number;
+  /** How long a watch may wait with neither messages nor heartbeats before it fails. */
+  readonly watchStallMs: number;
+  readonly logger: Logger;
+  readonly resources: ResourceRegistry;
+  /** Whether the connected server takes several filter subjects on one consumer (≥ 2.10). */
+  multiFilter(): boolean;
+}
+
+/** Stream info of the bucket, bounded by the context's timeout. */
+export function streamInfo(ctx: BucketContext, signal?: AbortSignal): Promise<StreamInfo> {
+  return withTimeout(`stream info of bucket ${ctx.bucket}`, ctx.timeoutMs, signal, async () => {
+    try {
+      return await ctx.jsm.streams.info(ctx.stream);
+    } catch (err) {
+      throw mapNatsError(err, `stream info of bucket ${ctx.bucket}`);
+    }
+  });
+}
+
+/** Runs a nats.js call bounded by the timeout, mapping its failure. */
+export function timed<T>(ctx: { timeoutMs: number }, what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+  return withTimeout(what, ctx.timeoutMs, signal, async () => {
+    try {
+      return await fn();
+    } catch (err) {
+      throw mapNatsError(err, what);
+    }
+  });
+}

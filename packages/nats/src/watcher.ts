@@ -1,0 +1,376 @@
+/**
+ * The KvWatcher of a NATS bucket: one ordered pull consumer per watch, whatever the scope.
+ *
+ * - No cursor (or cursor 0): state-sync. DeliverPolicy LastPerSubject hands over the current
+ *   message of every subject in scope, then the same consumer continues live — one consumer,
+ *   so no gap between the re-list and the live phase.
+ * - With a cursor: ByStartSequence at cursor + 1 (delta only). NATS silently clamps a start
+ *   below its first retained sequence, so the stream's first sequence is compared with
+ *   cursor + 1 before and again after the consumer is created (never resume silently across
+ *   a gap) and `CURSOR_EXPIRED` is thrown instead of delivering a gapped stream.
+ * - Live floor guard: while a watch sees every message of the bucket, a delivered sequence
+ *   that jumps past the last one seen + 1 triggers a first-sequence check; benign interior
+ *   gaps pass, an overrun by retention ends with `CURSOR_EXPIRED`. The same check runs after
+ *   the ordered consumer re-creates itself (reconnect, server restart), for every scope.
+ * - Lost connection / restarted server: nats.js re-creates the ordered consumer from the
+ *   last delivered sequence + 1, and the check above guards that resume. A watch that waits
+ *   longer than `watchStallMs` with neither a message nor a heartbeat, or whose connection
+ *   closes underneath it, ends with `WATCH_FAILED`; it never stalls silently.
+ * - Breaking the loop, aborting the signal or closing the connection deletes the consumer.
+ */
+import { DeliverPolicy } from "@nats-io/jetstream";
+import type { Consumer, ConsumerMessages, JsMsg, OrderedConsumerOptions } from "@nats-io/jetstream";
+import {
+  type KvUpdate,
+  type KvWatcher,
+  SlipstreamError,
+  type WatchOptions,
+  type WatchScope,
+  invalidArgument,
+  liveGapOk,
+  liveGapSuspect,
+  resumeStartSequence,
+  resumeWindowOk,
+  withTimeout,
+} from "@slipstream/core";
+import { type BucketContext, streamInfo, timed } from "./context.js";
+import { keyOf, toUpdate } from "./decode.js";
+import { type FilterPlan, planFilters } from "./keys.js";
+
+/** Pull batch of a watch consumer. */
+const WATCH_BATCH = 256;
+/** Pull request lifetime; the idle heartbeat is half of it. */
+const WATCH_EXPIRES_MS = 10_000;
+/** Server-side backstop: a watch consumer nobody pulls from for this long is removed. */
+const WATCH_INACTIVE_MS = 120_000;
+
+/** The byte prefixes a scope covers, validated. */
+function scopeToPrefixes(scope: WatchScope): readonly string[] {
+  if (typeof scope !== "object" || scope === null) throw new TypeError("scope must be a WatchScope object");
+  switch (scope.kind) {
+    case "all":
+      return [""];
+    case "prefix":
+      return [scope.prefix];
+    case "prefixes":
+      if (!Array.isArray(scope.prefixes)) throw new TypeError("scope.prefixes must be an array");
+      return scope.prefixes;
+    default:
+      throw invalidArgument(`unknown watch scope kind ${JSON.stringify((scope as { kind?: unknown }).kind)}`);
+  }
+}
+
+/** The revision a watch resumes after, or undefined for a state-sync. */
+function resumeRevision(opts: WatchOptions): bigint | undefined {
+  const from = opts.from;
+  if (from === undefined || from.isNone) return undefined;
+  const rev = from.revision;
+  if (rev === undefined) {
+    throw invalidArgument(`cursor ${from.toHex()} is not a NATS revision (an 8-byte cursor is required)`);
+  }
+  return rev === 0n ? undefined : rev;
+}
+
+/** Throws CURSOR_EXPIRED unless the stream still holds everything after `revision`. */
+function checkWindow(ctx: BucketContext, revision: bigint, firstSeq: bigint, lastSeq: bigint): void {
+  if (!resumeWindowOk(revision, firstSeq)) {
+    throw new SlipstreamError(
+      "CURSOR_EXPIRED",
+      `cursor ${revision} of bucket ${ctx.bucket} has expired: the stream's first retained sequence is ${firstSeq}, so revisions ${revision + 1n}..${firstSeq - 1n} are gone; resync`,
+    );
+  }
+  if (revision > lastSeq) {
+    throw new SlipstreamError(
+      "CURSOR_EXPIRED",
+      `cursor ${revision} of bucket ${ctx.bucket} is ahead of the stream (last sequence ${lastSeq}); was the bucket recreated? resync`,
+    );
+  }
+}
+
+/** One running watch: its consumer, its guards and how it ends. */
+class WatchSession {
+  readonly #ctx: BucketContext;
+  readonly #plan: FilterPlan;
+  readonly #resumeAfter: bigint | undefined;
+  readonly #signal: AbortSignal | undefined;
+  /** True when every message of the bucket reaches this consumer, so any gap is meaningful. */
+  readonly #guardGaps: boolean;
+  #consumer: Consumer | undefined;
+  #messages: ConsumerMessages | undefined;
+  #failure: SlipstreamError | undefined;
+  #ended = false;
+  #released: Promise<void> | undefined;
+  #opening: Promise<void> | undefined;
+  #unregister: (() => void) | undefined;
+  #onAbort: (() => void) | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
+  #waitingSince: number | undefined;
+  #lastAlive = Date.now();
+
+  constructor(ctx: BucketContext, plan: FilterPlan, resumeAfter: bigint | undefined, signal: AbortSignal | undefined) {
+    this.#ctx = ctx;
+    this.#plan = plan;
+    this.#resumeAfter = resumeAfter;
+    this.#signal = signal;
+    this.#guardGaps = plan.subjects.length === 1 && plan.subjects[0] === `${ctx.subjectPrefix}>`;
+  }
+
+  /** Ends the watch cleanly (break, abort, connection close). */
+  #end(): void {
+    this.#ended = true;
+    this.#messages?.stop();
+  }
+
+  /** Ends the watch with `err`, thrown from the iterator at its next step. */
+  #fail(err: SlipstreamError): void {
+    if (this.#ended || this.#failure) return;
+    this.#failure = err;
+    this.#messages?.stop();
+  }
+
+  async *run(): AsyncGenerator<KvUpdate> {
+    const ctx = this.#ctx;
+    if (this.#signal?.aborted) return;
+    this.#onAbort = () => this.#end();
+    this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+    this.#unregister = ctx.resources.add({ release: () => this.release() });
+    if (ctx.resources.closing) return;
+    try {
+      this.#opening = this.#open();
+      await this.#opening;
+    } catch (err) {
+      if (this.#ended) return;
+      throw err;
+    }
+    yield* this.#pump();
+  }
+
+  async #open(): Promise<void> {
+    const ctx = this.#ctx;
+    const rev = this.#resumeAfter;
+    const signal = this.#signal;
+    const filter = this.#plan.subjects.length === 1 ? (this.#plan.subjects[0] as string) : this.#plan.subjects;
+    const opts: Partial<OrderedConsumerOptions> = { filter_subjects: filter, inactive_threshold: WATCH_INACTIVE_MS };
+    if (rev === undefined) {
+      opts.deliver_policy = DeliverPolicy.LastPerSubject;
+    } else {
+      const start = resumeStartSequence(rev);
+      // Before: refuse a cursor the stream no longer covers.
+      const before = await streamInfo(ctx, signal);
+      checkWindow(ctx, rev, BigInt(before.state.first_seq), BigInt(before.state.last_seq));
+      opts.deliver_policy = DeliverPolicy.StartSequence;
+      opts.opt_start_seq = Number(start);
+    }
+    this.#consumer = await timed(ctx, `creating the watch consumer of bucket ${ctx.bucket}`, signal, () =>
+      ctx.js.consumers.get(ctx.stream, opts),
+    );
+    if (this.#ended) return;
+    if (rev !== undefined) {
+      // After: retention may have moved between the check and the creation; the server
+      // would then have clamped the start silently. first_seq only grows, so passing now
+      // proves the consumer starts at cursor + 1.
+      const after = await streamInfo(ctx, signal);
+      checkWindow(ctx, rev, BigInt(after.state.first_seq), BigInt(after.state.last_seq));
+    }
+    const c = this.#consumer;
+    this.#messages = await timed(ctx, `starting the watch of bucket ${ctx.bucket}`, signal, () =>
+      c.consume({ max_messages: WATCH_BATCH, expires: WATCH_EXPIRES_MS }),
+    );
+    if (this.#ended) this.#messages.stop();
+    void this.#observe(this.#messages);
+    ctx.nc
+      .closed()
+      .then(() => {
+        if (!ctx.resources.closing) {
+          this.#fail(new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: the NATS connection closed`));
+        }
+      })
+      .catch(() => {});
+    this.#watchdog = setInterval(() => this.#checkStall(), Math.min(1000, Math.max(50, ctx.watchStallMs / 4)));
+    this.#watchdog.unref();
+  }
+
+  /** Consumer notifications: heartbeats prove liveness; a vanished stream is fatal. */
+  async #observe(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const s of messages.status()) {
+        switch (s.type) {
+          case "heartbeat":
+          case "ordered_consumer_recreated":
+            this.#lastAlive = Date.now();
+            break;
+          case "stream_not_found":
+            this.#fail(new SlipstreamError("WATCH_FAILED", `watch of bucket ${this.#ctx.bucket}: the stream was deleted`));
+            break;
+          case "reset":
+            this.#ctx.logger.debug("watch consumer reset", { bucket: this.#ctx.bucket, consumer: s.name });
+            break;
+          default:
+            break;
+        }
+      }
+    } catch {
+      // the status iterator ends with the messages
+    }
+  }
+
+  /** Never stall silently: waiting with neither messages nor heartbeats for too long fails. */
+  #checkStall(): void {
+    if (this.#waitingSince === undefined) return;
+    const quiet = Date.now() - Math.max(this.#waitingSince, this.#lastAlive);
+    if (quiet > this.#ctx.watchStallMs) {
+      this.#fail(
+        new SlipstreamError(
+          "WATCH_FAILED",
+          `watch of bucket ${this.#ctx.bucket}: no message or heartbeat for ${quiet} ms (server unreachable?)`,
+        ),
+      );
+    }
+  }
+
+  async *#pump(): AsyncGenerator<KvUpdate> {
+    const ctx = this.#ctx;
+    const messages = this.#messages;
+    if (!messages) return;
+    const it = messages[Symbol.asyncIterator]();
+    // Highest stream sequence the consumer has handed us (in scope or not).
+    let lastSeen = this.#resumeAfter;
+    let consumerName: string | undefined;
+    // A resume is live from its first message; a state-sync once the re-list is drained.
+    let live = this.#resumeAfter !== undefined;
+    if (!live) {
+      const info = await this.#consumer?.info(true);
+      if (info && info.num_pending === 0) live = true;
+    }
+    while (true) {
+      this.#waitingSince = Date.now();
+      let r: IteratorResult<JsMsg>;
+      try {
+        r = await it.next();
+      } catch (err) {
+        if (this.#failure) throw this.#failure;
+        if (this.#ended) return;
+        throw SlipstreamError.wrap(err, "WATCH_FAILED", `watch of bucket ${ctx.bucket}`);
+      } finally {
+        this.#waitingSince = undefined;
+      }
+      if (this.#failure) throw this.#failure;
+      if (this.#ended || ctx.resources.closing) return;
+      if (r.done) throw new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: the consumer ended unexpectedly`);
+      const m = r.value;
+      this.#lastAlive = Date.now();
+      const seq = BigInt(m.seq);
+      const recreated = consumerName !== undefined && m.info.consumer !== consumerName;
+      consumerName = m.info.consumer;
+      if (lastSeen !== undefined && seq <= lastSeen) continue;
+      if (lastSeen !== undefined && liveGapSuspect(lastSeen, seq) && (recreated || (live && this.#guardGaps))) {
+        const info = await streamInfo(ctx, this.#signal);
+        if (!liveGapOk(lastSeen, BigInt(info.state.first_seq))) {
+          throw new SlipstreamError(
+            "CURSOR_EXPIRED",
+            `watch of bucket ${ctx.bucket}: retention overran the watch (next delivered ${seq} after ${lastSeen}, first retained ${info.state.first_seq}); resync`,
+          );
+        }
+      }
+      lastSeen = seq;
+      if (!live && m.info.pending === 0) live = true;
+      const key = keyOf(ctx.subjectPrefix, m.subject);
+      if (key === undefined || !this.#plan.accepts(key)) continue;
+      yield toUpdate(key, m.seq, m.headers, m.data);
+      if (this.#failure) throw this.#failure;
+      if (this.#ended) return;
+    }
+  }
+
+  /** Stops the watch and deletes its consumer (idempotent, bounded, never throws). */
+  release(): Promise<void> {
+    this.#released ??= this.#doRelease();
+    return this.#released;
+  }
+
+  async #doRelease(): Promise<void> {
+    this.#end();
+    clearInterval(this.#watchdog);
+    if (this.#onAbort) this.#signal?.removeEventListener("abort", this.#onAbort);
+    this.#unregister?.();
+    // A consumer being created right now must be deleted too: wait for the creation.
+    await this.#opening?.catch(() => {});
+    this.#messages?.stop();
+    const c = this.#consumer;
+    if (!c) return;
+    const ctx = this.#ctx;
+    // The ordered consumer may re-create itself under a new name; delete until the name settles.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const name = (await c.info(true).catch(() => undefined))?.name;
+      try {
+        await withTimeout(`deleting the watch consumer of bucket ${ctx.bucket}`, ctx.timeoutMs, undefined, () => c.delete());
+      } catch (err) {
+        if (!/not found/i.test(String((err as Error)?.message))) {
+          ctx.logger.warn("could not delete watch consumer", { bucket: ctx.bucket, error: String(err) });
+        }
+      }
+      const now = (await c.info(true).catch(() => undefined))?.name;
+      if (now === name) return;
+    }
+  }
+}
+
+export class NatsKvWatcher implements KvWatcher {
+  readonly #ctx: BucketContext;
+
+  constructor(ctx: BucketContext) {
+    this.#ctx = ctx;
+  }
+
+  /**
+   * Watches `scope`; see the module comment. An empty `prefixes` list watches nothing: the
+   * iterator ends at once without touching the server. Each `[Symbol.asyncIterator]()` call
+   * starts its own watch.
+   */
+  watch(scope: WatchScope, opts: WatchOptions = {}): AsyncIterable<KvUpdate> {
+    const ctx = this.#ctx;
+    return {
+      [Symbol.asyncIterator]: () => watchIterator(ctx, scope, opts),
+    };
+  }
+}
+
+/**
+ * An iterator whose `return()` takes effect even while a `next()` is pending (an async
+ * generator would queue it behind that `next()`, which may wait for a message forever).
+ */
+function watchIterator(ctx: BucketContext, scope: WatchScope, opts: WatchOptions): AsyncIterator<KvUpdate> {
+  let session: WatchSession | undefined;
+  const gen = runWatch(ctx, scope, opts, (s) => {
+    session = s;
+  });
+  return {
+    next: () => gen.next(),
+    return: async (value?: unknown) => {
+      await session?.release();
+      await gen.return(undefined);
+      return { done: true, value: value as undefined };
+    },
+    throw: (err?: unknown) => gen.throw(err),
+  };
+}
+
+async function* runWatch(
+  ctx: BucketContext,
+  scope: WatchScope,
+  opts: WatchOptions,
+  onSession: (s: WatchSession) => void,
+): AsyncGenerator<KvUpdate> {
+  const prefixes = scopeToPrefixes(scope);
+  const plan = planFilters(ctx.subjectPrefix, prefixes, ctx.multiFilter());
+  const resumeAfter = resumeRevision(opts);
+  if (resumeAfter !== undefined) resumeStartSequence(resumeAfter);
+  if (plan.subjects.length === 0) return;
+  const session = new WatchSession(ctx, plan, resumeAfter, opts.signal);
+  onSession(session);
+  try {
+    yield* session.run();
+  } finally {
+    await session.release();
+  }
+}
