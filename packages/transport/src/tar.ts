@@ -99,6 +99,9 @@ export async function* packArtifact(
         entryError = err;
         resolvePromise();
       });
+      // Errors are reported through the pack stream (destroyed below); this keeps them from
+      // also surfacing as an unhandled 'error' event of the entry.
+      entry.on("error", () => {});
       void (async () => {
         try {
           let written = 0;

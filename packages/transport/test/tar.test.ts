@@ -1,0 +1,193 @@
+import { appendFile, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { MANIFEST_FILE, SlipstreamError, readManifest } from "@slipstream/core";
+import { tempDir } from "@slipstream/testkit";
+import * as tarStream from "tar-stream";
+import { afterEach, describe, expect, it } from "vitest";
+import { buildTar, makeTestArtifact, packArtifact, unpackArtifact } from "../src/index.js";
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+async function scratch(): Promise<string> {
+  const d = await tempDir("slipstream-tar-");
+  cleanups.push(d.cleanup);
+  return d.path;
+}
+
+async function packToFile(artifactDir: string, out: string): Promise<void> {
+  const { manifest, bytes } = await readManifest(artifactDir);
+  const chunks: Uint8Array[] = [];
+  for await (const c of packArtifact(artifactDir, manifest, bytes)) chunks.push(c);
+  await writeFile(out, Buffer.concat(chunks));
+}
+
+async function entriesOf(tarFile: string): Promise<tarStream.Header[]> {
+  const extract = tarStream.extract();
+  const headers: tarStream.Header[] = [];
+  const done = (async () => {
+    for await (const entry of extract) {
+      headers.push({ ...entry.header });
+      entry.resume();
+    }
+  })();
+  extract.end(await readFile(tarFile));
+  await done;
+  return headers;
+}
+
+async function expectCode(p: Promise<unknown>, code: string, text?: RegExp): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(SlipstreamError.is(err), String(err)).toBe(true);
+  expect((err as SlipstreamError).code).toBe(code);
+  if (text) expect((err as SlipstreamError).message).toMatch(text);
+}
+
+describe("packArtifact", () => {
+  it("writes MANIFEST.json, the needed directories and the declared files with normalised headers", async () => {
+    const dir = await scratch();
+    const created = new Date("2026-03-04T05:06:07.000Z");
+    const m = await makeTestArtifact(join(dir, "a"), {
+      revision: 9n,
+      now: created,
+      extra: { "empty.bin": new Uint8Array(), "x/y/z.bin": new Uint8Array([1, 2, 3]) },
+    });
+    await packToFile(join(dir, "a"), join(dir, "a.tar"));
+    const headers = await entriesOf(join(dir, "a.tar"));
+    expect(headers.map((h) => `${h.type} ${h.name}`)).toEqual([
+      `file ${MANIFEST_FILE}`,
+      "directory data/",
+      "directory data/x/",
+      "directory data/x/y/",
+      "file data/empty.bin",
+      "file data/fold.snap",
+      "file data/x/y/z.bin",
+    ]);
+    for (const h of headers) {
+      expect(h.mode).toBe(h.type === "directory" ? 0o755 : 0o644);
+      expect(h.uid).toBe(0);
+      expect(h.gid).toBe(0);
+      expect(h.mtime?.getTime()).toBe(created.getTime());
+    }
+    expect(m.files.map((f) => f.path)).toEqual(["data/empty.bin", "data/fold.snap", "data/x/y/z.bin"]);
+    // Deterministic: the same artifact packs to the same bytes.
+    await packToFile(join(dir, "a"), join(dir, "b.tar"));
+    expect((await readFile(join(dir, "a.tar"))).equals(await readFile(join(dir, "b.tar")))).toBe(true);
+  });
+
+  it("packs ignoring the files' own modes (a 0777 file arrives 0644)", async () => {
+    const dir = await scratch();
+    await makeTestArtifact(join(dir, "a"), { revision: 1n });
+    const { chmod } = await import("node:fs/promises");
+    await chmod(join(dir, "a", "data", "fold.snap"), 0o777);
+    await packToFile(join(dir, "a"), join(dir, "a.tar"));
+    const h = (await entriesOf(join(dir, "a.tar"))).find((e) => e.name === "data/fold.snap");
+    expect(h?.mode).toBe(0o644);
+  });
+
+  it("refuses a file that grew or shrank after the manifest was sealed", async () => {
+    const dir = await scratch();
+    await makeTestArtifact(join(dir, "a"), { revision: 1n });
+    await appendFile(join(dir, "a", "data", "fold.snap"), "more");
+    await expectCode(packToFile(join(dir, "a"), join(dir, "a.tar")), "ARTIFACT_INVALID", /grew/);
+    await makeTestArtifact(join(dir, "b"), { revision: 1n });
+    await truncate(join(dir, "b", "data", "fold.snap"), 2);
+    await expectCode(packToFile(join(dir, "b"), join(dir, "b.tar")), "ARTIFACT_INVALID", /declares/);
+  });
+
+  it("round-trips long paths (pax headers) and large files through unpackArtifact", async () => {
+    const dir = await scratch();
+    const long = `${"deep/".repeat(30)}file-with-a-long-name.bin`;
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17, 0xab);
+    await makeTestArtifact(join(dir, "a"), { revision: 5n, payload: big, extra: { [long]: new Uint8Array([9]) } });
+    await packToFile(join(dir, "a"), join(dir, "a.tar"));
+    const { manifest, bytes } = await readManifest(join(dir, "a"));
+    await mkdir(join(dir, "out"));
+    await unpackArtifact(join(dir, "a.tar"), join(dir, "out"), { manifest, manifestBytes: bytes });
+    expect((await readFile(join(dir, "out", "data", "fold.snap"))).equals(big)).toBe(true);
+    expect(await readFile(join(dir, "out", "data", ...long.split("/")))).toEqual(Buffer.from([9]));
+    expect((await readFile(join(dir, "out", MANIFEST_FILE))).equals(Buffer.from(bytes))).toBe(true);
+  });
+});
+
+describe("unpackArtifact", () => {
+  async function setup() {
+    const dir = await scratch();
+    await makeTestArtifact(join(dir, "a"), { revision: 3n });
+    const { manifest, bytes } = await readManifest(join(dir, "a"));
+    const out = join(dir, "out");
+    let n = 0;
+    const unpack = async (entries: Parameters<typeof buildTar>[0]) => {
+      await rm(out, { recursive: true, force: true });
+      await mkdir(out);
+      const tar = join(dir, `t${n++}.tar`);
+      await writeFile(tar, await buildTar(entries));
+      return unpackArtifact(tar, out, { manifest, manifestBytes: bytes });
+    };
+    const file = (name: string, body: Uint8Array | string, mode = 0o644) => ({
+      header: { name, type: "file" as const, mode },
+      body: typeof body === "string" ? Buffer.from(body) : body,
+    });
+    const payload = await readFile(join(dir, "a", "data", "fold.snap"));
+    return { dir, out, bytes, unpack, file, payload };
+  }
+
+  it("ignores modes and times in the tar (setuid 04777 arrives as 0644)", async () => {
+    const { out, bytes, unpack, file, payload } = await setup();
+    await unpack([
+      file(MANIFEST_FILE, bytes),
+      { header: { name: "data/", type: "directory", mode: 0o777, mtime: new Date(0) } },
+      { header: { name: "data/fold.snap", type: "file", mode: 0o4777, mtime: new Date(0) }, body: payload },
+    ]);
+    const st = await stat(join(out, "data", "fold.snap"));
+    expect(st.mode & 0o7777).toBe(0o644 & ~process.umask());
+    expect(st.mtimeMs).toBeGreaterThan(Date.parse("2020-01-01"));
+  });
+
+  it("refuses './' entries and directories the manifest does not need", async () => {
+    const { unpack, file, bytes, payload, out } = await setup();
+    await expectCode(unpack([file(MANIFEST_FILE, bytes), file("./data/fold.snap", payload)]), "ARTIFACT_INVALID", /leaves/);
+    await expectCode(
+      unpack([file(MANIFEST_FILE, bytes), { header: { name: "data/extra/", type: "directory" } }]),
+      "ARTIFACT_INVALID",
+      /does not need/,
+    );
+    expect(await readdir(out)).toEqual([MANIFEST_FILE]);
+  });
+
+  it("refuses an embedded manifest that differs from the pointer in one byte", async () => {
+    const { unpack, file, bytes, payload } = await setup();
+    const doctored = Buffer.from(bytes);
+    doctored[doctored.length - 2] ^= 1;
+    await expectCode(unpack([file(MANIFEST_FILE, doctored), file("data/fold.snap", payload)]), "ARTIFACT_INVALID", /disagrees/);
+  });
+
+  it("refuses a truncated tar", async () => {
+    const { dir, unpack, file, bytes, payload } = await setup();
+    await unpack([file(MANIFEST_FILE, bytes), file("data/fold.snap", payload)]);
+    const whole = await buildTar([file(MANIFEST_FILE, bytes), file("data/fold.snap", Buffer.alloc(5000, 1))]);
+    await writeFile(join(dir, "cut.tar"), whole.subarray(0, 1200));
+    const { manifest } = await readManifest(join(dir, "a"));
+    const out2 = join(dir, "out2");
+    await mkdir(out2);
+    await expectCode(
+      unpackArtifact(join(dir, "cut.tar"), out2, { manifest, manifestBytes: bytes }),
+      "ARTIFACT_INVALID",
+    );
+  });
+
+  it("stops with ABORTED when the signal fires", async () => {
+    const { dir, bytes } = await setup();
+    await writeFile(join(dir, "t.tar"), await buildTar([{ header: { name: MANIFEST_FILE, type: "file" }, body: bytes }]));
+    const { manifest } = await readManifest(join(dir, "a"));
+    await mkdir(join(dir, "o"));
+    await expectCode(
+      unpackArtifact(join(dir, "t.tar"), join(dir, "o"), { manifest, manifestBytes: bytes, signal: AbortSignal.abort() }),
+      "ABORTED",
+    );
+  });
+});
