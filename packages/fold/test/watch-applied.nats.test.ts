@@ -265,6 +265,44 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
     }
   });
 
+  it("an outage longer than the stall bound ends the watch; it re-subscribes from the applied cursor by itself", async () => {
+    const own = await startNats();
+    const conn = await connect({ servers: own.url, timeoutMs: 1_000, reconnectTimeWaitMs: 100, watchStallMs: 800 });
+    try {
+      const kv = await conn.store({ name: bucketName("outage") });
+      const store = new MemorySnapshotStore();
+      const revs: bigint[] = [];
+      const lines: string[] = [];
+      const logger = { debug() {}, info() {}, error() {}, warn: (msg: string) => void lines.push(msg) };
+      const w = track(
+        watchApplied({ watcher: kv.watcher, scope: ALL, store, logger, retry: FAST_RETRY, batch: { windowMs: 5 }, parse: revOf, apply: (b) => void revs.push(...b) }),
+      );
+      for (let i = 0; i < 3; i++) await kv.writer.put(`k.${i}`, enc(`before${i}`));
+      await waitFor(() => w.cursor.revision === 3n, { message: "cursor 3" });
+      await own.stop();
+      await waitFor(() => w.stats.resubscribes >= 1, { timeoutMs: 15_000, message: "the watch failed and is re-subscribing" });
+      await own.restart();
+      for (let i = 0; i < 3; i++) {
+        await waitFor(
+          async () => {
+            await kv.writer.put(`k.${i}`, enc(`after${i}`));
+            return true;
+          },
+          { timeoutMs: 20_000, message: "put after restart" },
+        );
+      }
+      const lastSeq = (await kv.status()).lastSeq;
+      await waitFor(() => w.cursor.revision === lastSeq, { timeoutMs: 30_000, message: "caught up after the outage" });
+      expect(revs).toEqual(Array.from({ length: Number(lastSeq) }, (_, i) => BigInt(i + 1)));
+      expect(await foldState(store)).toEqual(await bucketState(kv.reader));
+      expect(lines.some((l) => l.includes("re-subscribing"))).toBe(true);
+    } finally {
+      for (const w of running.splice(0)) await w.stop().catch(() => {});
+      await conn.close();
+      await own.close();
+    }
+  });
+
   describe("crash between receipt and apply (child process, SIGKILL)", () => {
     const root = repoRoot();
 
