@@ -1,0 +1,148 @@
+import { execFile } from "node:child_process";
+import { readdir, utimes, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { SlipstreamError } from "@slipstream/core";
+import { repoRoot, tempDir } from "@slipstream/testkit";
+import { afterEach, describe, expect, it } from "vitest";
+import { FsBlobStore, RESERVED_PREFIX } from "../src/index.js";
+
+const run = promisify(execFile);
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+async function root(): Promise<string> {
+  const d = await tempDir("slipstream-fsstore-");
+  cleanups.push(d.cleanup);
+  return d.path;
+}
+const enc = (s: string) => new TextEncoder().encode(s);
+async function* body(s: string) {
+  yield enc(s);
+}
+async function code(p: Promise<unknown>): Promise<string | undefined> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  return SlipstreamError.is(err) ? err.code : err === undefined ? undefined : `non-slipstream: ${String(err)}`;
+}
+
+describe("FsBlobStore", () => {
+  it("stores objects as plain files under the root", async () => {
+    const dir = await root();
+    const store = new FsBlobStore(dir);
+    await store.put("a/b/c.txt", body("hello"));
+    expect(store.pathOf("a/b/c.txt")).toBe(join(dir, "a", "b", "c.txt"));
+    expect(await readdir(join(dir, "a", "b"))).toEqual(["c.txt"]);
+  });
+
+  it("refuses traversal and reserved names with INVALID_ARGUMENT, touching nothing", async () => {
+    const dir = await root();
+    const store = new FsBlobStore(join(dir, "store"));
+    for (const key of ["../outside", "a/../../outside", "/etc/passwd", "a\\..\\b", `a/${RESERVED_PREFIX}lock-x`]) {
+      expect(await code(store.put(key, body("x"))), key).toBe("INVALID_ARGUMENT");
+      expect(await code(store.readSmall(key, { maxBytes: 10 })), key).toBe("INVALID_ARGUMENT");
+      expect(await code(store.delete(key)), key).toBe("INVALID_ARGUMENT");
+    }
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("never lists its temp and lock files", async () => {
+    const dir = await root();
+    const store = new FsBlobStore(dir);
+    await store.put("p/x", body("x"));
+    await writeFile(join(dir, "p", `${RESERVED_PREFIX}tmp-leftover`), "partial");
+    await writeFile(join(dir, "p", `${RESERVED_PREFIX}lock-x`), "{}");
+    const keys: string[] = [];
+    for await (const i of store.list("p/")) keys.push(i.key);
+    expect(keys).toEqual(["p/x"]);
+  });
+
+  it("an object cannot also be a folder of objects: BACKEND, nothing replaced", async () => {
+    const store = new FsBlobStore(await root());
+    await store.put("a/b", body("file"));
+    expect(await code(store.put("a/b/c", body("x")))).toBe("BACKEND");
+    await store.put("d/e/f", body("x"));
+    expect(await code(store.put("d/e", body("x")))).toBe("BACKEND");
+    expect(Buffer.from((await store.readSmall("a/b", { maxBytes: 10 }))?.bytes ?? []).toString()).toBe("file");
+  });
+
+  it("recovers a stale lock left by a crashed writer", async () => {
+    const dir = await root();
+    const store = new FsBlobStore(dir, { staleLockMs: 1_000, lockWaitMs: 5_000 });
+    await store.put("k/pointer", body("v1"));
+    const lock = join(dir, "k", `${RESERVED_PREFIX}lock-pointer`);
+    await writeFile(lock, JSON.stringify({ pid: 999999, host: "gone" }));
+    const old = new Date(Date.now() - 60_000);
+    await utimes(lock, old, old);
+    const v1 = (await store.readSmall("k/pointer", { maxBytes: 10 }))?.version ?? "";
+    const res = await store.conditionalPut("k/pointer", enc("v2"), { ifVersion: v1 });
+    expect(res.status).toBe("written");
+    expect(await readdir(join(dir, "k"))).toEqual(["pointer"]);
+  });
+
+  it("waits for a live lock and gives up with TIMEOUT, then proceeds once it is released", async () => {
+    const dir = await root();
+    const store = new FsBlobStore(dir, { staleLockMs: 60_000, lockWaitMs: 200 });
+    await store.put("k/pointer", body("v1"));
+    const lock = join(dir, "k", `${RESERVED_PREFIX}lock-pointer`);
+    await writeFile(lock, "{}");
+    const v1 = (await store.readSmall("k/pointer", { maxBytes: 10 }))?.version ?? "";
+    expect(await code(store.conditionalPut("k/pointer", enc("v2"), { ifVersion: v1 }))).toBe("TIMEOUT");
+    expect(Buffer.from((await store.readSmall("k/pointer", { maxBytes: 10 }))?.bytes ?? []).toString()).toBe("v1");
+    const { unlink } = await import("node:fs/promises");
+    await unlink(lock);
+    expect((await store.conditionalPut("k/pointer", enc("v2"), { ifVersion: v1 })).status).toBe("written");
+  });
+
+  it("versions are content hashes: equal bytes, equal version; a changed object changes it", async () => {
+    const store = new FsBlobStore(await root());
+    await store.put("v/a", body("same"));
+    await store.put("v/b", body("same"));
+    const a = await store.readSmall("v/a", { maxBytes: 10 });
+    const b = await store.readSmall("v/b", { maxBytes: 10 });
+    expect(a?.version).toBe(b?.version);
+    await store.put("v/a", body("changed"));
+    expect((await store.readSmall("v/a", { maxBytes: 10 }))?.version).not.toBe(a?.version);
+  });
+
+  it("two stores on one root (two processes' view) still agree on one conditional-create winner", async () => {
+    const dir = await root();
+    const stores = [new FsBlobStore(dir), new FsBlobStore(dir)];
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        (stores[i % 2] as FsBlobStore).conditionalPut("race/p", enc(`w${i}`), { ifAbsent: true }),
+      ),
+    );
+    expect(results.filter((r) => r.status === "written")).toHaveLength(1);
+  });
+
+  it("compare-and-swap from several processes loses no update", async () => {
+    const dir = await root();
+    const worker = fileURLToPath(new URL("./fixtures/cas-worker.ts", import.meta.url));
+    const processes = 4;
+    const rounds = 25;
+    const outs = await Promise.all(
+      Array.from({ length: processes }, () =>
+        run(process.execPath, ["--conditions=@slipstream/source", "--import", "tsx", worker, dir, String(rounds)], {
+          cwd: repoRoot(),
+          timeout: 120_000,
+        }),
+      ),
+    );
+    const store = new FsBlobStore(dir);
+    const final = await store.readSmall("shared/counter", { maxBytes: 100 });
+    expect(Number(Buffer.from(final?.bytes ?? []).toString())).toBe(processes * rounds);
+    for (const o of outs) expect(JSON.parse(o.stdout)).toHaveProperty("conflicts");
+    expect(await readdir(join(dir, "shared"))).toEqual(["counter"]);
+  });
+
+  it("validates its options", () => {
+    expect(() => new FsBlobStore("")).toThrow(TypeError);
+    expect(() => new FsBlobStore("x", { staleLockMs: 0 })).toThrow(TypeError);
+    expect(() => new FsBlobStore("x", { lockWaitMs: -1 })).toThrow(TypeError);
+  });
+});
