@@ -203,6 +203,8 @@ class AppliedLoop<U> implements AppliedWatch {
   #wakeP: Promise<void>;
   #timer: NodeJS.Timeout | undefined;
   #resubscribeAttempt = 0;
+  /** Updates received on the current subscription. */
+  #subReceived = 0;
   readonly #onAbort = () => this.#requestStop();
 
   constructor(opts: WatchAppliedOptions<U>) {
@@ -310,9 +312,14 @@ class AppliedLoop<U> implements AppliedWatch {
         if (outcome.kind === "stop") break;
         // Flush before anything else, so a re-subscribe starts right after what was applied.
         await this.#flush();
-        // An expired cursor on a state-sync (from none) cannot be cured by a resync: treat it
-        // like any other failure (re-subscribe with backoff) instead of looping hot.
-        if (outcome.kind === "error" && SlipstreamError.is(outcome.error, "CURSOR_EXPIRED") && !from.isNone) {
+        // Expiry of a resume, or retention overrunning a live watch, is cured by a resync. A
+        // state-sync that expires before delivering anything cannot be: treat that like any
+        // other failure (re-subscribe with backoff) instead of looping hot.
+        if (
+          outcome.kind === "error" &&
+          SlipstreamError.is(outcome.error, "CURSOR_EXPIRED") &&
+          (!from.isNone || this.#subReceived > 0)
+        ) {
           const completed = await this.#resync(outcome.error);
           if (!completed) break;
           // The synthetic deletes are committed: only now start the re-list (state-sync).
@@ -380,6 +387,7 @@ class AppliedLoop<U> implements AppliedWatch {
 
   #subscribe(from: WatchCursor): Subscription {
     const ctl = new AbortController();
+    this.#subReceived = 0;
     const sub: Subscription = { ctl, iter: undefined, pending: false, result: undefined, finished: false };
     try {
       const opts = from.isNone ? { signal: ctl.signal } : { from, signal: ctl.signal };
@@ -441,6 +449,7 @@ class AppliedLoop<U> implements AppliedWatch {
           if (got.kind === "end") return { kind: "end" };
           if (got.kind === "error") return { kind: "error", error: got.error };
           this.#resubscribeAttempt = 0;
+          this.#subReceived++;
           this.#stats.received++;
           await this.#receive(got.update);
           continue;

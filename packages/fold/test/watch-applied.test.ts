@@ -360,7 +360,68 @@ describe("watchApplied failures", () => {
     expect(() => watchApplied({ watcher: kv, scope: ALL, batch: { max: 0 }, parse: (u) => u, apply: () => {} })).toThrow(
       expect.objectContaining({ code: "INVALID_ARGUMENT" }),
     );
-    expect(() => watchApplied({ watcher: kv, scope: ALL, parse: (u) => u } as never)).toThrow(TypeError);
+    expect(() => watchApplied({ watcher: kv, scope: ALL, parse: (u: KvUpdate) => u } as never)).toThrow(TypeError);
+  });
+});
+
+describe("watchApplied user callbacks, stop and dispose", () => {
+  it("parse throwing stops the watch with that error; nothing of the batch is committed", async () => {
+    const kv = new LogKv();
+    kv.put("a", "1");
+    kv.put("bad", "2");
+    const store = new MemorySnapshotStore();
+    const boom = new Error("cannot parse");
+    const applied: string[] = [];
+    const w = watchApplied({
+      watcher: kv,
+      scope: ALL,
+      store,
+      batch: { windowMs: 60_000 },
+      parse: (u) => {
+        if (describeUpdate(u).includes("bad")) throw boom;
+        return describeUpdate(u);
+      },
+      apply: (b) => void applied.push(...b),
+    });
+    await expect(w.done).rejects.toBe(boom);
+    expect(applied).toEqual([]);
+    expect(store.cursor.isNone).toBe(true);
+  });
+
+  it("onApplied throwing stops the watch after the commit", async () => {
+    const kv = new LogKv();
+    kv.put("a", "1");
+    const store = new MemorySnapshotStore();
+    const boom = new Error("callback failed");
+    const w = watchApplied({ watcher: kv, scope: ALL, store, batch: { windowMs: 1 }, parse: (u) => u, apply: () => {}, onApplied: () => { throw boom; } });
+    await expect(w.done).rejects.toBe(boom);
+    expect(store.cursor.revision).toBe(1n); // committed before the callback ran
+  });
+
+  it("stop during a commit failure streak waits for the retry and commits", async () => {
+    const kv = new LogKv();
+    const store = new FlakyStore(new MemorySnapshotStore());
+    const w = watchApplied({ watcher: kv, scope: ALL, store, retry: { ...FAST_RETRY, commitInitialMs: 20, commitMaxMs: 20 }, batch: { windowMs: 60_000 }, parse: (u) => u, apply: () => {} });
+    kv.put("a", "1");
+    kv.put("b", "2");
+    await waitFor(() => kv.delivered === 2, { message: "delivered" });
+    store.failNext = 2;
+    expect(rev(await w.stop())).toBe(2n);
+    expect(store.cursor.revision).toBe(2n);
+    expect(store.attempts.map((a) => a.failed)).toEqual([true, true, false]);
+  });
+
+  it("await using stops the watch and flushes", async () => {
+    const kv = new LogKv();
+    const applied: string[] = [];
+    {
+      await using w = watchApplied({ watcher: kv, scope: ALL, batch: { windowMs: 60_000 }, parse: describeUpdate, apply: (b) => void applied.push(...b) });
+      kv.put("a", "1");
+      await waitFor(() => kv.delivered === 1, { message: "delivered" });
+      expect(w.stats.received).toBe(1);
+    }
+    expect(applied).toEqual(["put a=1@1"]);
+    expect(kv.feeds.size).toBe(0); // the subscription was released
   });
 });
 
@@ -439,6 +500,57 @@ describe("watchApplied resync after an expired cursor", () => {
     expect(Buffer.from(((await store.get("k.a")) as { value: Uint8Array }).value).toString()).toBe("back");
   });
 
+  it("retention overrunning a live state-sync watch (CURSOR_EXPIRED mid-stream) triggers a resync", async () => {
+    const kv = new LogKv();
+    kv.put("a", "1");
+    kv.put("b", "2");
+    const store = new MemorySnapshotStore();
+    const w = track(watchApplied({ watcher: kv, reader: kv, store, retry: FAST_RETRY, scope: ALL, batch: { windowMs: 1 }, parse: (u) => u, apply: () => {} }));
+    await waitFor(() => rev(w.cursor) === 2n, { message: "cursor 2" });
+    // What the failing watch would have delivered is overrun: the test drops it by failing first.
+    kv.failAll(new SlipstreamError("CURSOR_EXPIRED", "retention overran the watch"));
+    kv.del("a"); // 3
+    kv.put("b", "2b"); // 4
+    kv.put("c", "3"); // 5
+    kv.evictThrough(3n);
+    await waitFor(() => rev(w.cursor) === 5n, { message: "converged at 5" });
+    expect(w.stats.resyncs).toBe(1);
+    expect(await store.get("a")).toBeUndefined();
+    expect((await dumpStore(store)).entries.map((e) => e[0])).toEqual(["b", "c"]);
+  });
+
+  it("an expired state-sync that delivered nothing re-subscribes with backoff instead of resyncing", async () => {
+    const kv = new LogKv();
+    kv.onWatch = (n) => {
+      if (n === 1) queueMicrotask(() => kv.failAll(new SlipstreamError("CURSOR_EXPIRED", "odd server")));
+    };
+    const store = new MemorySnapshotStore();
+    const w = track(watchApplied({ watcher: kv, reader: kv, store, retry: FAST_RETRY, scope: ALL, batch: { windowMs: 1 }, parse: (u) => u, apply: () => {} }));
+    await waitFor(() => w.stats.resubscribes === 1, { message: "re-subscribed" });
+    expect(w.stats.resyncs).toBe(0);
+    kv.put("a", "1");
+    await waitFor(() => rev(w.cursor) === 1n, { message: "cursor 1" });
+  });
+
+  it("synthetic deletes are applied in batches of at most max, deduplicated across overlapping prefixes", async () => {
+    const kv = new LogKv();
+    for (let i = 0; i < 7; i++) kv.put(`p.q.${i}`, "v");
+    const store = await seededStore(kv);
+    for (let i = 0; i < 7; i++) kv.del(`p.q.${i}`);
+    kv.put("p.keep", "v");
+    kv.evictThrough(kv.nextSeq - 2n);
+    const batches: string[][] = [];
+    const w = track(
+      watchApplied({ watcher: kv, reader: kv, store, scope: { kind: "prefixes", prefixes: ["p.", "p.q."] }, batch: { windowMs: 1, max: 3 }, parse: describeUpdate, apply: (b) => void batches.push(b) }),
+    );
+    await waitFor(() => rev(w.cursor) === kv.nextSeq - 1n, { message: "caught up" });
+    const deletes = batches.flat().filter((d) => d.startsWith("delete"));
+    expect(deletes).toEqual([0, 1, 2, 3, 4, 5, 6].map((i) => `delete p.q.${i}@?`));
+    expect(Math.max(...batches.map((b) => b.length))).toBeLessThanOrEqual(3);
+    expect(w.stats.syntheticDeletes).toBe(7);
+    expect((await dumpStore(store)).entries.map((e) => e[0])).toEqual(["p.keep"]);
+  });
+
   it("a resync failure stops the watch (never a warning)", async () => {
     const kv = new LogKv();
     kv.put("a", "1");
@@ -515,20 +627,28 @@ describe("watchApplied exports", () => {
     await using dir = await tempDir("slipstream-fold-export-");
     const kv = new LogKv();
     const store = new MemorySnapshotStore();
-    let appliedCount = 0;
-    const w = track(
-      watchApplied({ watcher: kv, scope: ALL, store, batch: { windowMs: 1, max: 7 }, parse: (u) => u, apply: (b) => void (appliedCount += b.length) }),
-    );
+    const w = track(watchApplied({ watcher: kv, scope: ALL, store, batch: { windowMs: 1, max: 7 }, parse: (u) => u, apply: () => {} }));
     await waitFor(() => kv.calls.length === 1, { message: "subscribed" });
-    for (let i = 1; i <= 200; i++) kv.put(`k${i % 13}`, `v${i}`);
+    const writing = (async () => {
+      for (let i = 1; i <= 300; i++) {
+        kv.put(`k${i % 13}`, `v${i}`);
+        if (i % 10 === 0) await new Promise((r) => setImmediate(r));
+      }
+    })();
+    await waitFor(() => (w.cursor.revision ?? 0n) >= 50n, { message: "streaming" });
     const manifests = await Promise.all([1, 2, 3].map((i) => w.requestExport(join(dir.path, `a${i}`))));
+    await writing;
     for (const [i, m] of manifests.entries()) {
+      const cursor = m.cursor.revision as bigint;
+      expect(cursor >= 50n).toBe(true);
       const imported = await MemorySnapshotStore.import(join(dir.path, `a${i + 1}`), join(dir.path, `i${i + 1}`));
-      expect(imported.cursor.equals(m.cursor)).toBe(true);
-      // Every key's version in the artifact is at or below the artifact's cursor.
-      for await (const e of imported.range("")) expect((e.version.revision as bigint) <= (m.cursor.revision as bigint)).toBe(true);
+      // The artifact is exactly the log folded up to its cursor: never data ahead of or behind it.
+      const expected = new Map<string, string>();
+      for (const msg of kv.log) if (msg.seq <= cursor) expected.set(msg.key, new TextDecoder().decode(msg.value));
+      const got = new Map<string, string>();
+      for await (const e of imported.range("")) got.set(e.key, new TextDecoder().decode(e.value));
+      expect(got).toEqual(expected);
     }
-    await waitFor(() => rev(w.cursor) === 200n, { message: "all applied" });
-    expect(appliedCount).toBe(200);
+    await waitFor(() => rev(w.cursor) === 300n, { message: "all applied" });
   });
 });
