@@ -11,8 +11,9 @@ import { createReadStream } from "node:fs";
 import { type FileHandle, link, lstat, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
-import { SlipstreamError, abortedError, fsyncPath, sleep, throwIfAborted } from "@slipstream/core";
+import { abortedError, fsyncPath, SlipstreamError, sleep, throwIfAborted } from "@slipstream/core";
 import {
+  assertBlobKey,
   type BlobBody,
   type BlobInfo,
   type BlobOpOptions,
@@ -21,10 +22,9 @@ import {
   type BlobStore,
   type BlobStoreCapabilities,
   type ConditionalPutResult,
+  objectTooLarge,
   type PutCondition,
   type SmallBlob,
-  assertBlobKey,
-  objectTooLarge,
 } from "@slipstream/transport";
 
 /** Names starting with this are the store's own temp and lock files; keys may not use it. */
@@ -99,7 +99,10 @@ export class FsBlobStore implements BlobStore {
   pathOf(key: string): string {
     assertBlobKey(key);
     if (key.split("/").some((seg) => seg.startsWith(RESERVED_PREFIX))) {
-      throw new SlipstreamError("INVALID_ARGUMENT", `key ${JSON.stringify(key)} uses the reserved prefix ${RESERVED_PREFIX}`);
+      throw new SlipstreamError(
+        "INVALID_ARGUMENT",
+        `key ${JSON.stringify(key)} uses the reserved prefix ${RESERVED_PREFIX}`,
+      );
     }
     const path = resolve(this.rootDir, ...key.split("/"));
     if (!path.startsWith(this.rootDir + sep)) {
@@ -117,7 +120,9 @@ export class FsBlobStore implements BlobStore {
       await mkdir(dirname(path), { recursive: true });
     } catch (err) {
       if (errno(err) === "EEXIST" || errno(err) === "ENOTDIR") {
-        throw new SlipstreamError("BACKEND", `fs blob store: a parent of ${key} is an object, not a folder`, { cause: err });
+        throw new SlipstreamError("BACKEND", `fs blob store: a parent of ${key} is an object, not a folder`, {
+          cause: err,
+        });
       }
       throw backend(`creating the folder of ${key}`, err);
     }

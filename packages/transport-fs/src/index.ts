@@ -4,5 +4,6 @@
  *
  * @packageDocumentation
  */
-export { FsBlobStore, RESERVED_PREFIX } from "./fs-blob-store.js";
+
 export type { FsBlobStoreOptions } from "./fs-blob-store.js";
+export { FsBlobStore, RESERVED_PREFIX } from "./fs-blob-store.js";

@@ -6,7 +6,7 @@ import { tempDir } from "@slipstream/testkit";
 import { ArtifactTransport, FaultInjectingBlobStore, runExportRound } from "@slipstream/transport";
 import { afterEach, describe, expect, it } from "vitest";
 import { FsBlobStore } from "../src/index.js";
-import { InProcessLease, advance, dump, exporterOf, foldWith } from "./helpers.js";
+import { advance, dump, exporterOf, foldWith, InProcessLease } from "./helpers.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -57,7 +57,14 @@ describe("runExportRound", () => {
     const lease = new InProcessLease();
     await lease.tryAcquire(60_000);
     const exporter = exporterOf(await foldWith(3));
-    const res = await runExportRound({ lease, ttlMs: 60_000, fold: exporter, transport, key: "k", scratchDir: scratch });
+    const res = await runExportRound({
+      lease,
+      ttlMs: 60_000,
+      fold: exporter,
+      transport,
+      key: "k",
+      scratchDir: scratch,
+    });
     expect(res).toEqual({ outcome: "skipped" });
     expect(exporter.calls).toBe(0);
     await expect(transport.manifest("k")).rejects.toMatchObject({ code: "ARTIFACT_INVALID" });
@@ -67,8 +74,22 @@ describe("runExportRound", () => {
     const { transport, scratch } = await world();
     const lease = new InProcessLease();
     const [a, b] = await Promise.all([
-      runExportRound({ lease, ttlMs: 60_000, fold: exporterOf(await foldWith(5)), transport, key: "k", scratchDir: scratch }),
-      runExportRound({ lease, ttlMs: 60_000, fold: exporterOf(await foldWith(6)), transport, key: "k", scratchDir: scratch }),
+      runExportRound({
+        lease,
+        ttlMs: 60_000,
+        fold: exporterOf(await foldWith(5)),
+        transport,
+        key: "k",
+        scratchDir: scratch,
+      }),
+      runExportRound({
+        lease,
+        ttlMs: 60_000,
+        fold: exporterOf(await foldWith(6)),
+        transport,
+        key: "k",
+        scratchDir: scratch,
+      }),
     ]);
     expect([a.outcome, b.outcome].sort()).toEqual(["published", "skipped"]);
     expect(lease.completed).toHaveLength(1);
@@ -78,7 +99,14 @@ describe("runExportRound", () => {
   it("a superseded round still completes the lease, warns and does not prune", async () => {
     const { store, transport, scratch } = await world();
     const newer = await foldWith(20);
-    await runExportRound({ lease: new InProcessLease(), ttlMs: 1, fold: exporterOf(newer), transport, key: "k", scratchDir: scratch });
+    await runExportRound({
+      lease: new InProcessLease(),
+      ttlMs: 1,
+      fold: exporterOf(newer),
+      transport,
+      key: "k",
+      scratchDir: scratch,
+    });
     const lease = new InProcessLease();
     const log = recordingLogger();
     store.calls.length = 0;
@@ -103,10 +131,24 @@ describe("runExportRound", () => {
     const { store, transport, scratch } = await world();
     const fold = await foldWith(3);
     const ttlMs = 1;
-    await runExportRound({ lease: new InProcessLease(), ttlMs, fold: exporterOf(fold), transport, key: "k", scratchDir: scratch });
+    await runExportRound({
+      lease: new InProcessLease(),
+      ttlMs,
+      fold: exporterOf(fold),
+      transport,
+      key: "k",
+      scratchDir: scratch,
+    });
     await advance(fold, 9);
     await new Promise((r) => setTimeout(r, 20));
-    await runExportRound({ lease: new InProcessLease(), ttlMs, fold: exporterOf(fold), transport, key: "k", scratchDir: scratch });
+    await runExportRound({
+      lease: new InProcessLease(),
+      ttlMs,
+      fold: exporterOf(fold),
+      transport,
+      key: "k",
+      scratchDir: scratch,
+    });
     const left = [];
     for await (const item of store.list("artifacts/k.payloads/")) left.push(item.key);
     expect(left).toHaveLength(1);
@@ -120,7 +162,14 @@ describe("runExportRound", () => {
     };
     const lease = new InProcessLease();
     await expect(
-      runExportRound({ lease, ttlMs: 600_000, fold: exporterOf(await foldWith(4)), transport, key: "k", scratchDir: scratch }),
+      runExportRound({
+        lease,
+        ttlMs: 600_000,
+        fold: exporterOf(await foldWith(4)),
+        transport,
+        key: "k",
+        scratchDir: scratch,
+      }),
     ).rejects.toMatchObject({ code: "BACKEND", message: /bucket unreachable/ });
     expect(lease.abandoned).toBe(1);
     expect(lease.completed).toEqual([]);
@@ -170,7 +219,14 @@ describe("runExportRound", () => {
   it("the imported fold equals the exported one", async () => {
     const { transport, scratch, root } = await world();
     const fold = await foldWith(25);
-    await runExportRound({ lease: new InProcessLease(), ttlMs: 60_000, fold: exporterOf(fold), transport, key: "k", scratchDir: scratch });
+    await runExportRound({
+      lease: new InProcessLease(),
+      ttlMs: 60_000,
+      fold: exporterOf(fold),
+      transport,
+      key: "k",
+      scratchDir: scratch,
+    });
     await transport.download("k", join(root, "dl"));
     const imported = await MemorySnapshotStore.import(join(root, "dl"), join(root, "node-b"));
     expect(imported.cursor.revision).toBe(25n);

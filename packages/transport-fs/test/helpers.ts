@@ -34,7 +34,11 @@ export async function foldWith(n: number, from = 1): Promise<MemorySnapshotStore
   for (let i = from; i < from + n; i++) {
     batch.push({
       type: "put",
-      entry: { key: `route.${i}`, value: new TextEncoder().encode(`value ${i}`), version: VersionToken.fromRevision(BigInt(i)) },
+      entry: {
+        key: `route.${i}`,
+        value: new TextEncoder().encode(`value ${i}`),
+        version: VersionToken.fromRevision(BigInt(i)),
+      },
     });
   }
   await store.apply(batch, WatchCursor.fromRevision(BigInt(from + n - 1)));
@@ -48,7 +52,11 @@ export async function advance(store: MemorySnapshotStore, revision: number): Pro
   for (let i = start; i <= revision; i++) {
     batch.push({
       type: "put",
-      entry: { key: `route.${i}`, value: new TextEncoder().encode(`value ${i}`), version: VersionToken.fromRevision(BigInt(i)) },
+      entry: {
+        key: `route.${i}`,
+        value: new TextEncoder().encode(`value ${i}`),
+        version: VersionToken.fromRevision(BigInt(i)),
+      },
     });
   }
   await store.apply(batch, WatchCursor.fromRevision(BigInt(revision)));

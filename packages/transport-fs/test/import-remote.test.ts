@@ -1,6 +1,6 @@
-import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { MANIFEST_FILE, SlipstreamError, readManifest } from "@slipstream/core";
+import { MANIFEST_FILE, readManifest, SlipstreamError } from "@slipstream/core";
 import { MemorySnapshotStore } from "@slipstream/fold";
 import { tempDir } from "@slipstream/testkit";
 import {
@@ -16,7 +16,7 @@ import {
 } from "@slipstream/transport";
 import { afterEach, describe, expect, it } from "vitest";
 import { FsBlobStore } from "../src/index.js";
-import { InProcessLease, advance, dump, exporterOf, foldWith } from "./helpers.js";
+import { advance, dump, exporterOf, foldWith, InProcessLease } from "./helpers.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -202,13 +202,19 @@ describe("importRemote", () => {
       if (op !== "conditionalPut") return;
       n++;
       // Another writer slips in first every time (a corrupt pointer, which we may replace).
-      await w.inner.put(key, (async function* () {
-        yield new TextEncoder().encode(`garbage ${n}`);
-      })());
+      await w.inner.put(
+        key,
+        (async function* () {
+          yield new TextEncoder().encode(`garbage ${n}`);
+        })(),
+      );
     };
-    await w.inner.put(w.transport.pointerKey("k"), (async function* () {
-      yield new TextEncoder().encode("garbage 0");
-    })());
+    await w.inner.put(
+      w.transport.pointerKey("k"),
+      (async function* () {
+        yield new TextEncoder().encode("garbage 0");
+      })(),
+    );
     await expect(w.transport.upload("k", dir)).rejects.toMatchObject({ code: "BACKEND", message: /lost 8/ });
     expect(n).toBe(8);
   });
@@ -235,7 +241,10 @@ describe("importRemote", () => {
     const extra = join(w.root, "extra");
     await makeTestArtifact(extra, { revision: 1n });
     await writeFile(join(extra, "data", "smuggled"), "x");
-    await expect(w.transport.upload("k", extra)).rejects.toMatchObject({ code: "ARTIFACT_INVALID", message: /undeclared/ });
+    await expect(w.transport.upload("k", extra)).rejects.toMatchObject({
+      code: "ARTIFACT_INVALID",
+      message: /undeclared/,
+    });
     const noManifest = join(w.root, "nomanifest");
     await mkdir(noManifest);
     await expect(w.transport.upload("k", noManifest)).rejects.toMatchObject({

@@ -8,30 +8,30 @@
 import { lstat, mkdir, open, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
-  DEFAULT_TIMEOUT_MS,
-  type ExportManifest,
-  type Logger,
-  MANIFEST_FILE,
-  MAX_MANIFEST_BYTES,
-  PAYLOAD_DIR,
-  type ProgressFn,
-  SlipstreamError,
-  TEMP_PREFIX,
-  type WatchCursor,
   artifactInvalid,
   checkDestAvailable,
   createStageBeside,
   cursorRank,
+  DEFAULT_TIMEOUT_MS,
+  type ExportManifest,
+  type Logger,
   listPayload,
+  MANIFEST_FILE,
+  MAX_MANIFEST_BYTES,
+  PAYLOAD_DIR,
+  type ProgressFn,
   parseManifest,
   payloadPrunable,
   pointerPublishAllowed,
   readManifest,
   renameIntoPlace,
+  SlipstreamError,
   silentLogger,
+  TEMP_PREFIX,
+  type WatchCursor,
   withTimeout,
 } from "@slipstream/core";
-import { type BlobStore, assertBlobKey } from "./blob-store.js";
+import { assertBlobKey, type BlobStore } from "./blob-store.js";
 import { tap, transferDeadline } from "./deadline.js";
 import { parsePayloadName, payloadName, payloadPrefixOf, pointerKeyOf } from "./naming.js";
 import { packArtifact, payloadDirs, unpackArtifact } from "./tar.js";
@@ -254,7 +254,11 @@ export class ArtifactTransport {
       this.#log.warn("remote pointer is newer; not publishing", { ...attrs, remoteCursor: remote.cursor.toHex() });
       return { outcome: "superseded", cursor, payloadKey, manifest, remoteCursor: remote.cursor };
     };
-    if (current.kind === "present" && current.manifest && !pointerPublishAllowed(cursorRank(current.manifest.cursor), rank)) {
+    if (
+      current.kind === "present" &&
+      current.manifest &&
+      !pointerPublishAllowed(cursorRank(current.manifest.cursor), rank)
+    ) {
       return superseded(current.manifest);
     }
 
@@ -262,7 +266,11 @@ export class ArtifactTransport {
 
     if (!atomic) {
       current = await this.#readPointer(pointerKey, opts.signal);
-      if (current.kind === "present" && current.manifest && !pointerPublishAllowed(cursorRank(current.manifest.cursor), rank)) {
+      if (
+        current.kind === "present" &&
+        current.manifest &&
+        !pointerPublishAllowed(cursorRank(current.manifest.cursor), rank)
+      ) {
         return superseded(current.manifest);
       }
       this.#log.warn("publishing the pointer without a conditional write (allowNonAtomicPointer)", attrs);
@@ -337,7 +345,7 @@ export class ArtifactTransport {
         deadline.touch(finishMs);
       })();
       await deadline.run((signal) => this.#store.put(payloadKey, counted, { signal }));
-        opts.onProgress?.({ phase: "upload", bytesDone: total, bytesTotal: total });
+      opts.onProgress?.({ phase: "upload", bytesDone: total, bytesTotal: total });
     } catch (err) {
       throw SlipstreamError.wrap(err, "BACKEND", `object store: upload ${payloadKey}`);
     } finally {
@@ -400,7 +408,9 @@ export class ArtifactTransport {
       const blob = await deadline.run((signal) => this.#store.get(payloadKey, { signal }));
       if (!blob) throw artifactInvalid(`remote payload not found: ${payloadKey} (named by the pointer)`);
       if (blob.size > maxBytes) {
-        throw artifactInvalid(`remote payload ${payloadKey} is ${blob.size} bytes; its manifest allows at most ${maxBytes}`);
+        throw artifactInvalid(
+          `remote payload ${payloadKey} is ${blob.size} bytes; its manifest allows at most ${maxBytes}`,
+        );
       }
       const total = blob.size;
       opts.onProgress?.({ phase: "download", bytesDone: 0, bytesTotal: total });

@@ -3,7 +3,7 @@
  * implements so that {@link ArtifactTransport} can publish artifacts through it. Keep
  * implementations thin; the protocol (pointer swap, pruning, tar format) lives above.
  */
-import { SlipstreamError, artifactInvalid } from "@slipstream/core";
+import { artifactInvalid, SlipstreamError } from "@slipstream/core";
 
 /** Options every BlobStore call accepts. */
 export interface BlobOpOptions {

@@ -13,13 +13,13 @@
  */
 import * as assert from "node:assert/strict";
 import { createHash, randomFillSync } from "node:crypto";
-import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MANIFEST_FILE, MAX_MANIFEST_BYTES, SlipstreamError, type ErrorCode } from "@slipstream/core";
+import { type ErrorCode, MANIFEST_FILE, MAX_MANIFEST_BYTES, SlipstreamError } from "@slipstream/core";
 import { ArtifactTransport } from "./artifact-transport.js";
 import type { BlobStore, ConditionalPutResult } from "./blob-store.js";
-import { type TarEntrySpec, buildTar, makeTestArtifact } from "./fixtures.js";
+import { buildTar, makeTestArtifact, type TarEntrySpec } from "./fixtures.js";
 import { withoutConditionalWrites } from "./wrappers.js";
 
 /** A store under test and how to dispose of it. */
@@ -255,7 +255,10 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
           await rejectsWith(store.get("pre/x", { signal }), "ABORTED");
           await rejectsWith(store.readSmall("pre/x", { maxBytes: 10, signal }), "ABORTED");
           await rejectsWith(store.delete("pre/x", { signal }), "ABORTED");
-          await rejectsWith(listAll({ ...store, list: (p) => store.list(p, { signal }) } as BlobStore, "pre/"), "ABORTED");
+          await rejectsWith(
+            listAll({ ...store, list: (p) => store.list(p, { signal }) } as BlobStore, "pre/"),
+            "ABORTED",
+          );
           assert.ok(await exists(store, "pre/x"), "the aborted delete did not delete");
           assert.equal(await exists(store, "pre/y"), false, "the aborted put wrote nothing");
         }));
@@ -305,7 +308,10 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
           for (const item of a) {
             assert.ok(item.lastModified instanceof Date);
             const t = item.lastModified.getTime();
-            assert.ok(t >= before - skew && t <= after + skew, `lastModified ${item.lastModified.toISOString()} is near now`);
+            assert.ok(
+              t >= before - skew && t <= after + skew,
+              `lastModified ${item.lastModified.toISOString()} is near now`,
+            );
           }
         }));
 
@@ -336,7 +342,11 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
         assert.deepEqual(second, { status: "conflict" });
         const got = await store.readSmall("cas/x", { maxBytes: 10 });
         assert.equal(Buffer.from(got?.bytes ?? []).toString(), "v1");
-        assert.equal(got?.version, first.status === "written" ? first.version : undefined, "the read version equals the written one");
+        assert.equal(
+          got?.version,
+          first.status === "written" ? first.version : undefined,
+          "the read version equals the written one",
+        );
       });
 
       casIt("conditional replace succeeds only against the current version", async (store) => {
@@ -355,7 +365,9 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
 
       casIt("concurrent conditional creates: exactly one wins", async (store) => {
         const results = await Promise.all(
-          Array.from({ length: 8 }, (_, i) => store.conditionalPut("race/create", enc.encode(`writer ${i}`), { ifAbsent: true })),
+          Array.from({ length: 8 }, (_, i) =>
+            store.conditionalPut("race/create", enc.encode(`writer ${i}`), { ifAbsent: true }),
+          ),
         );
         const winners = results.map((r, i) => [r, i] as const).filter(([r]) => r.status === "written");
         assert.equal(winners.length, 1, `exactly one winner, got ${winners.length}`);
@@ -395,8 +407,12 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
           assert.equal(res.cursor.revision, 42n);
           assert.match(res.payloadKey, /^conformance\/edge\/us-east\.payloads\/000000000000002a-[0-9a-f]{16}\.tar$/);
           const last = progress.at(-1);
-          assert.ok(last && last.bytesTotal !== undefined && last.bytesDone === last.bytesTotal && last.bytesTotal > 300_000);
-          const pointer = await store.readSmall("conformance/edge/us-east.manifest.json", { maxBytes: MAX_MANIFEST_BYTES });
+          assert.ok(
+            last && last.bytesTotal !== undefined && last.bytesDone === last.bytesTotal && last.bytesTotal > 300_000,
+          );
+          const pointer = await store.readSmall("conformance/edge/us-east.manifest.json", {
+            maxBytes: MAX_MANIFEST_BYTES,
+          });
           const local = await readFile(join(scratch, "a", MANIFEST_FILE));
           assert.ok(pointer && Buffer.from(pointer.bytes).equals(local), "the pointer holds the manifest bytes");
           assert.equal((await t.manifest("edge/us-east")).cursor.revision, made.cursor.revision);
@@ -411,11 +427,7 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
           assert.ok(dlLast && dlLast.bytesDone === dlLast.bytesTotal);
           const mode = (await stat(join(scratch, "b", "data", "fold.snap"))).mode & 0o777;
           assert.equal(mode & 0o022, 0, "no group/world write bits from the tar");
-          assert.deepEqual(
-            (await readdir(scratch)).sort(),
-            ["a", "b"],
-            "no temp files left beside the destination",
-          );
+          assert.deepEqual((await readdir(scratch)).sort(), ["a", "b"], "no temp files left beside the destination");
         }));
 
       it("an older cursor after a newer one is superseded and the pointer is unchanged", () =>
@@ -469,7 +481,10 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
           const prefix = "conformance/k.payloads/";
           await store.put(`${prefix}notes.txt`, chunksOf(enc.encode("not ours")));
           await store.put(`${prefix}ffffffffffffffff-zz.tar`, chunksOf(enc.encode("not ours either")));
-          await store.put("conformance/other.payloads/0000000000000001-0000000000000000.tar", chunksOf(enc.encode("x")));
+          await store.put(
+            "conformance/other.payloads/0000000000000001-0000000000000000.tar",
+            chunksOf(enc.encode("x")),
+          );
           const before = await listAll(store, prefix);
           assert.equal(before.length, 5);
           assert.deepEqual(await t.prune("k", 60 * 60_000), [], "nothing is older than an hour");
@@ -479,7 +494,10 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
           assert.ok(deleted.every((k) => /\/000000000000000[35]-/.test(k)));
           const left = (await listAll(store, prefix)).map((i) => i.key);
           assert.equal(left.length, 3);
-          assert.ok(left.some((k) => /\/0000000000000009-/.test(k)), "the pointer's target is kept");
+          assert.ok(
+            left.some((k) => /\/0000000000000009-/.test(k)),
+            "the pointer's target is kept",
+          );
           assert.ok(left.includes(`${prefix}notes.txt`) && left.includes(`${prefix}ffffffffffffffff-zz.tar`));
           assert.ok(await exists(store, "conformance/other.payloads/0000000000000001-0000000000000000.tar"));
           const restored = await t.download("k", join(scratch, "dl"));
@@ -518,7 +536,11 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
 
       const hostile: [string, (manifest: Uint8Array) => TarEntrySpec[], RegExp][] = [
         ["a '../evil' entry", (m) => [manifestEntry(m), file("../evil", "pwned")], /leaves the artifact/],
-        ["a 'data/../../evil' entry", (m) => [manifestEntry(m), file("data/../../evil", "pwned")], /leaves the artifact/],
+        [
+          "a 'data/../../evil' entry",
+          (m) => [manifestEntry(m), file("data/../../evil", "pwned")],
+          /leaves the artifact/,
+        ],
         ["an absolute path", (m) => [manifestEntry(m), file("/slipstream-evil-abs", "pwned")], /absolute/],
         ["a backslash path", (m) => [manifestEntry(m), file("data\\fold.snap", "pwned")], /backslash/],
         [
@@ -528,7 +550,10 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
         ],
         [
           "a hardlink",
-          (m) => [manifestEntry(m), { header: { name: "data/fold.snap", type: "link", linkname: "../../../etc/passwd" } }],
+          (m) => [
+            manifestEntry(m),
+            { header: { name: "data/fold.snap", type: "link", linkname: "../../../etc/passwd" } },
+          ],
           /link/,
         ],
         [
@@ -584,7 +609,11 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
           const res = await t.upload("k", join(scratch, "a"));
           const pointer = await store.readSmall(t.pointerKey("k"), { maxBytes: MAX_MANIFEST_BYTES });
           assert.ok(pointer);
-          const doctored = enc.encode(Buffer.from(pointer.bytes).toString().replace(/"createdAt": "[^"]*"/, '"createdAt": "2001-01-01T00:00:00.000Z"'));
+          const doctored = enc.encode(
+            Buffer.from(pointer.bytes)
+              .toString()
+              .replace(/"createdAt": "[^"]*"/, '"createdAt": "2001-01-01T00:00:00.000Z"'),
+          );
           assert.ok(!Buffer.from(doctored).equals(Buffer.from(pointer.bytes)));
           await store.put(t.pointerKey("k"), chunksOf(doctored));
           await rejectsWith(t.download("k", join(scratch, "d1")), "ARTIFACT_INVALID", /not found/);

@@ -3,7 +3,7 @@
  * has moved for `idleMs`, or when it has run longer than `overallMs`, or when the caller's
  * signal fires — and the error says which.
  */
-import { SlipstreamError, abortedError, throwIfAborted } from "@slipstream/core";
+import { abortedError, SlipstreamError, throwIfAborted } from "@slipstream/core";
 
 /** A deadline for one streamed transfer. */
 export interface TransferDeadline {

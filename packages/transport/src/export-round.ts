@@ -10,10 +10,10 @@ import {
   type Logger,
   type ProgressFn,
   SlipstreamError,
-  TEMP_PREFIX,
-  type WatchCursor,
   silentLogger,
+  TEMP_PREFIX,
   throwIfAborted,
+  type WatchCursor,
 } from "@slipstream/core";
 import type { ArtifactTransport } from "./artifact-transport.js";
 

@@ -2,9 +2,9 @@
  * Small builders for tests of transports: a real artifact directory (made with core's
  * `exportArtifact`, backend "test") and hand-crafted tars (hostile ones included).
  */
-import { writeFile, mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type ExportManifest, WatchCursor, exportArtifact } from "@slipstream/core";
+import { type ExportManifest, exportArtifact, WatchCursor } from "@slipstream/core";
 import * as tarStream from "tar-stream";
 
 /** Options of {@link makeTestArtifact}. */

@@ -5,12 +5,13 @@
  *
  * @packageDocumentation
  */
+
+export type { ArtifactTransportOptions, RemoteOptions, TransferOptions, UploadResult } from "./artifact-transport.js";
 export {
-  assertBlobKey,
-  blobKeyProblem,
-  conditionalWritesUnsupported,
-  objectTooLarge,
-} from "./blob-store.js";
+  ArtifactTransport,
+  DEFAULT_TRANSFER_TIMEOUT_MS,
+  MAX_PUBLISH_ATTEMPTS,
+} from "./artifact-transport.js";
 export type {
   BlobBody,
   BlobInfo,
@@ -24,15 +25,13 @@ export type {
   SmallBlob,
 } from "./blob-store.js";
 export {
-  ArtifactTransport,
-  DEFAULT_TRANSFER_TIMEOUT_MS,
-  MAX_PUBLISH_ATTEMPTS,
-} from "./artifact-transport.js";
-export type { ArtifactTransportOptions, RemoteOptions, TransferOptions, UploadResult } from "./artifact-transport.js";
-export { POINTER_SUFFIX, PAYLOADS_SUFFIX, parsePayloadName, payloadName } from "./naming.js";
-export { packArtifact, unpackArtifact } from "./tar.js";
-export type { PackOptions, UnpackOptions } from "./tar.js";
-export { runExportRound } from "./export-round.js";
+  assertBlobKey,
+  blobKeyProblem,
+  conditionalWritesUnsupported,
+  objectTooLarge,
+} from "./blob-store.js";
+export type { BlobStoreConformanceOptions, BlobStoreHarness } from "./conformance.js";
+export { blobStoreConformance } from "./conformance.js";
 export type {
   ExportRoundOptions,
   ExportRoundResult,
@@ -40,11 +39,13 @@ export type {
   RoundLease,
   RoundLeaseGuard,
 } from "./export-round.js";
-export { importRemote } from "./import-remote.js";
+export { runExportRound } from "./export-round.js";
+export type { TarEntrySpec, TestArtifactOptions } from "./fixtures.js";
+export { buildTar, makeTestArtifact } from "./fixtures.js";
 export type { ImportRemoteOptions } from "./import-remote.js";
-export { blobStoreConformance } from "./conformance.js";
-export type { BlobStoreConformanceOptions, BlobStoreHarness } from "./conformance.js";
-export { makeTestArtifact, buildTar } from "./fixtures.js";
-export type { TestArtifactOptions, TarEntrySpec } from "./fixtures.js";
-export { FaultInjectingBlobStore, stallUntilAborted, withoutConditionalWrites } from "./wrappers.js";
+export { importRemote } from "./import-remote.js";
+export { PAYLOADS_SUFFIX, POINTER_SUFFIX, parsePayloadName, payloadName } from "./naming.js";
+export type { PackOptions, UnpackOptions } from "./tar.js";
+export { packArtifact, unpackArtifact } from "./tar.js";
 export type { BlobOperation, FaultHook } from "./wrappers.js";
+export { FaultInjectingBlobStore, stallUntilAborted, withoutConditionalWrites } from "./wrappers.js";

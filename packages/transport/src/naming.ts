@@ -7,7 +7,7 @@
  *   alone and the rank in the name lets pruning order payloads without reading them.
  */
 import { createHash } from "node:crypto";
-import { type ExportManifest, cursorRank } from "@slipstream/core";
+import { cursorRank, type ExportManifest } from "@slipstream/core";
 
 /** Suffix of the pointer object. */
 export const POINTER_SUFFIX = ".manifest.json";

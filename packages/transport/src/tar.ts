@@ -8,14 +8,14 @@ import { createReadStream } from "node:fs";
 import { mkdir, open } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import {
+  abortedError,
+  artifactInvalid,
   type ExportManifest,
+  fsyncPath,
   MANIFEST_FILE,
   MAX_MANIFEST_BYTES,
   PAYLOAD_DIR,
   SlipstreamError,
-  abortedError,
-  artifactInvalid,
-  fsyncPath,
   throwIfAborted,
 } from "@slipstream/core";
 import * as tarStream from "tar-stream";

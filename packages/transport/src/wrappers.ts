@@ -11,9 +11,9 @@ import {
   type BlobReadSmallOptions,
   type BlobStore,
   type ConditionalPutResult,
+  conditionalWritesUnsupported,
   type PutCondition,
   type SmallBlob,
-  conditionalWritesUnsupported,
 } from "./blob-store.js";
 
 /** `store` as a store without conditional writes (`conditionalPut` throws `BACKEND`). */

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { SlipstreamError, VersionToken, WatchCursor, encodeManifest } from "@slipstream/core";
+import { encodeManifest, SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
 import { describe, expect, it } from "vitest";
 import {
   ArtifactTransport,
@@ -67,10 +67,14 @@ describe("payload names", () => {
   it("the same manifest bytes always give the same payload key; different bytes a different one", () => {
     const t = new ArtifactTransport(unreachable, { prefix: "artifacts/prod" });
     const a = new TextEncoder().encode(encodeManifest(manifestAt(WatchCursor.fromRevision(7n))));
-    const b = new TextEncoder().encode(encodeManifest({ ...manifestAt(WatchCursor.fromRevision(7n)), backendVersion: "2" }));
+    const b = new TextEncoder().encode(
+      encodeManifest({ ...manifestAt(WatchCursor.fromRevision(7n)), backendVersion: "2" }),
+    );
     expect(t.payloadKey("edge/us", a)).toBe(t.payloadKey("edge/us", a));
     expect(t.payloadKey("edge/us", a)).not.toBe(t.payloadKey("edge/us", b));
-    expect(t.payloadKey("edge/us", a)).toMatch(/^artifacts\/prod\/edge\/us\.payloads\/0000000000000007-[0-9a-f]{16}\.tar$/);
+    expect(t.payloadKey("edge/us", a)).toMatch(
+      /^artifacts\/prod\/edge\/us\.payloads\/0000000000000007-[0-9a-f]{16}\.tar$/,
+    );
     expect(t.pointerKey("edge/us")).toBe("artifacts/prod/edge/us.manifest.json");
     expect(new ArtifactTransport(unreachable).pointerKey("k")).toBe("k.manifest.json");
   });
@@ -102,6 +106,8 @@ describe("keys and options", () => {
   it("withoutConditionalWrites hides the capability and refuses conditional puts", async () => {
     const plain = withoutConditionalWrites(unreachable);
     expect(plain.capabilities.conditionalWrites).toBe(false);
-    await expect(plain.conditionalPut("k", new Uint8Array(), { ifAbsent: true })).rejects.toMatchObject({ code: "BACKEND" });
+    await expect(plain.conditionalPut("k", new Uint8Array(), { ifAbsent: true })).rejects.toMatchObject({
+      code: "BACKEND",
+    });
   });
 });

@@ -1,6 +1,6 @@
-import { appendFile, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { MANIFEST_FILE, SlipstreamError, readManifest } from "@slipstream/core";
+import { MANIFEST_FILE, readManifest, SlipstreamError } from "@slipstream/core";
 import { tempDir } from "@slipstream/testkit";
 import * as tarStream from "tar-stream";
 import { afterEach, describe, expect, it } from "vitest";
@@ -150,7 +150,11 @@ describe("unpackArtifact", () => {
 
   it("refuses './' entries and directories the manifest does not need", async () => {
     const { unpack, file, bytes, payload, out } = await setup();
-    await expectCode(unpack([file(MANIFEST_FILE, bytes), file("./data/fold.snap", payload)]), "ARTIFACT_INVALID", /leaves/);
+    await expectCode(
+      unpack([file(MANIFEST_FILE, bytes), file("./data/fold.snap", payload)]),
+      "ARTIFACT_INVALID",
+      /leaves/,
+    );
     await expectCode(
       unpack([file(MANIFEST_FILE, bytes), { header: { name: "data/extra/", type: "directory" } }]),
       "ARTIFACT_INVALID",
@@ -163,7 +167,11 @@ describe("unpackArtifact", () => {
     const { unpack, file, bytes, payload } = await setup();
     const doctored = Buffer.from(bytes);
     doctored[doctored.length - 2] ^= 1;
-    await expectCode(unpack([file(MANIFEST_FILE, doctored), file("data/fold.snap", payload)]), "ARTIFACT_INVALID", /disagrees/);
+    await expectCode(
+      unpack([file(MANIFEST_FILE, doctored), file("data/fold.snap", payload)]),
+      "ARTIFACT_INVALID",
+      /disagrees/,
+    );
   });
 
   it("refuses a truncated tar", async () => {
@@ -182,11 +190,18 @@ describe("unpackArtifact", () => {
 
   it("stops with ABORTED when the signal fires", async () => {
     const { dir, bytes } = await setup();
-    await writeFile(join(dir, "t.tar"), await buildTar([{ header: { name: MANIFEST_FILE, type: "file" }, body: bytes }]));
+    await writeFile(
+      join(dir, "t.tar"),
+      await buildTar([{ header: { name: MANIFEST_FILE, type: "file" }, body: bytes }]),
+    );
     const { manifest } = await readManifest(join(dir, "a"));
     await mkdir(join(dir, "o"));
     await expectCode(
-      unpackArtifact(join(dir, "t.tar"), join(dir, "o"), { manifest, manifestBytes: bytes, signal: AbortSignal.abort() }),
+      unpackArtifact(join(dir, "t.tar"), join(dir, "o"), {
+        manifest,
+        manifestBytes: bytes,
+        signal: AbortSignal.abort(),
+      }),
       "ABORTED",
     );
   });
