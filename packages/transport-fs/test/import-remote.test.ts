@@ -251,6 +251,15 @@ describe("importRemote", () => {
       code: "ARTIFACT_INVALID",
       message: new RegExp(`no ${MANIFEST_FILE}`),
     });
+    await expect(
+      importRemote({
+        transport: w.transport,
+        key: "k",
+        scratchDir: w.scratch,
+        destDir: join(w.root, "busy"),
+        open: (a, d) => MemorySnapshotStore.import(a, d),
+      }),
+    ).rejects.toMatchObject({ code: "ARTIFACT_INVALID", message: /not empty/ });
     expect(w.store.calls).toEqual([]);
   });
 });

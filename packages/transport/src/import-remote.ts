@@ -4,7 +4,7 @@
  */
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { type ProgressFn, type SnapshotStore, TEMP_PREFIX, throwIfAborted } from "@slipstream/core";
+import { checkDestAvailable, type ProgressFn, type SnapshotStore, TEMP_PREFIX, throwIfAborted } from "@slipstream/core";
 import type { ArtifactTransport } from "./artifact-transport.js";
 
 /** Options of {@link importRemote}. */
@@ -32,6 +32,8 @@ export interface ImportRemoteOptions<S extends SnapshotStore = SnapshotStore> {
  */
 export async function importRemote<S extends SnapshotStore>(opts: ImportRemoteOptions<S>): Promise<S> {
   throwIfAborted(opts.signal, "import");
+  // Refuse an occupied destination before moving any bytes (the import checks it again).
+  await checkDestAvailable(opts.destDir);
   await mkdir(opts.scratchDir, { recursive: true });
   const work = await mkdtemp(join(opts.scratchDir, TEMP_PREFIX.bootstrap));
   try {
