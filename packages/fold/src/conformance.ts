@@ -4,11 +4,11 @@
  * Runner-agnostic: hand it your runner's `describe`/`it`; assertions use node:assert.
  */
 import { strict as assert } from "node:assert";
-import { lstat, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile, copyFile, unlink } from "node:fs/promises";
+import { copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MANIFEST_FILE, SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
 import type { ExportManifest, KvEntry, KvUpdate, SnapshotStore } from "@slipstream/core";
+import { MANIFEST_FILE, SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
 
 /** What a store can do; each flag gates the checks that need it. */
 export interface SnapshotStoreCapabilities {

@@ -1,15 +1,14 @@
+export type { SnapshotStoreCapabilities, SnapshotStoreSuiteOptions } from "./conformance.js";
+export { dumpStore, fixtureLog, foldLog, snapshotStoreSuite } from "./conformance.js";
+export type { MemorySnapshotStoreOptions, MemoryStoreFactory } from "./memory-store.js";
 export {
-  MemorySnapshotStore,
-  MemoryBacking,
-  memoryStoreFactory,
   MEMORY_BACKEND,
   MEMORY_BACKEND_VERSION,
   MEMORY_PAYLOAD_FILE,
+  MemoryBacking,
+  MemorySnapshotStore,
+  memoryStoreFactory,
 } from "./memory-store.js";
-export type { MemorySnapshotStoreOptions, MemoryStoreFactory } from "./memory-store.js";
-export { snapshotStoreSuite, fixtureLog, foldLog, dumpStore } from "./conformance.js";
-export type { SnapshotStoreSuiteOptions, SnapshotStoreCapabilities } from "./conformance.js";
-export { watchApplied } from "./watch-applied.js";
 export type {
   AppliedWatch,
   AppliedWatchStats,
@@ -17,3 +16,4 @@ export type {
   RetryOptions,
   WatchAppliedOptions,
 } from "./watch-applied.js";
+export { watchApplied } from "./watch-applied.js";

@@ -5,17 +5,17 @@
  */
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import type { ExportManifest, ExportOptions, KvEntry, KvUpdate, SnapshotStore } from "@slipstream/core";
 import {
-  SlipstreamError,
-  VersionToken,
-  WatchCursor,
   artifactInvalid,
   cursorMismatch,
   expectBackend,
   exportArtifact,
+  SlipstreamError,
+  VersionToken,
   verifyAndStageImport,
+  WatchCursor,
 } from "@slipstream/core";
-import type { ExportManifest, ExportOptions, KvEntry, KvUpdate, SnapshotStore } from "@slipstream/core";
 
 /** Backend id written into memory-store artifacts. */
 export const MEMORY_BACKEND = "memory";
@@ -138,7 +138,8 @@ function decodePayload(text: string): { cursor: WatchCursor; entries: KvEntry[] 
   } catch (err) {
     throw bad(`cursor: ${(err as Error).message}`);
   }
-  if (header.entries !== lines.length - 1) throw bad(`header declares ${header.entries} entries, found ${lines.length - 1}`);
+  if (header.entries !== lines.length - 1)
+    throw bad(`header declares ${header.entries} entries, found ${lines.length - 1}`);
   const entries: KvEntry[] = [];
   let prev: Buffer | undefined;
   for (let i = 1; i < lines.length; i++) {

@@ -6,17 +6,7 @@
  * and an export never interleave. It pulls one update at a time from the watch, and only
  * when it has room: a slow `apply` or a failing store slows the watch instead of buffering.
  */
-import {
-  SlipstreamError,
-  VersionToken,
-  WatchCursor,
-  cursorRank,
-  invalidArgument,
-  scopePrefixes,
-  silentLogger,
-  sleep,
-  updateVersion,
-} from "@slipstream/core";
+
 import type {
   ExportManifest,
   ExportOptions,
@@ -26,6 +16,17 @@ import type {
   Logger,
   SnapshotStore,
   WatchScope,
+} from "@slipstream/core";
+import {
+  cursorRank,
+  invalidArgument,
+  SlipstreamError,
+  scopePrefixes,
+  silentLogger,
+  sleep,
+  updateVersion,
+  VersionToken,
+  WatchCursor,
 } from "@slipstream/core";
 
 /** Batching of {@link watchApplied}. */
@@ -271,7 +272,9 @@ class AppliedLoop<U> implements AppliedWatch {
       );
     }
     if (this.#finished) {
-      return Promise.reject(new SlipstreamError("BACKEND", "the applied watch has stopped; export from the store directly"));
+      return Promise.reject(
+        new SlipstreamError("BACKEND", "the applied watch has stopped; export from the store directly"),
+      );
     }
     return new Promise((resolve, reject) => {
       this.#exports.push({ destDir, opts, resolve, reject });
@@ -328,7 +331,11 @@ class AppliedLoop<U> implements AppliedWatch {
         }
         if (outcome.kind === "error" && SlipstreamError.is(outcome.error, "INVALID_ARGUMENT")) throw outcome.error;
         this.#stats.resubscribes++;
-        const delay = jittered(this.#resubscribeAttempt++, this.#retry.resubscribeInitialMs, this.#retry.resubscribeMaxMs);
+        const delay = jittered(
+          this.#resubscribeAttempt++,
+          this.#retry.resubscribeInitialMs,
+          this.#retry.resubscribeMaxMs,
+        );
         this.#log.warn(
           outcome.kind === "end" ? "watch ended unexpectedly; re-subscribing" : "watch failed; re-subscribing",
           {
@@ -348,7 +355,11 @@ class AppliedLoop<U> implements AppliedWatch {
     } catch (err) {
       this.#log.error("applied watch failed", { cursor: this.#committed.toHex(), error: describeError(err) });
       for (const job of this.#exports.splice(0)) {
-        job.reject(new SlipstreamError("BACKEND", `the applied watch failed before the export ran: ${describeError(err)}`, { cause: err }));
+        job.reject(
+          new SlipstreamError("BACKEND", `the applied watch failed before the export ran: ${describeError(err)}`, {
+            cause: err,
+          }),
+        );
       }
       throw err;
     } finally {
@@ -468,7 +479,11 @@ class AppliedLoop<U> implements AppliedWatch {
     if (this.#store) this.#raw.push(update);
     const version = updateVersion(update);
     // Unknown versions (synthetic deletes, unparseable ACKs) never move the cursor.
-    if (!version.isUnknown && (this.#high === undefined || cursorRank(WatchCursor.fromVersion(version)) > cursorRank(WatchCursor.fromVersion(this.#high)))) {
+    if (
+      !version.isUnknown &&
+      (this.#high === undefined ||
+        cursorRank(WatchCursor.fromVersion(version)) > cursorRank(WatchCursor.fromVersion(this.#high)))
+    ) {
       this.#high = version;
     }
     this.#received++;
@@ -524,7 +539,11 @@ class AppliedLoop<U> implements AppliedWatch {
     for (let failures = 0; ; ) {
       try {
         await store.apply(raw, cursor);
-        if (failures > 0) this.#log.info("snapshot store commit succeeded after retries", { cursor: cursor.toHex(), attempt: failures + 1 });
+        if (failures > 0)
+          this.#log.info("snapshot store commit succeeded after retries", {
+            cursor: cursor.toHex(),
+            attempt: failures + 1,
+          });
         return;
       } catch (err) {
         failures++;
@@ -606,7 +625,9 @@ class AppliedLoop<U> implements AppliedWatch {
       }
     } catch (err) {
       if (this.#stopping) return false;
-      throw new SlipstreamError("WATCH_FAILED", `resync failed while listing live keys: ${describeError(err)}`, { cause: err });
+      throw new SlipstreamError("WATCH_FAILED", `resync failed while listing live keys: ${describeError(err)}`, {
+        cause: err,
+      });
     }
     if (this.#stopping) return false;
     await this.#flush();
@@ -617,7 +638,9 @@ class AppliedLoop<U> implements AppliedWatch {
         for await (const e of store.range(p)) if (!live.has(e.key)) vanished.add(e.key);
       }
     } catch (err) {
-      throw new SlipstreamError("WATCH_FAILED", `resync failed while scanning the fold: ${describeError(err)}`, { cause: err });
+      throw new SlipstreamError("WATCH_FAILED", `resync failed while scanning the fold: ${describeError(err)}`, {
+        cause: err,
+      });
     }
     const keys = [...vanished].sort(compareKeys);
     for (const key of keys) {

@@ -3,19 +3,20 @@
  * under SIGKILL, rejected updates, flush triggers, resync after retention evicted the gap,
  * fail-stop resync, store retries, server restart, exports between flushes.
  */
-import { randomBytes } from "node:crypto";
+
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { SlipstreamError, WatchCursor } from "@slipstream/core";
 import type { KvReader, KvUpdate } from "@slipstream/core";
-import { MemorySnapshotStore, dumpStore, watchApplied } from "@slipstream/fold";
+import { SlipstreamError, WatchCursor } from "@slipstream/core";
 import type { AppliedWatch } from "@slipstream/fold";
-import { type NatsConnection, connect } from "@slipstream/nats";
-import { type NatsServerHandle, hasNats, repoRoot, startNats, tempDir, waitFor } from "@slipstream/testkit";
+import { MemorySnapshotStore, watchApplied } from "@slipstream/fold";
+import { connect, type NatsConnection } from "@slipstream/nats";
+import { hasNats, type NatsServerHandle, repoRoot, startNats, tempDir, waitFor } from "@slipstream/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { FlakyStore } from "./helpers/flaky-store.js";
 import { FileStore } from "./fixtures/file-store.js";
+import { FlakyStore } from "./helpers/flaky-store.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -72,7 +73,14 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
     const store = new MemorySnapshotStore();
     let applyCalls = 0;
     const w = track(
-      watchApplied({ watcher: kv.watcher, scope: ALL, store, batch: { windowMs: 5 }, parse: () => undefined, apply: () => void applyCalls++ }),
+      watchApplied({
+        watcher: kv.watcher,
+        scope: ALL,
+        store,
+        batch: { windowMs: 5 },
+        parse: () => undefined,
+        apply: () => void applyCalls++,
+      }),
     );
     await waitFor(() => w.cursor.revision === last, { message: `cursor ${last}` });
     expect(applyCalls).toBe(0);
@@ -85,7 +93,13 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
     for (let i = 1; i <= 7; i++) await kv.writer.put(`k.${i}`, enc("v"));
     // max: 7 updates with max 3 and a one-minute window → [3, 3] before stop, [1] at stop.
     const sizes: number[] = [];
-    const byMax = watchApplied({ watcher: kv.watcher, scope: ALL, batch: { max: 3, windowMs: 60_000 }, parse: (u) => u, apply: (b) => void sizes.push(b.length) });
+    const byMax = watchApplied({
+      watcher: kv.watcher,
+      scope: ALL,
+      batch: { max: 3, windowMs: 60_000 },
+      parse: (u) => u,
+      apply: (b) => void sizes.push(b.length),
+    });
     await waitFor(() => sizes.length === 2, { message: "two full batches" });
     expect(sizes).toEqual([3, 3]);
     expect(byMax.cursor.revision).toBe(6n);
@@ -115,7 +129,15 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
     const kv = await nc.store({ name: bucketName("flaky") });
     const store = new FlakyStore(new MemorySnapshotStore());
     const w = track(
-      watchApplied({ watcher: kv.watcher, scope: ALL, store, retry: FAST_RETRY, batch: { windowMs: 5, max: 4 }, parse: (u) => u, apply: () => {} }),
+      watchApplied({
+        watcher: kv.watcher,
+        scope: ALL,
+        store,
+        retry: FAST_RETRY,
+        batch: { windowMs: 5, max: 4 },
+        parse: (u) => u,
+        apply: () => {},
+      }),
     );
     let last = 0n;
     for (let i = 0; i < 6; i++) last = (await kv.writer.put(`a.${i}`, enc(`v${i}`))).revision as bigint;
@@ -136,7 +158,15 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
     await kv.writer.put("route.gone", enc("g1"));
     await kv.writer.put("route.cycle", enc("c1"));
     const store = new MemorySnapshotStore();
-    const first = watchApplied({ watcher: kv.watcher, reader: kv.reader, store, scope: ALL, batch: { windowMs: 5 }, parse: (u) => u, apply: () => {} });
+    const first = watchApplied({
+      watcher: kv.watcher,
+      reader: kv.reader,
+      store,
+      scope: ALL,
+      batch: { windowMs: 5 },
+      parse: (u) => u,
+      apply: () => {},
+    });
     await waitFor(() => store.cursor.revision === 4n, { message: "seeded at 4" });
     const stoppedAt = await first.stop();
 
@@ -195,8 +225,17 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
         throw new SlipstreamError("TIMEOUT", "injected listing failure");
       },
     };
-    const w = watchApplied({ watcher: kv.watcher, reader: brokenReader, store, scope: ALL, parse: (u) => u, apply: () => {} });
-    await expect(w.done).rejects.toSatisfy((e) => SlipstreamError.is(e, "WATCH_FAILED") && /resync/.test((e as Error).message));
+    const w = watchApplied({
+      watcher: kv.watcher,
+      reader: brokenReader,
+      store,
+      scope: ALL,
+      parse: (u) => u,
+      apply: () => {},
+    });
+    await expect(w.done).rejects.toSatisfy(
+      (e) => SlipstreamError.is(e, "WATCH_FAILED") && /resync/.test((e as Error).message),
+    );
     expect(store.cursor.revision).toBe(1n);
   });
 
@@ -205,7 +244,16 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
     // History covers every write, so the stream keeps each revision and "delta only" is exact.
     const kv = await nc.store({ name: bucketName("export"), history: 10 });
     const store = new MemorySnapshotStore();
-    const w = track(watchApplied({ watcher: kv.watcher, scope: ALL, store, batch: { windowMs: 2, max: 10 }, parse: (u) => u, apply: () => {} }));
+    const w = track(
+      watchApplied({
+        watcher: kv.watcher,
+        scope: ALL,
+        store,
+        batch: { windowMs: 2, max: 10 },
+        parse: (u) => u,
+        apply: () => {},
+      }),
+    );
     const writing = (async () => {
       for (let i = 0; i < 120; i++) await kv.writer.put(`r.${i % 17}`, enc(`v${i}`));
     })();
@@ -220,7 +268,14 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
     for await (const e of imported.range("")) expect((e.version.revision as bigint) <= exportCursor).toBe(true);
     const delivered: bigint[] = [];
     const node = track(
-      watchApplied({ watcher: kv.watcher, scope: ALL, store: imported, batch: { windowMs: 2 }, parse: revOf, apply: (b) => void delivered.push(...b) }),
+      watchApplied({
+        watcher: kv.watcher,
+        scope: ALL,
+        store: imported,
+        batch: { windowMs: 2 },
+        parse: revOf,
+        apply: (b) => void delivered.push(...b),
+      }),
     );
     const lastSeq = (await kv.status()).lastSeq;
     await waitFor(() => node.cursor.revision === lastSeq, { message: "bootstrapped node caught up" });
@@ -238,7 +293,15 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
       const store = new MemorySnapshotStore();
       const revs: bigint[] = [];
       const w = track(
-        watchApplied({ watcher: kv.watcher, scope: ALL, store, retry: FAST_RETRY, batch: { windowMs: 5 }, parse: revOf, apply: (b) => void revs.push(...b) }),
+        watchApplied({
+          watcher: kv.watcher,
+          scope: ALL,
+          store,
+          retry: FAST_RETRY,
+          batch: { windowMs: 5 },
+          parse: revOf,
+          apply: (b) => void revs.push(...b),
+        }),
       );
       for (let i = 0; i < 5; i++) await kv.writer.put(`k.${i}`, enc(`before${i}`));
       await waitFor(() => w.cursor.revision === 5n, { message: "cursor 5" });
@@ -275,12 +338,24 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
       const lines: string[] = [];
       const logger = { debug() {}, info() {}, error() {}, warn: (msg: string) => void lines.push(msg) };
       const w = track(
-        watchApplied({ watcher: kv.watcher, scope: ALL, store, logger, retry: FAST_RETRY, batch: { windowMs: 5 }, parse: revOf, apply: (b) => void revs.push(...b) }),
+        watchApplied({
+          watcher: kv.watcher,
+          scope: ALL,
+          store,
+          logger,
+          retry: FAST_RETRY,
+          batch: { windowMs: 5 },
+          parse: revOf,
+          apply: (b) => void revs.push(...b),
+        }),
       );
       for (let i = 0; i < 3; i++) await kv.writer.put(`k.${i}`, enc(`before${i}`));
       await waitFor(() => w.cursor.revision === 3n, { message: "cursor 3" });
       await own.stop();
-      await waitFor(() => w.stats.resubscribes >= 1, { timeoutMs: 15_000, message: "the watch failed and is re-subscribing" });
+      await waitFor(() => w.stats.resubscribes >= 1, {
+        timeoutMs: 15_000,
+        message: "the watch failed and is re-subscribing",
+      });
       await own.restart();
       for (let i = 0; i < 3; i++) {
         await waitFor(
@@ -309,7 +384,12 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
     function spawnChild(cfg: Record<string, string>): { child: ChildProcess; lines: string[]; exited: Promise<void> } {
       const child = spawn(
         process.execPath,
-        ["--conditions=@slipstream/source", "--import", "tsx", join(root, "packages/fold/test/fixtures/crash-child.ts")],
+        [
+          "--conditions=@slipstream/source",
+          "--import",
+          "tsx",
+          join(root, "packages/fold/test/fixtures/crash-child.ts"),
+        ],
         { cwd: root, env: { ...process.env, CRASH_CHILD: JSON.stringify(cfg) }, stdio: ["ignore", "pipe", "pipe"] },
       );
       const lines: string[] = [];
@@ -324,10 +404,12 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
       child.stderr?.on("data", (d: Buffer) => {
         err += d.toString();
       });
-      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-      exited.then(() => {
-        if (err.trim()) lines.push(`STDERR ${err.trim()}`);
-      });
+      const exited = new Promise<void>((resolve) =>
+        child.once("exit", () => {
+          if (err.trim()) lines.push(`STDERR ${err.trim()}`);
+          resolve();
+        }),
+      );
       return { child, lines, exited };
     }
 
@@ -349,10 +431,18 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
       const bucket = bucketName("crash");
       const kv = await nc.store({ name: bucket });
       for (let i = 1; i <= 20; i++) await kv.writer.put(`k.${String(i).padStart(2, "0")}`, enc(`v${i}`));
-      const cfg = { url: server.url, bucket, stateFile: join(dir.path, "fold.json"), appliedLog: join(dir.path, "applied.log") };
+      const cfg = {
+        url: server.url,
+        bucket,
+        stateFile: join(dir.path, "fold.json"),
+        appliedLog: join(dir.path, "applied.log"),
+      };
 
       const first = spawnChild({ ...cfg, hangApplyAt: "12" });
-      await waitFor(() => first.lines.some((l) => l.startsWith("HANG apply")), { timeoutMs: 30_000, message: `child hangs in apply: ${first.lines.join(" | ")}` });
+      await waitFor(() => first.lines.some((l) => l.startsWith("HANG apply")), {
+        timeoutMs: 30_000,
+        message: `child hangs in apply: ${first.lines.join(" | ")}`,
+      });
       await kill(first);
       const image = FileStore.read(cfg.stateFile);
       const committed = image ? (WatchCursor.fromHex(image.cursor).revision ?? 0n) : 0n;
@@ -364,7 +454,10 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
       await kv.writer.delete("k.03");
       const lastSeq = (await kv.status()).lastSeq;
       const second = spawnChild(cfg);
-      await waitFor(() => second.lines.includes(`CURSOR ${lastSeq}`), { timeoutMs: 30_000, message: `restarted child catches up: ${second.lines.join(" | ")}` });
+      await waitFor(() => second.lines.includes(`CURSOR ${lastSeq}`), {
+        timeoutMs: 30_000,
+        message: `restarted child catches up: ${second.lines.join(" | ")}`,
+      });
       await kill(second);
       expect(second.lines[0]).toBe(`READY ${committed === 0n ? "none" : committed}`);
 
@@ -372,7 +465,9 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
       // Nothing lost: every revision applied at least once; the restart resumed right after the committed cursor.
       const distinct = [...new Set(revs)].sort((a, b) => (a < b ? -1 : 1));
       expect(distinct).toEqual(Array.from({ length: Number(lastSeq) }, (_, i) => BigInt(i + 1)));
-      const secondRun = second.lines.filter((l) => l.startsWith("APPLY ")).flatMap((l) => l.slice(6).split(" ").map(BigInt));
+      const secondRun = second.lines
+        .filter((l) => l.startsWith("APPLY "))
+        .flatMap((l) => l.slice(6).split(" ").map(BigInt));
       expect(secondRun[0]).toBe(committed + 1n);
       const store = await FileStore.open(cfg.stateFile);
       expect(store.cursor.revision).toBe(lastSeq);
@@ -384,9 +479,17 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
       const bucket = bucketName("crash2");
       const kv = await nc.store({ name: bucket });
       for (let i = 1; i <= 12; i++) await kv.writer.put(`k.${i}`, enc(`v${i}`));
-      const cfg = { url: server.url, bucket, stateFile: join(dir.path, "fold.json"), appliedLog: join(dir.path, "applied.log") };
+      const cfg = {
+        url: server.url,
+        bucket,
+        stateFile: join(dir.path, "fold.json"),
+        appliedLog: join(dir.path, "applied.log"),
+      };
       const first = spawnChild({ ...cfg, hangCommitAt: "8" });
-      await waitFor(() => first.lines.includes("HANG commit"), { timeoutMs: 30_000, message: `child hangs in commit: ${first.lines.join(" | ")}` });
+      await waitFor(() => first.lines.includes("HANG commit"), {
+        timeoutMs: 30_000,
+        message: `child hangs in commit: ${first.lines.join(" | ")}`,
+      });
       await kill(first);
       const image = FileStore.read(cfg.stateFile);
       const committed = image ? (WatchCursor.fromHex(image.cursor).revision ?? 0n) : 0n;
@@ -395,9 +498,14 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
       expect(appliedBefore.some((r) => r > committed)).toBe(true); // applied, never committed
 
       const second = spawnChild(cfg);
-      await waitFor(() => second.lines.includes("CURSOR 12"), { timeoutMs: 30_000, message: `restarted child catches up: ${second.lines.join(" | ")}` });
+      await waitFor(() => second.lines.includes("CURSOR 12"), {
+        timeoutMs: 30_000,
+        message: `restarted child catches up: ${second.lines.join(" | ")}`,
+      });
       await kill(second);
-      const secondRun = second.lines.filter((l) => l.startsWith("APPLY ")).flatMap((l) => l.slice(6).split(" ").map(BigInt));
+      const secondRun = second.lines
+        .filter((l) => l.startsWith("APPLY "))
+        .flatMap((l) => l.slice(6).split(" ").map(BigInt));
       expect(secondRun[0]).toBe(committed + 1n); // the uncommitted batch is delivered again
       const store = await FileStore.open(cfg.stateFile);
       expect(store.cursor.revision).toBe(12n);

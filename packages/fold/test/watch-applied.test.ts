@@ -1,13 +1,13 @@
-import { mkdir, writeFile, readdir } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
 import type { KvUpdate } from "@slipstream/core";
-import { MemorySnapshotStore, dumpStore, watchApplied } from "@slipstream/fold";
+import { SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
 import type { AppliedWatch } from "@slipstream/fold";
+import { dumpStore, MemorySnapshotStore, watchApplied } from "@slipstream/fold";
 import { tempDir, waitFor } from "@slipstream/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import { FlakyStore } from "./helpers/flaky-store.js";
-import { LogKv, describeUpdate, recordingLogger } from "./helpers/log-kv.js";
+import { describeUpdate, LogKv, recordingLogger } from "./helpers/log-kv.js";
 
 const ALL = { kind: "all" } as const;
 const FAST_RETRY = { resubscribeInitialMs: 1, resubscribeMaxMs: 5, commitInitialMs: 1, commitMaxMs: 5 };
@@ -54,7 +54,13 @@ describe("watchApplied batching and ordering", () => {
     const kv = new LogKv();
     const batches: string[][] = [];
     const w = track(
-      watchApplied({ watcher: kv, scope: ALL, batch: { windowMs: 20, max: 100 }, parse: describeUpdate, apply: (b) => void batches.push(b) }),
+      watchApplied({
+        watcher: kv,
+        scope: ALL,
+        batch: { windowMs: 20, max: 100 },
+        parse: describeUpdate,
+        apply: (b) => void batches.push(b),
+      }),
     );
     kv.put("a", "1");
     kv.put("b", "2");
@@ -67,12 +73,26 @@ describe("watchApplied batching and ordering", () => {
     const kv = new LogKv();
     const applied: string[] = [];
     const cursors: WatchCursor[] = [];
-    const idle = watchApplied({ watcher: kv, scope: ALL, parse: describeUpdate, apply: (b) => void applied.push(...b), onApplied: (c) => void cursors.push(c) });
+    const idle = watchApplied({
+      watcher: kv,
+      scope: ALL,
+      parse: describeUpdate,
+      apply: (b) => void applied.push(...b),
+      onApplied: (c) => void cursors.push(c),
+    });
     expect((await idle.stop()).isNone).toBe(true);
     expect(applied).toEqual([]);
     expect(cursors).toEqual([]);
 
-    const w = track(watchApplied({ watcher: kv, scope: ALL, batch: { windowMs: 60_000 }, parse: describeUpdate, apply: (b) => void applied.push(...b) }));
+    const w = track(
+      watchApplied({
+        watcher: kv,
+        scope: ALL,
+        batch: { windowMs: 60_000 },
+        parse: describeUpdate,
+        apply: (b) => void applied.push(...b),
+      }),
+    );
     kv.put("a", "1");
     kv.put("b", "2");
     await waitFor(() => kv.delivered >= 2, { message: "both delivered" });
@@ -112,7 +132,14 @@ describe("watchApplied batching and ordering", () => {
     const store = new MemorySnapshotStore();
     let applyCalls = 0;
     const w = track(
-      watchApplied({ watcher: kv, scope: ALL, store, batch: { max: 3, windowMs: 5 }, parse: () => undefined, apply: () => void applyCalls++ }),
+      watchApplied({
+        watcher: kv,
+        scope: ALL,
+        store,
+        batch: { max: 3, windowMs: 5 },
+        parse: () => undefined,
+        apply: () => void applyCalls++,
+      }),
     );
     await waitFor(() => rev(w.cursor) === 7n, { message: "cursor 7" });
     expect(applyCalls).toBe(0);
@@ -141,7 +168,10 @@ describe("watchApplied batching and ordering", () => {
   });
 
   it("an unknown-version update does not move or clobber the cursor (put@5, unknown ⇒ 5, both applied)", async () => {
-    const entry = (v: VersionToken): KvUpdate => ({ type: "put", entry: { key: "k", value: new Uint8Array([1]), version: v } });
+    const entry = (v: VersionToken): KvUpdate => ({
+      type: "put",
+      entry: { key: "k", value: new Uint8Array([1]), version: v },
+    });
     const watcher = {
       async *watch() {
         yield entry(VersionToken.fromRevision(5n));
@@ -151,7 +181,16 @@ describe("watchApplied batching and ordering", () => {
     };
     const applied: KvUpdate[] = [];
     const store = new MemorySnapshotStore();
-    const w = track(watchApplied({ watcher, scope: ALL, store, batch: { windowMs: 5 }, parse: (u) => u, apply: (b) => void applied.push(...b) }));
+    const w = track(
+      watchApplied({
+        watcher,
+        scope: ALL,
+        store,
+        batch: { windowMs: 5 },
+        parse: (u) => u,
+        apply: (b) => void applied.push(...b),
+      }),
+    );
     await waitFor(() => applied.length === 2, { message: "both applied" });
     expect(rev(w.cursor)).toBe(5n);
     expect(store.cursor.revision).toBe(5n);
@@ -190,7 +229,16 @@ describe("watchApplied batching and ordering", () => {
     const store = new MemorySnapshotStore();
     await store.apply([], WatchCursor.fromRevision(2n));
     const applied: string[] = [];
-    const w = track(watchApplied({ watcher: kv, scope: ALL, store, batch: { windowMs: 5 }, parse: describeUpdate, apply: (b) => void applied.push(...b) }));
+    const w = track(
+      watchApplied({
+        watcher: kv,
+        scope: ALL,
+        store,
+        batch: { windowMs: 5 },
+        parse: describeUpdate,
+        apply: (b) => void applied.push(...b),
+      }),
+    );
     await waitFor(() => rev(w.cursor) === 4n, { message: "cursor 4" });
     expect(kv.calls[0]?.from?.revision).toBe(2n);
     expect(applied).toEqual(["put svc.x=3@3", "put node.c=4@4"]);
@@ -278,7 +326,16 @@ describe("watchApplied failures", () => {
     const applied: string[] = [];
     const { logger, lines } = recordingLogger();
     const w = track(
-      watchApplied({ watcher: kv, scope: ALL, store, logger, retry: FAST_RETRY, batch: { windowMs: 5 }, parse: describeUpdate, apply: (b) => void applied.push(...b) }),
+      watchApplied({
+        watcher: kv,
+        scope: ALL,
+        store,
+        logger,
+        retry: FAST_RETRY,
+        batch: { windowMs: 5 },
+        parse: describeUpdate,
+        apply: (b) => void applied.push(...b),
+      }),
     );
     kv.put("a", "1");
     kv.put("b", "2");
@@ -298,7 +355,15 @@ describe("watchApplied failures", () => {
     kv.put("a", "1");
     const store = new FlakyStore(new MemorySnapshotStore());
     store.failAlways = true;
-    const w = watchApplied({ watcher: kv, scope: ALL, store, retry: FAST_RETRY, batch: { windowMs: 1 }, parse: (u) => u, apply: () => {} });
+    const w = watchApplied({
+      watcher: kv,
+      scope: ALL,
+      store,
+      retry: FAST_RETRY,
+      batch: { windowMs: 1 },
+      parse: (u) => u,
+      apply: () => {},
+    });
     await expect(w.done).rejects.toSatisfy((e) => SlipstreamError.is(e, "BACKEND"));
     expect(store.attempts.length).toBe(16);
     expect(store.cursor.isNone).toBe(true);
@@ -311,7 +376,15 @@ describe("watchApplied failures", () => {
     const applied: string[] = [];
     const { logger, lines } = recordingLogger();
     const w = track(
-      watchApplied({ watcher: kv, scope: ALL, logger, retry: FAST_RETRY, batch: { windowMs: 5 }, parse: describeUpdate, apply: (b) => void applied.push(...b) }),
+      watchApplied({
+        watcher: kv,
+        scope: ALL,
+        logger,
+        retry: FAST_RETRY,
+        batch: { windowMs: 5 },
+        parse: describeUpdate,
+        apply: (b) => void applied.push(...b),
+      }),
     );
     await waitFor(() => rev(w.cursor) === 2n, { message: "cursor 2" });
     kv.endAll();
@@ -338,7 +411,14 @@ describe("watchApplied failures", () => {
     const kv = new LogKv();
     const ctl = new AbortController();
     const applied: string[] = [];
-    const w = watchApplied({ watcher: kv, scope: ALL, signal: ctl.signal, batch: { windowMs: 60_000 }, parse: describeUpdate, apply: (b) => void applied.push(...b) });
+    const w = watchApplied({
+      watcher: kv,
+      scope: ALL,
+      signal: ctl.signal,
+      batch: { windowMs: 60_000 },
+      parse: describeUpdate,
+      apply: (b) => void applied.push(...b),
+    });
     kv.put("a", "1");
     await waitFor(() => kv.delivered === 1, { message: "delivered" });
     ctl.abort();
@@ -349,7 +429,12 @@ describe("watchApplied failures", () => {
   it("an empty prefix list watches nothing and still stops cleanly", async () => {
     const kv = new LogKv();
     kv.put("a", "1");
-    const w = watchApplied({ watcher: kv, scope: { kind: "prefixes", prefixes: [] }, parse: (u) => u, apply: () => {} });
+    const w = watchApplied({
+      watcher: kv,
+      scope: { kind: "prefixes", prefixes: [] },
+      parse: (u) => u,
+      apply: () => {},
+    });
     await new Promise((r) => setTimeout(r, 20));
     expect(kv.calls).toEqual([]);
     expect((await w.stop()).isNone).toBe(true);
@@ -357,9 +442,9 @@ describe("watchApplied failures", () => {
 
   it("rejects bad options up front", () => {
     const kv = new LogKv();
-    expect(() => watchApplied({ watcher: kv, scope: ALL, batch: { max: 0 }, parse: (u) => u, apply: () => {} })).toThrow(
-      expect.objectContaining({ code: "INVALID_ARGUMENT" }),
-    );
+    expect(() =>
+      watchApplied({ watcher: kv, scope: ALL, batch: { max: 0 }, parse: (u) => u, apply: () => {} }),
+    ).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
     expect(() => watchApplied({ watcher: kv, scope: ALL, parse: (u: KvUpdate) => u } as never)).toThrow(TypeError);
   });
 });
@@ -393,7 +478,17 @@ describe("watchApplied user callbacks, stop and dispose", () => {
     kv.put("a", "1");
     const store = new MemorySnapshotStore();
     const boom = new Error("callback failed");
-    const w = watchApplied({ watcher: kv, scope: ALL, store, batch: { windowMs: 1 }, parse: (u) => u, apply: () => {}, onApplied: () => { throw boom; } });
+    const w = watchApplied({
+      watcher: kv,
+      scope: ALL,
+      store,
+      batch: { windowMs: 1 },
+      parse: (u) => u,
+      apply: () => {},
+      onApplied: () => {
+        throw boom;
+      },
+    });
     await expect(w.done).rejects.toBe(boom);
     expect(store.cursor.revision).toBe(1n); // committed before the callback ran
   });
@@ -401,7 +496,15 @@ describe("watchApplied user callbacks, stop and dispose", () => {
   it("stop during a commit failure streak waits for the retry and commits", async () => {
     const kv = new LogKv();
     const store = new FlakyStore(new MemorySnapshotStore());
-    const w = watchApplied({ watcher: kv, scope: ALL, store, retry: { ...FAST_RETRY, commitInitialMs: 20, commitMaxMs: 20 }, batch: { windowMs: 60_000 }, parse: (u) => u, apply: () => {} });
+    const w = watchApplied({
+      watcher: kv,
+      scope: ALL,
+      store,
+      retry: { ...FAST_RETRY, commitInitialMs: 20, commitMaxMs: 20 },
+      batch: { windowMs: 60_000 },
+      parse: (u) => u,
+      apply: () => {},
+    });
     kv.put("a", "1");
     kv.put("b", "2");
     await waitFor(() => kv.delivered === 2, { message: "delivered" });
@@ -415,7 +518,13 @@ describe("watchApplied user callbacks, stop and dispose", () => {
     const kv = new LogKv();
     const applied: string[] = [];
     {
-      await using w = watchApplied({ watcher: kv, scope: ALL, batch: { windowMs: 60_000 }, parse: describeUpdate, apply: (b) => void applied.push(...b) });
+      await using w = watchApplied({
+        watcher: kv,
+        scope: ALL,
+        batch: { windowMs: 60_000 },
+        parse: describeUpdate,
+        apply: (b) => void applied.push(...b),
+      });
       kv.put("a", "1");
       await waitFor(() => kv.delivered === 1, { message: "delivered" });
       expect(w.stats.received).toBe(1);
@@ -429,7 +538,14 @@ describe("watchApplied resync after an expired cursor", () => {
   async function seededStore(kv: LogKv): Promise<MemorySnapshotStore> {
     // A fold that applied everything up to the current head.
     const store = new MemorySnapshotStore();
-    const w = watchApplied({ watcher: kv, scope: ALL, store, batch: { windowMs: 1 }, parse: (u) => u, apply: () => {} });
+    const w = watchApplied({
+      watcher: kv,
+      scope: ALL,
+      store,
+      batch: { windowMs: 1 },
+      parse: (u) => u,
+      apply: () => {},
+    });
     await waitFor(() => store.cursor.revision === kv.nextSeq - 1n, { message: "seeded" });
     await w.stop();
     return store;
@@ -493,7 +609,17 @@ describe("watchApplied resync after an expired cursor", () => {
       kv.put("k.a", "back"); // 5
     };
     const order: string[] = [];
-    const w = track(watchApplied({ watcher: kv, reader: kv, store, scope: ALL, batch: { windowMs: 1 }, parse: describeUpdate, apply: (b) => void order.push(...b) }));
+    const w = track(
+      watchApplied({
+        watcher: kv,
+        reader: kv,
+        store,
+        scope: ALL,
+        batch: { windowMs: 1 },
+        parse: describeUpdate,
+        apply: (b) => void order.push(...b),
+      }),
+    );
     await waitFor(() => rev(w.cursor) === 5n, { message: "cursor 5" });
     expect(order.indexOf("delete k.a@?")).toBeGreaterThanOrEqual(0);
     expect(order.indexOf("delete k.a@?")).toBeLessThan(order.indexOf("put k.a=back@5"));
@@ -505,7 +631,18 @@ describe("watchApplied resync after an expired cursor", () => {
     kv.put("a", "1");
     kv.put("b", "2");
     const store = new MemorySnapshotStore();
-    const w = track(watchApplied({ watcher: kv, reader: kv, store, retry: FAST_RETRY, scope: ALL, batch: { windowMs: 1 }, parse: (u) => u, apply: () => {} }));
+    const w = track(
+      watchApplied({
+        watcher: kv,
+        reader: kv,
+        store,
+        retry: FAST_RETRY,
+        scope: ALL,
+        batch: { windowMs: 1 },
+        parse: (u) => u,
+        apply: () => {},
+      }),
+    );
     await waitFor(() => rev(w.cursor) === 2n, { message: "cursor 2" });
     // What the failing watch would have delivered is overrun: the test drops it by failing first.
     kv.failAll(new SlipstreamError("CURSOR_EXPIRED", "retention overran the watch"));
@@ -525,7 +662,18 @@ describe("watchApplied resync after an expired cursor", () => {
       if (n === 1) queueMicrotask(() => kv.failAll(new SlipstreamError("CURSOR_EXPIRED", "odd server")));
     };
     const store = new MemorySnapshotStore();
-    const w = track(watchApplied({ watcher: kv, reader: kv, store, retry: FAST_RETRY, scope: ALL, batch: { windowMs: 1 }, parse: (u) => u, apply: () => {} }));
+    const w = track(
+      watchApplied({
+        watcher: kv,
+        reader: kv,
+        store,
+        retry: FAST_RETRY,
+        scope: ALL,
+        batch: { windowMs: 1 },
+        parse: (u) => u,
+        apply: () => {},
+      }),
+    );
     await waitFor(() => w.stats.resubscribes === 1, { message: "re-subscribed" });
     expect(w.stats.resyncs).toBe(0);
     kv.put("a", "1");
@@ -541,7 +689,15 @@ describe("watchApplied resync after an expired cursor", () => {
     kv.evictThrough(kv.nextSeq - 2n);
     const batches: string[][] = [];
     const w = track(
-      watchApplied({ watcher: kv, reader: kv, store, scope: { kind: "prefixes", prefixes: ["p.", "p.q."] }, batch: { windowMs: 1, max: 3 }, parse: describeUpdate, apply: (b) => void batches.push(b) }),
+      watchApplied({
+        watcher: kv,
+        reader: kv,
+        store,
+        scope: { kind: "prefixes", prefixes: ["p.", "p.q."] },
+        batch: { windowMs: 1, max: 3 },
+        parse: describeUpdate,
+        apply: (b) => void batches.push(b),
+      }),
     );
     await waitFor(() => rev(w.cursor) === kv.nextSeq - 1n, { message: "caught up" });
     const deletes = batches.flat().filter((d) => d.startsWith("delete"));
@@ -560,7 +716,9 @@ describe("watchApplied resync after an expired cursor", () => {
     kv.keysError = new SlipstreamError("TIMEOUT", "keys timed out");
     const callsBefore = kv.calls.length;
     const w = watchApplied({ watcher: kv, reader: kv, store, scope: ALL, parse: (u) => u, apply: () => {} });
-    await expect(w.done).rejects.toSatisfy((e) => SlipstreamError.is(e, "WATCH_FAILED") && /resync/.test((e as Error).message));
+    await expect(w.done).rejects.toSatisfy(
+      (e) => SlipstreamError.is(e, "WATCH_FAILED") && /resync/.test((e as Error).message),
+    );
     expect(store.cursor.revision).toBe(1n);
     expect(kv.calls.length).toBe(callsBefore + 1); // the expired resume only; never the re-list
   });
@@ -574,7 +732,17 @@ describe("watchApplied resync after an expired cursor", () => {
     kv.put("c", "3"); // 4
     kv.evictThrough(3n);
     const { logger, lines } = recordingLogger();
-    const w = track(watchApplied({ watcher: kv, store, logger, scope: ALL, batch: { windowMs: 1 }, parse: (u) => u, apply: () => {} }));
+    const w = track(
+      watchApplied({
+        watcher: kv,
+        store,
+        logger,
+        scope: ALL,
+        batch: { windowMs: 1 },
+        parse: (u) => u,
+        apply: () => {},
+      }),
+    );
     await waitFor(() => rev(w.cursor) === 4n, { message: "cursor 4" });
     const warn = lines.find((l) => l.msg.includes("may be stale"));
     expect(warn?.attrs?.keys).toEqual(["a", "b"]);
@@ -589,7 +757,16 @@ describe("watchApplied exports", () => {
     const kv = new LogKv();
     const store = new MemorySnapshotStore();
     const applied: string[] = [];
-    const w = track(watchApplied({ watcher: kv, scope: ALL, store, batch: { windowMs: 60_000 }, parse: describeUpdate, apply: (b) => void applied.push(...b) }));
+    const w = track(
+      watchApplied({
+        watcher: kv,
+        scope: ALL,
+        store,
+        batch: { windowMs: 60_000 },
+        parse: describeUpdate,
+        apply: (b) => void applied.push(...b),
+      }),
+    );
     kv.put("a", "1");
     kv.put("b", "2");
     await waitFor(() => kv.delivered === 2, { message: "delivered" });
@@ -611,7 +788,9 @@ describe("watchApplied exports", () => {
     await expect(noStore.requestExport(join(dir.path, "x"))).rejects.toSatisfy((e) => SlipstreamError.is(e, "BACKEND"));
 
     const store = new MemorySnapshotStore();
-    const w = track(watchApplied({ watcher: kv, scope: ALL, store, batch: { windowMs: 1 }, parse: (u) => u, apply: () => {} }));
+    const w = track(
+      watchApplied({ watcher: kv, scope: ALL, store, batch: { windowMs: 1 }, parse: (u) => u, apply: () => {} }),
+    );
     const occupied = join(dir.path, "occupied");
     await mkdir(occupied);
     await writeFile(join(occupied, "stray"), "x");
@@ -627,7 +806,16 @@ describe("watchApplied exports", () => {
     await using dir = await tempDir("slipstream-fold-export-");
     const kv = new LogKv();
     const store = new MemorySnapshotStore();
-    const w = track(watchApplied({ watcher: kv, scope: ALL, store, batch: { windowMs: 1, max: 7 }, parse: (u) => u, apply: () => {} }));
+    const w = track(
+      watchApplied({
+        watcher: kv,
+        scope: ALL,
+        store,
+        batch: { windowMs: 1, max: 7 },
+        parse: (u) => u,
+        apply: () => {},
+      }),
+    );
     await waitFor(() => kv.calls.length === 1, { message: "subscribed" });
     const writing = (async () => {
       for (let i = 1; i <= 300; i++) {

@@ -1,6 +1,7 @@
 /** Fault injection: a SnapshotStore wrapper whose commits fail on demand. */
-import { SlipstreamError } from "@slipstream/core";
+
 import type { ExportManifest, ExportOptions, KvEntry, KvUpdate, SnapshotStore, WatchCursor } from "@slipstream/core";
+import { SlipstreamError } from "@slipstream/core";
 
 export class FlakyStore implements SnapshotStore {
   /** Fail this many upcoming apply calls. */

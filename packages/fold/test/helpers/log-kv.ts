@@ -9,8 +9,9 @@
  *   log no longer holds revision + 1;
  * - faults: end or fail every open watch, fail `keys()`.
  */
-import { SlipstreamError, VersionToken, WatchCursor, scopeContains } from "@slipstream/core";
+
 import type { KvEntry, KvReader, KvUpdate, KvWatcher, OpOptions, WatchOptions, WatchScope } from "@slipstream/core";
+import { SlipstreamError, scopeContains, VersionToken, type WatchCursor } from "@slipstream/core";
 
 interface Msg {
   seq: bigint;
@@ -105,7 +106,9 @@ export class LogKv implements KvWatcher, KvReader {
     const rev = from && !from.isNone ? from.revision : undefined;
     if (rev !== undefined && rev > 0n) {
       if (this.firstSeq > rev + 1n) {
-        feed.push({ error: new SlipstreamError("CURSOR_EXPIRED", `cursor ${rev} is before first sequence ${this.firstSeq}`) });
+        feed.push({
+          error: new SlipstreamError("CURSOR_EXPIRED", `cursor ${rev} is before first sequence ${this.firstSeq}`),
+        });
       } else {
         for (const m of this.log) if (m.seq > rev && scopeContains(scope, m.key)) feed.push({ update: toUpdate(m) });
       }
