@@ -260,6 +260,7 @@ export class NatsConnection implements AsyncDisposable {
       watchStallMs: this.#watchStallMs,
       resources: this.#resources,
       multiFilter: () => versionAtLeast(this.serverVersion, 2, 10),
+      connected: () => this.#connected && !this.#nc.isClosed(),
     };
     return new NatsKvStore(ctx);
   }

@@ -60,6 +60,8 @@ export interface BucketContext {
   readonly watchStallMs: number;
   readonly logger: Logger;
   readonly resources: ResourceRegistry;
+  /** Whether the client is connected right now (a disconnected client cannot delete consumers). */
+  connected(): boolean;
   /** Whether the connected server takes several filter subjects on one consumer (≥ 2.10). */
   multiFilter(): boolean;
 }

@@ -72,7 +72,7 @@ async function* listLast(ctx: BucketContext, prefix: string, opts: ListOptions):
     messages?.stop();
     const c = consumer;
     consumer = undefined;
-    if (c) {
+    if (c && ctx.connected()) {
       await withTimeout(`deleting the ${what} consumer`, ctx.timeoutMs, undefined, () => c.delete()).catch((err) =>
         ctx.logger.warn("could not delete listing consumer", { bucket: ctx.bucket, error: String(err) }),
       );

@@ -39,8 +39,13 @@ import { type FilterPlan, planFilters } from "./keys.js";
 
 /** Pull batch of a watch consumer. */
 const WATCH_BATCH = 256;
-/** Pull request lifetime; the idle heartbeat is half of it. */
-const WATCH_EXPIRES_MS = 10_000;
+/**
+ * Pull request lifetime for a stall bound: the idle heartbeat is half of it, and at least
+ * four heartbeats fit in `watchStallMs` (nats.js needs expires ≥ 1 s, heartbeats ≤ 5 s here).
+ */
+export function pullExpiresMs(watchStallMs: number): number {
+  return Math.max(1000, Math.min(10_000, Math.floor(watchStallMs / 4) * 2));
+}
 /** Server-side backstop: a watch consumer nobody pulls from for this long is removed. */
 const WATCH_INACTIVE_MS = 120_000;
 
@@ -174,7 +179,7 @@ class WatchSession {
     }
     const c = this.#consumer;
     this.#messages = await timed(ctx, `starting the watch of bucket ${ctx.bucket}`, signal, () =>
-      c.consume({ max_messages: WATCH_BATCH, expires: WATCH_EXPIRES_MS }),
+      c.consume({ max_messages: WATCH_BATCH, expires: pullExpiresMs(ctx.watchStallMs) }),
     );
     if (this.#ended) this.#messages.stop();
     void this.#observe(this.#messages);
@@ -299,6 +304,12 @@ class WatchSession {
     const c = this.#consumer;
     if (!c) return;
     const ctx = this.#ctx;
+    if (!ctx.connected()) {
+      // Nobody to ask: waiting out a timeout here would only delay the caller. The consumer
+      // is in memory with an inactivity threshold, so the server drops it on its own.
+      ctx.logger.debug("disconnected; leaving the watch consumer to the server's inactivity reaper", { bucket: ctx.bucket });
+      return;
+    }
     // The ordered consumer may re-create itself under a new name; delete until the name settles.
     for (let attempt = 0; attempt < 3; attempt++) {
       const name = (await c.info(true).catch(() => undefined))?.name;

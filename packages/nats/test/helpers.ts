@@ -63,3 +63,10 @@ export async function quietFor<T>(pending: Promise<IteratorResult<T>>, ms: numbe
 
 export { startNats };
 export type { NatsServerHandle, StoreConfig };
+
+/** Names of the consumers on a bucket's stream. */
+export async function consumerNames(conn: NatsConnection, bucket: string): Promise<string[]> {
+  const jsm = await jetstreamManager(conn.client);
+  const list = await jsm.consumers.list(`KV_${bucket}`).next();
+  return list.map((c) => c.name);
+}

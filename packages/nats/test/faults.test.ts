@@ -1,0 +1,165 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import { SlipstreamError, type KvUpdate } from "@slipstream/core";
+import { hasNats, waitFor } from "@slipstream/testkit";
+import { afterEach, describe, expect, it } from "vitest";
+import type { NatsConnection } from "../src/index.js";
+import {
+  type NatsServerHandle,
+  bucketName,
+  connectTo,
+  consumerCount,
+  consumerNames,
+  enc,
+  show,
+  startNats,
+  take,
+} from "./helpers.js";
+
+describe.skipIf(!hasNats("any"))("watch under faults", () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()?.().catch(() => {});
+  });
+  async function setup(stallMs = 4000): Promise<{ server: NatsServerHandle; conn: NatsConnection; admin: NatsConnection }> {
+    const server = await startNats();
+    cleanups.push(() => server.close());
+    const conn = await connectTo(server, { watchStallMs: stallMs });
+    cleanups.push(() => conn.close());
+    const admin = await connectTo(server);
+    cleanups.push(() => admin.close());
+    return { server, conn, admin };
+  }
+
+  it("breaking a for-await loop removes the consumer", async () => {
+    const { conn, admin } = await setup();
+    const kv = await conn.store({ name: bucketName("brk") });
+    await kv.writer.put("a", enc("1"));
+    await kv.writer.put("b", enc("2"));
+    for await (const u of kv.watcher.watch({ kind: "all" })) {
+      expect(show(u)).toBe("put a=1@1");
+      expect(await consumerCount(admin, kv.name)).toBe(1);
+      break;
+    }
+    expect(await consumerCount(admin, kv.name)).toBe(0);
+  });
+
+  it("close() ends running watches cleanly and removes their consumers", async () => {
+    const { conn, admin } = await setup();
+    const kv = await conn.store({ name: bucketName("cls") });
+    await kv.writer.put("a", enc("1"));
+    const seen: string[] = [];
+    const runs = [kv.watcher.watch({ kind: "all" }), kv.watcher.watch({ kind: "prefix", prefix: "a" })].map(async (w) => {
+      for await (const u of w) seen.push(show(u));
+      return "ended";
+    });
+    await waitFor(() => seen.length === 2, { timeoutMs: 5000, message: "both watches delivered" });
+    expect(await consumerCount(admin, kv.name)).toBe(2);
+    await conn.close();
+    expect(await Promise.all(runs)).toEqual(["ended", "ended"]);
+    expect(await consumerCount(admin, kv.name)).toBe(0);
+    expect(conn.isHealthy).toBe(false);
+    const err = await conn.store({ name: kv.name }).catch((e) => e);
+    expect(SlipstreamError.is(err, "NOT_CONNECTED")).toBe(true);
+  });
+
+  it("a restarted server: the watch resumes without a gap (writes made while it was away included)", async () => {
+    const { server, conn } = await setup(8000);
+    const kv = await conn.store({ name: bucketName("rst") });
+    for (let i = 1; i <= 3; i++) await kv.writer.put(`k.${i}`, enc(String(i)));
+    const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
+    expect((await take(it, 3)).map((u) => (u as Extract<KvUpdate, { type: "put" }>).entry.version.revision)).toEqual([
+      1n,
+      2n,
+      3n,
+    ]);
+    await server.restart();
+    // Write from a fresh connection, possibly before the watcher's client is back.
+    const other = await connectTo(server);
+    cleanups.push(() => other.close());
+    const kv2 = await other.store({ name: kv.name });
+    for (let i = 4; i <= 6; i++) await kv2.writer.put(`k.${i}`, enc(String(i)));
+    const after = await take(it, 3, 20_000);
+    expect(after.map(show)).toEqual(["put k.4=4@4", "put k.5=5@5", "put k.6=6@6"]);
+    await it.return?.();
+  });
+
+  it("a server that stays down ends the watch with WATCH_FAILED (never a silent stall)", async () => {
+    const { server, conn } = await setup(2000);
+    const kv = await conn.store({ name: bucketName("dead") });
+    await kv.writer.put("a", enc("1"));
+    const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
+    await take(it, 1);
+    await server.kill();
+    const err = await it.next().then(
+      () => "no error",
+      (e) => e,
+    );
+    expect(SlipstreamError.is(err, "WATCH_FAILED")).toBe(true);
+  });
+
+  it("health follows server death and recovery", async () => {
+    const { server, conn } = await setup();
+    expect(conn.isHealthy).toBe(true);
+    await server.kill();
+    await waitFor(() => !conn.isHealthy, { timeoutMs: 15_000, message: "unhealthy after kill" });
+    await server.restart();
+    await waitFor(() => conn.isHealthy, { timeoutMs: 15_000, message: "healthy after restart" });
+  });
+
+  it("operations against a dead server time out with TIMEOUT", async () => {
+    const server = await startNats();
+    cleanups.push(() => server.close());
+    const conn = await connectTo(server, { timeoutMs: 800 });
+    cleanups.push(() => conn.close());
+    const kv = await conn.store({ name: bucketName("to") });
+    await server.kill();
+    const err = await kv.reader.get("a").catch((e) => e);
+    expect(SlipstreamError.is(err, "TIMEOUT")).toBe(true);
+    const err2 = await kv.writer.put("a", enc("1")).catch((e) => e);
+    expect(SlipstreamError.is(err2, "TIMEOUT")).toBe(true);
+  });
+
+  it("live floor guard: retention overrunning a live watch ends it with CURSOR_EXPIRED", async () => {
+    const { conn, admin } = await setup();
+    const kv = await conn.store({ name: bucketName("floor") });
+    for (let i = 1; i <= 3; i++) await kv.writer.put(`k.${i}`, enc(String(i)));
+    const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
+    await take(it, 3);
+    // Take the consumer away, write, and let "retention" (a purge below seq 6) evict 4 and 5
+    // before the ordered consumer re-creates itself at 4: the server would start it at 6.
+    const jsm = await jetstreamManager(admin.client);
+    const [name] = await consumerNames(admin, kv.name);
+    await jsm.consumers.delete(`KV_${kv.name}`, name!);
+    const kvAdmin = await admin.store({ name: kv.name });
+    for (let i = 4; i <= 7; i++) await kvAdmin.writer.put(`k.${i}`, enc(String(i)));
+    await jsm.streams.purge(`KV_${kv.name}`, { seq: 6 });
+    expect((await kv.status()).firstSeq).toBe(6n);
+    const err = await (async () => {
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return "ended";
+        if (show(r.value).includes("@6")) return "gapped delivery";
+      }
+    })().catch((e) => e);
+    expect(SlipstreamError.is(err, "CURSOR_EXPIRED")).toBe(true);
+    expect(await consumerCount(admin, kv.name)).toBe(0);
+  });
+
+  it("live floor guard: a benign interior gap passes", async () => {
+    const { conn, admin } = await setup();
+    const kv = await conn.store({ name: bucketName("benign") });
+    for (let i = 1; i <= 3; i++) await kv.writer.put(`k.${i}`, enc(String(i)));
+    const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
+    await take(it, 3);
+    const jsm = await jetstreamManager(admin.client);
+    const [name] = await consumerNames(admin, kv.name);
+    await jsm.consumers.delete(`KV_${kv.name}`, name!);
+    const kvAdmin = await admin.store({ name: kv.name });
+    for (let i = 4; i <= 7; i++) await kvAdmin.writer.put(`k.${i}`, enc(String(i)));
+    // Remove 5 from the middle: the stream still holds everything after 3, so the gap 4 → 6 is benign.
+    await jsm.streams.deleteMessage(`KV_${kv.name}`, 5);
+    const got = await take(it, 3, 20_000);
+    expect(got.map(show)).toEqual(["put k.4=4@4", "put k.6=6@6", "put k.7=7@7"]);
+    await it.return?.();
+  });
+});
