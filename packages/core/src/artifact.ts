@@ -38,7 +38,10 @@ function ioError(what: string, err: unknown): SlipstreamError {
 }
 
 /** Streams `path` through SHA-256; returns its size and lowercase hex digest. */
-export async function hashFile(path: string, opts: { signal?: AbortSignal } = {}): Promise<{ size: number; sha256: string }> {
+export async function hashFile(
+  path: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<{ size: number; sha256: string }> {
   const hash = createHash("sha256");
   let size = 0;
   const stream = createReadStream(path, { highWaterMark: 1 << 20, signal: opts.signal });
@@ -57,7 +60,8 @@ export async function checkDestAvailable(destDir: string): Promise<void> {
   const parent = dirname(resolve(destDir));
   try {
     const p = await stat(parent);
-    if (!p.isDirectory()) throw artifactInvalid(`destination ${destDir} has no parent directory (${parent} is not a directory)`);
+    if (!p.isDirectory())
+      throw artifactInvalid(`destination ${destDir} has no parent directory (${parent} is not a directory)`);
   } catch (err) {
     if (SlipstreamError.is(err)) throw err;
     if ((err as NodeJS.ErrnoException).code === "ENOENT") {
@@ -276,12 +280,9 @@ async function copyHashing(from: string, to: string, signal: AbortSignal | undef
       cb(null, chunk);
     },
   });
-  await pipeline(
-    createReadStream(from, { highWaterMark: 1 << 20 }),
-    tap,
-    createWriteStream(to, { flags: "wx" }),
-    { signal },
-  );
+  await pipeline(createReadStream(from, { highWaterMark: 1 << 20 }), tap, createWriteStream(to, { flags: "wx" }), {
+    signal,
+  });
   await fsyncPath(to);
   return { size, sha256: hash.digest("hex") };
 }

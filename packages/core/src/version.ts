@@ -40,9 +40,7 @@ export class VersionToken {
   static fromBytes(bytes: Uint8Array): VersionToken {
     if (!(bytes instanceof Uint8Array)) throw new TypeError("bytes must be a Uint8Array");
     if (bytes.length > VERSION_TOKEN_CAPACITY) {
-      throw invalidArgument(
-        `version token holds at most ${VERSION_TOKEN_CAPACITY} bytes, got ${bytes.length}`,
-      );
+      throw invalidArgument(`version token holds at most ${VERSION_TOKEN_CAPACITY} bytes, got ${bytes.length}`);
     }
     return bytes.length === 0 ? VersionToken.#UNKNOWN : new VersionToken(Uint8Array.from(bytes));
   }
@@ -89,4 +87,3 @@ export class VersionToken {
     return this.toHex();
   }
 }
-

@@ -167,7 +167,11 @@ describe("verifyAndStageImport", () => {
       },
       /checksum mismatch/,
     ],
-    ["a truncated file", async () => writeFile(join(art, "data/fold.bin"), "hello"), /is 5 bytes; the manifest declares 10/],
+    [
+      "a truncated file",
+      async () => writeFile(join(art, "data/fold.bin"), "hello"),
+      /is 5 bytes; the manifest declares 10/,
+    ],
     ["an undeclared file", async () => writeFile(join(art, "data/smuggled"), "x"), /undeclared file: data\/smuggled/],
     ["an undeclared top-level file", async () => writeFile(join(art, "extra"), "x"), /undeclared file: extra/],
     ["a missing file", async () => rm(join(art, "data/fold.bin")), /payload file missing: data\/fold.bin/],

@@ -38,7 +38,9 @@ describe("withTimeout", () => {
   });
 
   it("passes fn's own errors through", async () => {
-    await expect(withTimeout("op", 1000, undefined, async () => Promise.reject(new Error("own")))).rejects.toThrow("own");
+    await expect(withTimeout("op", 1000, undefined, async () => Promise.reject(new Error("own")))).rejects.toThrow(
+      "own",
+    );
   });
 });
 

@@ -55,7 +55,8 @@ export class ExportLease {
   constructor(opts: ExportLeaseOptions) {
     if (!opts || typeof opts !== "object") throw new TypeError("ExportLease needs an options object");
     if (!opts.reader || !opts.writer) throw new TypeError("ExportLease needs a reader and a writer");
-    if (typeof opts.key !== "string" || opts.key.length === 0) throw invalidArgument("lease key must be a non-empty string");
+    if (typeof opts.key !== "string" || opts.key.length === 0)
+      throw invalidArgument("lease key must be a non-empty string");
     if (typeof opts.holderId !== "string" || opts.holderId.length === 0) {
       throw invalidArgument("holderId must be a non-empty string");
     }
@@ -114,7 +115,10 @@ export class ExportLease {
     if (entry === undefined) return undefined;
     const record = decodeLeaseRecord(entry.value);
     if (record === undefined) {
-      throw new SlipstreamError("BACKEND", `lease key ${this.key} holds an unparseable value (${entry.value.length} bytes)`);
+      throw new SlipstreamError(
+        "BACKEND",
+        `lease key ${this.key} holds an unparseable value (${entry.value.length} bytes)`,
+      );
     }
     return record;
   }

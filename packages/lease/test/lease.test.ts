@@ -128,10 +128,12 @@ describe("ExportLease on a real NATS KV", () => {
   });
 
   it("refuses bad options", async () => {
-    expect(() => new ExportLease({ reader: undefined as never, writer: undefined as never, key: "k", holderId: "a" })).toThrow(
-      TypeError,
-    );
+    expect(
+      () => new ExportLease({ reader: undefined as never, writer: undefined as never, key: "k", holderId: "a" }),
+    ).toThrow(TypeError);
     const kv = await bucket();
-    await expect(lease(kv, "a").tryAcquire(0)).rejects.toSatisfy((e: unknown) => SlipstreamError.is(e, "INVALID_ARGUMENT"));
+    await expect(lease(kv, "a").tryAcquire(0)).rejects.toSatisfy((e: unknown) =>
+      SlipstreamError.is(e, "INVALID_ARGUMENT"),
+    );
   });
 });
