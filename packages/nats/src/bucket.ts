@@ -104,7 +104,8 @@ export function kvStreamConfig(c: Required<StoreConfig>): Partial<StreamConfig> 
     allow_direct: true,
     deny_delete: false,
     deny_purge: false,
-    duplicate_window: nanos(2 * 60 * 1000),
+    // The server refuses a duplicate window longer than max_age.
+    duplicate_window: nanos(c.maxAgeMs > 0 ? Math.min(2 * 60 * 1000, c.maxAgeMs) : 2 * 60 * 1000),
   };
 }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { type ConsumerInfo, jetstreamManager } from "@nats-io/jetstream";
 import type { KvUpdate } from "@slipstream/core";
 import { type NatsServerHandle, startNats } from "@slipstream/testkit";
 import { type ConnectOptions, type NatsConnection, type StoreConfig, connect } from "../src/index.js";
@@ -64,9 +64,13 @@ export async function quietFor<T>(pending: Promise<IteratorResult<T>>, ms: numbe
 export { startNats };
 export type { NatsServerHandle, StoreConfig };
 
+/** The consumers on a bucket's stream. */
+export async function consumerInfos(conn: NatsConnection, bucket: string): Promise<ConsumerInfo[]> {
+  const jsm = await jetstreamManager(conn.client);
+  return await jsm.consumers.list(`KV_${bucket}`).next();
+}
+
 /** Names of the consumers on a bucket's stream. */
 export async function consumerNames(conn: NatsConnection, bucket: string): Promise<string[]> {
-  const jsm = await jetstreamManager(conn.client);
-  const list = await jsm.consumers.list(`KV_${bucket}`).next();
-  return list.map((c) => c.name);
+  return (await consumerInfos(conn, bucket)).map((c) => c.name);
 }
