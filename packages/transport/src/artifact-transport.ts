@@ -329,7 +329,7 @@ export class ArtifactTransport {
       overallMs: this.#transferTimeoutMs,
       signal: opts.signal,
     });
-    const finishMs = Math.max(this.#timeoutMs, 8 * this.#timeoutMs);
+    const finishMs = 8 * this.#timeoutMs;
     try {
       opts.onProgress?.({ phase: "upload", bytesDone: 0, bytesTotal: total });
       const body = packArtifact(artifactDir, manifest, manifestBytes, {

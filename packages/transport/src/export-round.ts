@@ -19,13 +19,15 @@ import type { ArtifactTransport } from "./artifact-transport.js";
 
 /** The held lease of a round (structurally, `LeaseGuard` of `@slipstream/lease`). */
 export interface RoundLeaseGuard {
-  complete(cursor: WatchCursor): Promise<void>;
-  abandon(): Promise<void>;
+  /** Records the round's outcome; what it resolves to is ignored. */
+  complete(cursor: WatchCursor, opts?: { signal?: AbortSignal }): Promise<unknown>;
+  /** Releases the lease early so the next round need not wait for it to expire. */
+  abandon(): Promise<unknown>;
 }
 
 /** The lease a round competes for (structurally, `ExportLease` of `@slipstream/lease`). */
 export interface RoundLease {
-  tryAcquire(ttlMs: number): Promise<RoundLeaseGuard | undefined>;
+  tryAcquire(ttlMs: number, opts?: { signal?: AbortSignal }): Promise<RoundLeaseGuard | undefined>;
 }
 
 /** What exports the fold (structurally, `AppliedWatch` of `@slipstream/fold`). */
@@ -72,7 +74,7 @@ export async function runExportRound(opts: ExportRoundOptions): Promise<ExportRo
   throwIfAborted(opts.signal, "export round");
   let guard: RoundLeaseGuard | undefined;
   try {
-    guard = await opts.lease.tryAcquire(opts.ttlMs);
+    guard = await opts.lease.tryAcquire(opts.ttlMs, { signal: opts.signal });
   } catch (err) {
     throw SlipstreamError.wrap(err, "BACKEND", "export lease");
   }
@@ -100,7 +102,7 @@ export async function runExportRound(opts: ExportRoundOptions): Promise<ExportRo
     }
     // The round is done; what follows must not undo it, so its failures are only logged.
     try {
-      await guard.complete(cursor);
+      await guard.complete(cursor, { signal: opts.signal });
     } catch (err) {
       log.warn("export round: recording the outcome in the lease failed", {
         key: opts.key,
