@@ -11,7 +11,8 @@ import { Level } from "level";
 import { mapLevelError, mapOpenError } from "./errors.js";
 import {
   checkFormat,
-  DATA_SUBLEVEL,
+  DATA_END,
+  DATA_PREFIX,
   decodeCount,
   decodeCursor,
   encodeCount,
@@ -20,7 +21,7 @@ import {
   META_COUNT,
   META_CURSOR,
   META_FORMAT,
-  META_SUBLEVEL,
+  metaKey,
 } from "./format.js";
 
 /** LevelDB tuning passed through to classic-level. */
@@ -38,20 +39,25 @@ export interface ReadSnapshot {
   close(): Promise<void>;
 }
 
-/** One data mutation: `value` undefined deletes `key`. */
+/** One data mutation on a root key (see `dataKey`): `value` undefined deletes it. */
 export interface DataOp {
   key: Buffer;
   value: Buffer | undefined;
 }
+
+type BatchOp = { type: "put"; key: Buffer; value: Buffer } | { type: "del"; key: Buffer };
 
 interface ClassicExtras {
   compactRange(start: Buffer, end: Buffer): Promise<void>;
   approximateSize(start: Buffer, end: Buffer): Promise<number>;
 }
 
-// Every sublevel key starts with "!" (0x21) and sorts below '"' (0x22): the whole fold.
+// Every fold key starts with "!" (0x21) and sorts below '"' (0x22): the whole fold.
 const ALL_START = Buffer.from("!");
 const ALL_END = Buffer.from('"');
+const FORMAT_KEY = metaKey(META_FORMAT);
+const CURSOR_KEY = metaKey(META_CURSOR);
+const COUNT_KEY = metaKey(META_COUNT);
 
 /** "absent" and "empty" may be created; "occupied" must already be a fold. */
 async function dirState(dir: string): Promise<"absent" | "empty" | "occupied"> {
@@ -86,12 +92,12 @@ async function requireCurrentFile(dir: string): Promise<void> {
   }
 }
 
-function makeDb(dir: string, create: boolean, tuning: LevelTuning) {
+function makeDb(dir: string, create: boolean, exclusive: boolean, tuning: LevelTuning) {
   return new Level<Buffer, Buffer>(dir, {
     keyEncoding: "buffer",
     valueEncoding: "buffer",
     createIfMissing: create,
-    errorIfExists: false,
+    errorIfExists: exclusive,
     ...(tuning.cacheSize !== undefined ? { cacheSize: tuning.cacheSize } : {}),
     ...(tuning.writeBufferSize !== undefined ? { writeBufferSize: tuning.writeBufferSize } : {}),
     ...(tuning.compression !== undefined ? { compression: tuning.compression } : {}),
@@ -108,8 +114,6 @@ export class FoldDb {
   /** True when this open created (or initialised) the fold. */
   readonly created: boolean;
   readonly #db;
-  readonly #data;
-  readonly #meta;
 
   private constructor(
     dir: string,
@@ -120,8 +124,6 @@ export class FoldDb {
   ) {
     this.dir = dir;
     this.#db = db;
-    this.#data = db.sublevel<Buffer, Buffer>(DATA_SUBLEVEL, { keyEncoding: "buffer", valueEncoding: "buffer" });
-    this.#meta = db.sublevel<string, Buffer>(META_SUBLEVEL, { keyEncoding: "utf8", valueEncoding: "buffer" });
     this.initialCursor = cursor;
     this.initialCount = count;
     this.created = created;
@@ -140,23 +142,24 @@ export class FoldDb {
     // LevelDB writes LOCK and LOG before it looks for CURRENT: check first, so a directory
     // that is not a LevelDB is refused without a single byte written into it.
     if (state === "occupied") await requireCurrentFile(dir);
-    const db = makeDb(dir, state !== "occupied", tuning);
+    const db = makeDb(dir, state !== "occupied", false, tuning);
     try {
       await db.open();
     } catch (err) {
       throw mapOpenError(err, dir);
     }
     try {
-      const meta = db.sublevel<string, Buffer>(META_SUBLEVEL, { keyEncoding: "utf8", valueEncoding: "buffer" });
-      const [format, cursorRecord, countRecord] = await meta.getMany([META_FORMAT, META_CURSOR, META_COUNT]);
+      const [format, cursorRecord, countRecord] = await db.getMany([FORMAT_KEY, CURSOR_KEY, COUNT_KEY]);
       if (format === undefined) {
         const anyKey = await db.keys({ limit: 1 }).all();
         if (mode === "open" && anyKey.length === 0) {
-          await db
-            .batch()
-            .put(META_FORMAT, encodeFormat(), { sublevel: meta })
-            .put(META_COUNT, encodeCount(0), { sublevel: meta })
-            .write({ sync: true });
+          await db.batch(
+            [
+              { type: "put", key: FORMAT_KEY, value: encodeFormat() },
+              { type: "put", key: COUNT_KEY, value: encodeCount(0) },
+            ],
+            { sync: true },
+          );
           return new FoldDb(dir, db, decodeCursor(undefined, dir), 0, true);
         }
         throw new SlipstreamError(
@@ -178,16 +181,11 @@ export class FoldDb {
 
   /**
    * Creates a brand-new fold in `dir` (which must not hold a database) for writing a copy:
-   * records are appended with {@link FoldDb.appendRecords} and the meta records written last
+   * records are appended with {@link FoldDb.appendRaw} and the meta records written last
    * with {@link FoldDb.commit}.
    */
-  static async createCopy(dir: string): Promise<FoldDb> {
-    const db = new Level<Buffer, Buffer>(dir, {
-      keyEncoding: "buffer",
-      valueEncoding: "buffer",
-      createIfMissing: true,
-      errorIfExists: true,
-    });
+  static async createCopy(dir: string, tuning: LevelTuning = {}): Promise<FoldDb> {
+    const db = makeDb(dir, true, true, tuning);
     try {
       await db.open();
     } catch (err) {
@@ -196,20 +194,20 @@ export class FoldDb {
     return new FoldDb(dir, db, decodeCursor(undefined, dir), 0, true);
   }
 
-  /** The value record stored under `key`, or undefined. */
+  /** The value record stored under the root data key `key`, or undefined. */
   async getRecord(key: Buffer): Promise<Buffer | undefined> {
     try {
-      return await this.#data.get(key);
+      return await this.#db.get(key);
     } catch (err) {
       throw mapLevelError(err, `reading ${this.dir}`);
     }
   }
 
-  /** Which of `keys` are present in the data sublevel. */
+  /** Which of the root data keys `keys` are present. */
   async hasMany(keys: Buffer[]): Promise<boolean[]> {
     if (keys.length === 0) return [];
     try {
-      return await this.#data.hasMany(keys);
+      return await this.#db.hasMany(keys);
     } catch (err) {
       throw mapLevelError(err, `reading ${this.dir}`);
     }
@@ -220,51 +218,47 @@ export class FoldDb {
    * together: after any crash the recovered cursor names exactly the recovered data).
    */
   async commit(ops: readonly DataOp[], cursor: WatchCursor, count: number, sync: boolean): Promise<void> {
-    const batch = this.#db.batch();
-    try {
-      for (const op of ops) {
-        if (op.value === undefined) batch.del(op.key, { sublevel: this.#data });
-        else batch.put(op.key, op.value, { sublevel: this.#data });
-      }
-      batch.put(META_FORMAT, encodeFormat(), { sublevel: this.#meta });
-      batch.put(META_CURSOR, encodeCursor(cursor), { sublevel: this.#meta });
-      batch.put(META_COUNT, encodeCount(count), { sublevel: this.#meta });
-    } catch (err) {
-      await batch.close();
-      throw mapLevelError(err, `preparing a batch for ${this.dir}`);
+    const batch: BatchOp[] = new Array(ops.length + 3);
+    let i = 0;
+    for (const op of ops) {
+      batch[i++] =
+        op.value === undefined ? { type: "del", key: op.key } : { type: "put", key: op.key, value: op.value };
     }
+    batch[i++] = { type: "put", key: FORMAT_KEY, value: encodeFormat() };
+    batch[i++] = { type: "put", key: CURSOR_KEY, value: encodeCursor(cursor) };
+    batch[i++] = { type: "put", key: COUNT_KEY, value: encodeCount(count) };
     try {
-      await batch.write({ sync });
+      await this.#db.batch(batch, { sync });
     } catch (err) {
       throw mapLevelError(err, `writing a batch to ${this.dir}`);
     }
   }
 
-  /** Appends raw data records (no meta) in one batch; used to build a copy. */
-  async appendRecords(records: ReadonlyArray<readonly [Buffer, Buffer]>): Promise<void> {
-    const batch = this.#db.batch();
-    for (const [k, v] of records) batch.put(k, v, { sublevel: this.#data });
+  /** Appends raw root-key records (no meta) in one batch; used to build a copy. */
+  async appendRaw(records: ReadonlyArray<readonly [Buffer, Buffer]>): Promise<void> {
+    const batch: BatchOp[] = records.map(([key, value]) => ({ type: "put", key, value }));
     try {
-      await batch.write();
+      await this.#db.batch(batch);
     } catch (err) {
       throw mapLevelError(err, `writing ${this.dir}`);
     }
   }
 
   /**
-   * Streams data records with keys in `[gte, lt)` (lt undefined = to the end of the data
-   * sublevel), ascending byte order, in chunks of at most `chunk` entries. Only one chunk is
-   * held in memory at a time; the iterator is closed when the consumer stops early.
+   * Streams data records whose root keys lie in `[gte, lt)` (defaults: the whole data
+   * sublevel), ascending byte order, in chunks of at most `chunk` entries; keys are ROOT keys
+   * (with the data prefix). Only one chunk is held at a time; the iterator is closed when the
+   * consumer stops early.
    */
-  async *records(opts: {
+  async *rawRecords(opts: {
     gte?: Buffer;
-    lt?: Buffer | undefined;
+    lt?: Buffer;
     snapshot?: ReadSnapshot;
     chunk?: number;
   }): AsyncGenerator<Array<[Buffer, Buffer]>> {
-    const it = this.#data.iterator({
-      ...(opts.gte !== undefined ? { gte: opts.gte } : {}),
-      ...(opts.lt !== undefined ? { lt: opts.lt } : {}),
+    const it = this.#db.iterator({
+      gte: opts.gte ?? DATA_PREFIX,
+      lt: opts.lt ?? DATA_END,
       ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot as never } : {}),
     });
     try {
@@ -286,7 +280,7 @@ export class FoldDb {
   /** Counts the data entries with a streamed key scan. */
   async scanCount(signal?: AbortSignal): Promise<number> {
     let scanned = 0;
-    const keys = this.#data.keys();
+    const keys = this.#db.keys({ gte: DATA_PREFIX, lt: DATA_END });
     try {
       for (;;) {
         throwIfAborted(signal, "fold scan");

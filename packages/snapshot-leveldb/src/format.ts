@@ -25,11 +25,32 @@ export const BACKEND_VERSION = String(FORMAT_GENERATION);
 /** Generations this version can read. */
 export const READABLE_GENERATIONS: readonly string[] = [BACKEND_VERSION];
 
-export const DATA_SUBLEVEL = "data";
-export const META_SUBLEVEL = "meta";
+// Keys are laid out exactly like abstract-level sublevels named "data" and "meta" (the
+// prefixes `!data!` and `!meta!`), but prefixed here directly: one root-level batch per
+// apply without the per-operation sublevel machinery (about twice the write throughput).
+/** Prefix of every data key (the `data` sublevel). */
+export const DATA_PREFIX: Buffer = Buffer.from("!data!", "ascii");
+/** The first key after the data sublevel. */
+export const DATA_END: Buffer = Buffer.from('!data"', "ascii");
+/** Prefix of every meta key (the `meta` sublevel). */
+export const META_PREFIX: Buffer = Buffer.from("!meta!", "ascii");
 export const META_FORMAT = "format";
 export const META_CURSOR = "cursor";
 export const META_COUNT = "count";
+
+/** The root key of the data entry of `key` (UTF-8). */
+export function dataKey(key: string): Buffer {
+  const len = Buffer.byteLength(key, "utf8");
+  const out = Buffer.allocUnsafe(DATA_PREFIX.length + len);
+  DATA_PREFIX.copy(out, 0);
+  out.write(key, DATA_PREFIX.length, len, "utf8");
+  return out;
+}
+
+/** The root key of a meta record. */
+export function metaKey(name: string): Buffer {
+  return Buffer.concat([META_PREFIX, Buffer.from(name, "ascii")]);
+}
 
 /** The encoded `format` record of this generation. */
 export function encodeFormat(): Buffer {
