@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SlipstreamError } from "@slipstream/core";
 import { MemorySnapshotStore } from "@slipstream/fold";
-import { connect, type NatsConnection, type NatsKvStore } from "@slipstream/nats";
+import { connect, type NatsConnection } from "@slipstream/nats";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 import { type NatsServerHandle, startNats, type TempDir, tempDir, waitFor } from "@slipstream/testkit";
 import { ArtifactTransport, FaultInjectingBlobStore, importRemote, runExportRound } from "@slipstream/transport";
