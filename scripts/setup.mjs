@@ -52,6 +52,7 @@ function run(cmd, args, opts = {}) {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "pipe"],
     maxBuffer: 64 * 1024 * 1024,
+    timeout: 15 * 60_000, // never hang `npm test` forever on a stuck network
     ...opts,
   });
   return {
@@ -126,7 +127,7 @@ function ensurePnpm() {
     log(`pnpm ${PNPM_VERSION} ok (${rel(localBin)}; pnpm on PATH is ${onPath ?? "missing"})`);
     return { bin: localBin, local: true };
   }
-  const g = run("npm", ["i", "-g", `pnpm@${PNPM_VERSION}`]);
+  const g = run("npm", ["i", "-g", `pnpm@${PNPM_VERSION}`], { timeout: 5 * 60_000 });
   if (g.ok && pnpmVersion("pnpm") === PNPM_VERSION) {
     log(`pnpm ${PNPM_VERSION} installed globally (was ${onPath ?? "missing"})`);
     return { bin: "pnpm", local: false };
