@@ -3,10 +3,11 @@
  * reader, writer and watcher. An existing bucket is returned unchanged — the config only
  * applies at creation.
  */
-import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+
 import type { StreamConfig, StreamInfo } from "@nats-io/jetstream";
+import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/nats-core";
-import { type KvStore, type OpOptions, SlipstreamError, invalidArgument } from "@slipstream/core";
+import { invalidArgument, type KvStore, type OpOptions, SlipstreamError } from "@slipstream/core";
 import { type BucketContext, streamInfo, timed } from "./context.js";
 import { JS_CODES, jsApiCode } from "./errors.js";
 import { validateBucketName } from "./keys.js";
@@ -73,9 +74,11 @@ export function normalizeConfig(config: StoreConfig): Required<StoreConfig> {
   if (typeof config !== "object" || config === null) throw new TypeError("store config must be an object");
   validateBucketName(config.name);
   const storage = config.storage ?? "file";
-  if (storage !== "file" && storage !== "memory") throw invalidArgument(`storage must be "file" or "memory", got ${String(storage)}`);
+  if (storage !== "file" && storage !== "memory")
+    throw invalidArgument(`storage must be "file" or "memory", got ${String(storage)}`);
   const discard = config.discard ?? "new";
-  if (discard !== "new" && discard !== "old") throw invalidArgument(`discard must be "new" or "old", got ${String(discard)}`);
+  if (discard !== "new" && discard !== "old")
+    throw invalidArgument(`discard must be "new" or "old", got ${String(discard)}`);
   return {
     name: config.name,
     history: intIn(config.history ?? 1, "history", 1, MAX_HISTORY),

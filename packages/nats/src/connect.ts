@@ -4,21 +4,21 @@
  * `close()`. Credentials never appear in `toString`, `toJSON` or `util.inspect` output.
  */
 import { inspect } from "node:util";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection as NatsClient, TlsOptions } from "@nats-io/nats-core";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import {
   DEFAULT_TIMEOUT_MS,
+  invalidArgument,
   type KvCapabilities,
   type Logger,
   type OpOptions,
   SlipstreamError,
-  invalidArgument,
   silentLogger,
   withTimeout,
 } from "@slipstream/core";
-import { NatsKvStore, type StoreConfig, getOrCreateStream, normalizeConfig } from "./bucket.js";
+import { getOrCreateStream, NatsKvStore, normalizeConfig, type StoreConfig } from "./bucket.js";
 import { type BucketContext, ResourceRegistry } from "./context.js";
 import { type AuthKind, resolveAuth } from "./credentials.js";
 import { isAuthError, mapNatsError } from "./errors.js";
@@ -68,7 +68,8 @@ export interface NatsCapabilities extends KvCapabilities {
 
 function positive(v: number | undefined, name: string, dflt: number): number {
   if (v === undefined) return dflt;
-  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw invalidArgument(`${name} must be a positive number, got ${String(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0)
+    throw invalidArgument(`${name} must be a positive number, got ${String(v)}`);
   return v;
 }
 
@@ -136,7 +137,8 @@ export class NatsConnection implements AsyncDisposable {
     if (typeof nc !== "object" || nc === null || typeof (nc as NatsClient).isClosed !== "function") {
       throw new TypeError("fromClient expects a nats.js NatsConnection");
     }
-    if (nc.isClosed()) throw new SlipstreamError("NOT_CONNECTED", "fromClient: the nats.js connection is already closed");
+    if (nc.isClosed())
+      throw new SlipstreamError("NOT_CONNECTED", "fromClient: the nats.js connection is already closed");
     const server = nc.getServer?.();
     return new NatsConnection({
       nc,
@@ -152,13 +154,11 @@ export class NatsConnection implements AsyncDisposable {
 
   async #trackHealth(): Promise<void> {
     const nc = this.#nc;
-    nc.closed()
-      .then(() => {
-        this.#connected = false;
-      })
-      .catch(() => {
-        this.#connected = false;
-      });
+    const onClosed = (): void => {
+      this.#connected = false;
+      if (this.#closed === undefined) this.#resources.clientClosed();
+    };
+    nc.closed().then(onClosed, onClosed);
     try {
       for await (const s of nc.status()) {
         switch (s.type) {
@@ -333,9 +333,13 @@ export async function connect(opts: ConnectOptions): Promise<NatsConnection> {
   } catch (err) {
     if (SlipstreamError.is(err)) throw err;
     if (isAuthError(err)) {
-      throw new SlipstreamError("CONNECTION_FAILED", `connecting to ${where}: the server refused the ${auth.kind} credentials`, {
-        cause: err,
-      });
+      throw new SlipstreamError(
+        "CONNECTION_FAILED",
+        `connecting to ${where}: the server refused the ${auth.kind} credentials`,
+        {
+          cause: err,
+        },
+      );
     }
     const e = mapNatsError(err, `connecting to ${where}`);
     throw e.code === "BACKEND" ? new SlipstreamError("CONNECTION_FAILED", e.message, { cause: err }) : e;

@@ -8,6 +8,8 @@ import { mapNatsError } from "./errors.js";
 export interface Releasable {
   /** Stops the work and deletes its consumer; never throws. */
   release(): Promise<void>;
+  /** The client closed by itself (not through our `close()`): fail instead of ending cleanly. */
+  clientClosed?(): void;
 }
 
 /** Tracks live consumers of one connection so `close()` can release them all. */
@@ -31,6 +33,11 @@ export class ResourceRegistry {
   /** Number of live resources (for tests and diagnostics). */
   get size(): number {
     return this.#items.size;
+  }
+
+  /** Tells every resource that the client closed underneath it. */
+  clientClosed(): void {
+    for (const r of this.#items) r.clientClosed?.();
   }
 
   /** Marks the registry closing and releases everything registered. */
@@ -78,7 +85,12 @@ export function streamInfo(ctx: BucketContext, signal?: AbortSignal): Promise<St
 }
 
 /** Runs a nats.js call bounded by the timeout, mapping its failure. */
-export function timed<T>(ctx: { timeoutMs: number }, what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+export function timed<T>(
+  ctx: { timeoutMs: number },
+  what: string,
+  signal: AbortSignal | undefined,
+  fn: () => Promise<T>,
+): Promise<T> {
   return withTimeout(what, ctx.timeoutMs, signal, async () => {
     try {
       return await fn();

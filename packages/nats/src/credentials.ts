@@ -5,9 +5,9 @@
  * Server URLs are stripped of userinfo before they reach the client or any message.
  */
 import { readFile } from "node:fs/promises";
-import { credsAuthenticator } from "@nats-io/nats-core";
 import type { Authenticator } from "@nats-io/nats-core";
-import { SlipstreamError, invalidArgument } from "@slipstream/core";
+import { credsAuthenticator } from "@nats-io/nats-core";
+import { invalidArgument, SlipstreamError } from "@slipstream/core";
 
 /** The kinds of authentication, as reported (never the secrets themselves). */
 export type AuthKind = "creds" | "credsFile" | "user/pass" | "token" | "none";
@@ -40,7 +40,8 @@ interface ParsedServer {
 
 /** Parses one server URL, splitting off userinfo. Never echoes the secret part in errors. */
 export function parseServer(server: string): ParsedServer {
-  if (typeof server !== "string" || server.trim() === "") throw invalidArgument("server URL must be a non-empty string");
+  if (typeof server !== "string" || server.trim() === "")
+    throw invalidArgument("server URL must be a non-empty string");
   const s = server.trim();
   const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
   let u: URL;
@@ -65,7 +66,9 @@ export function decodeCreds(creds: string): Uint8Array {
   if (creds.includes(CREDS_MARKER)) return new TextEncoder().encode(creds);
   const compact = creds.replace(/\s+/g, "");
   if (compact.length > 0 && /^[A-Za-z0-9+/=_-]+$/.test(compact)) {
-    const text = Buffer.from(compact, compact.includes("-") || compact.includes("_") ? "base64url" : "base64").toString("utf8");
+    const text = Buffer.from(compact, compact.includes("-") || compact.includes("_") ? "base64url" : "base64").toString(
+      "utf8",
+    );
     if (text.includes(CREDS_MARKER) && text.includes(SEED_MARKER)) return new TextEncoder().encode(text);
   }
   throw invalidArgument("creds is neither the text of a .creds file nor base64 of one");
@@ -88,9 +91,13 @@ export async function resolveAuth(input: AuthInput): Promise<ResolvedAuth> {
     try {
       text = await readFile(input.credsFile, "utf8");
     } catch (err) {
-      throw new SlipstreamError("INVALID_ARGUMENT", `cannot read credsFile: ${(err as NodeJS.ErrnoException).code ?? "error"}`, {
-        cause: err,
-      });
+      throw new SlipstreamError(
+        "INVALID_ARGUMENT",
+        `cannot read credsFile: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+        {
+          cause: err,
+        },
+      );
     }
     return { servers, kind: "credsFile", options: { authenticator: credsAuthenticator(decodeCreds(text)) } };
   }

@@ -61,7 +61,9 @@ export function mapNatsError(err: unknown, what: string): SlipstreamError {
       return new SlipstreamError("NOT_CONNECTED", `${what}: the NATS connection is closed`, { cause: err });
     case "AuthorizationError":
     case "UserAuthenticationExpiredError":
-      return new SlipstreamError("CONNECTION_FAILED", `${what}: NATS refused the credentials (${detail})`, { cause: err });
+      return new SlipstreamError("CONNECTION_FAILED", `${what}: NATS refused the credentials (${detail})`, {
+        cause: err,
+      });
     case "ConnectionError":
       return new SlipstreamError("CONNECTION_FAILED", `${what}: ${detail}`, { cause: err });
     case "TimeoutError":

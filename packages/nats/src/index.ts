@@ -4,12 +4,13 @@
  *
  * @packageDocumentation
  */
-export { connect, NatsConnection, DEFAULT_WATCH_STALL_MS } from "./connect.js";
+
+export type { BucketStatus, StoreConfig } from "./bucket.js";
+export { DEFAULT_MAX_BYTES, MAX_HISTORY, NatsKvStore } from "./bucket.js";
 export type { ConnectOptions, FromClientOptions, NatsCapabilities } from "./connect.js";
-export { NatsKvStore, DEFAULT_MAX_BYTES, MAX_HISTORY } from "./bucket.js";
-export type { StoreConfig, BucketStatus } from "./bucket.js";
-export { NatsKvReader } from "./reader.js";
-export { NatsKvWriter } from "./writer.js";
-export { NatsKvWatcher } from "./watcher.js";
+export { connect, DEFAULT_WATCH_STALL_MS, NatsConnection } from "./connect.js";
 export type { AuthKind } from "./credentials.js";
-export { validateKey, validatePrefix, validateBucketName, MAX_KEY_LENGTH } from "./keys.js";
+export { MAX_KEY_LENGTH, validateBucketName, validateKey, validatePrefix } from "./keys.js";
+export { NatsKvReader } from "./reader.js";
+export { NatsKvWatcher } from "./watcher.js";
+export { NatsKvWriter } from "./writer.js";

@@ -32,7 +32,8 @@ function describe(v: unknown): string {
 export function validateKey(key: unknown): asserts key is string {
   if (typeof key !== "string") throw invalidArgument(`key must be a string, got ${describe(key)}`);
   if (key.length === 0) throw invalidArgument("key must not be empty");
-  if (key.length > MAX_KEY_LENGTH) throw invalidArgument(`key is ${key.length} characters; at most ${MAX_KEY_LENGTH} allowed`);
+  if (key.length > MAX_KEY_LENGTH)
+    throw invalidArgument(`key is ${key.length} characters; at most ${MAX_KEY_LENGTH} allowed`);
   if (!KEY_RE.test(key)) {
     throw invalidArgument(
       `invalid key ${describe(key)}: only letters, digits and - / _ = . are allowed (no spaces, wildcards * > or $)`,
@@ -47,7 +48,8 @@ export function validateKey(key: unknown): asserts key is string {
 export function validatePrefix(prefix: unknown): asserts prefix is string {
   if (typeof prefix !== "string") throw invalidArgument(`prefix must be a string, got ${describe(prefix)}`);
   if (prefix === "") return;
-  if (prefix.length > MAX_KEY_LENGTH) throw invalidArgument(`prefix is ${prefix.length} characters; at most ${MAX_KEY_LENGTH}`);
+  if (prefix.length > MAX_KEY_LENGTH)
+    throw invalidArgument(`prefix is ${prefix.length} characters; at most ${MAX_KEY_LENGTH}`);
   if (!KEY_RE.test(prefix)) {
     throw invalidArgument(
       `invalid prefix ${describe(prefix)}: only letters, digits and - / _ = . are allowed (no spaces, wildcards * > or $)`,

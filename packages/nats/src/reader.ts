@@ -4,19 +4,20 @@
  * through ONE ordered consumer (ack none, so never capped by max_ack_pending), headers only
  * for `keys`, and always delete that consumer — also on error, timeout or early break.
  */
-import { DeliverPolicy } from "@nats-io/jetstream";
+
 import type { Consumer, ConsumerMessages, JsMsg, StoredMsg } from "@nats-io/jetstream";
+import { DeliverPolicy } from "@nats-io/jetstream";
 import {
   type KvEntry,
   type KvReader,
   type OpOptions,
   SlipstreamError,
-  VersionToken,
   throwIfAborted,
+  VersionToken,
   withTimeout,
 } from "@slipstream/core";
 import { type BucketContext, timed } from "./context.js";
-import { type KvOperation, MSG_SIZE, keyOf, operationOf } from "./decode.js";
+import { type KvOperation, keyOf, MSG_SIZE, operationOf } from "./decode.js";
 import { mapNatsError } from "./errors.js";
 import { planFilters, validateKey } from "./keys.js";
 
@@ -28,7 +29,11 @@ export interface LastMessage {
 }
 
 /** Reads the last message of `key`'s subject; undefined when the subject holds none. */
-export async function lastMessage(ctx: BucketContext, key: string, signal?: AbortSignal): Promise<LastMessage | undefined> {
+export async function lastMessage(
+  ctx: BucketContext,
+  key: string,
+  signal?: AbortSignal,
+): Promise<LastMessage | undefined> {
   const subject = `${ctx.subjectPrefix}${key}`;
   const sm: StoredMsg | null = await timed(ctx, `get ${key}`, signal, async () => {
     try {
@@ -90,6 +95,7 @@ async function* listLast(ctx: BucketContext, prefix: string, opts: ListOptions):
     release = ctx.resources.add({ release: cleanup });
     const info = await consumer.info(true);
     if (info.num_pending === 0) return;
+    const name = info.name;
     const c = consumer;
     messages = await timed(ctx, what, opts.signal, () => c.consume({ max_messages: 1000 }));
     const it = messages[Symbol.asyncIterator]();
@@ -100,6 +106,11 @@ async function* listLast(ctx: BucketContext, prefix: string, opts: ListOptions):
         throw new SlipstreamError("BACKEND", `${what}: the consumer ended before the listing was complete`);
       }
       const m = r.value;
+      if (m.info.consumer !== name) {
+        // nats.js re-created the ordered consumer (reconnect): it now replays history from a
+        // sequence instead of the last value per key, so the listing would repeat keys.
+        throw new SlipstreamError("BACKEND", `${what}: interrupted by a reconnect; retry the listing`);
+      }
       const pending = m.info.pending;
       if (plan.accepts(keyOf(ctx.subjectPrefix, m.subject) ?? "")) yield m;
       if (pending === 0) return;

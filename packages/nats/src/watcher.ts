@@ -18,19 +18,20 @@
  *   closes underneath it, ends with `WATCH_FAILED`; it never stalls silently.
  * - Breaking the loop, aborting the signal or closing the connection deletes the consumer.
  */
-import { DeliverPolicy } from "@nats-io/jetstream";
+
 import type { Consumer, ConsumerMessages, JsMsg, OrderedConsumerOptions } from "@nats-io/jetstream";
+import { DeliverPolicy } from "@nats-io/jetstream";
 import {
+  invalidArgument,
   type KvUpdate,
   type KvWatcher,
-  SlipstreamError,
-  type WatchOptions,
-  type WatchScope,
-  invalidArgument,
   liveGapOk,
   liveGapSuspect,
   resumeStartSequence,
   resumeWindowOk,
+  SlipstreamError,
+  type WatchOptions,
+  type WatchScope,
   withTimeout,
 } from "@slipstream/core";
 import { type BucketContext, streamInfo, timed } from "./context.js";
@@ -138,7 +139,11 @@ class WatchSession {
     if (this.#signal?.aborted) return;
     this.#onAbort = () => this.#end();
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
-    this.#unregister = ctx.resources.add({ release: () => this.release() });
+    this.#unregister = ctx.resources.add({
+      release: () => this.release(),
+      clientClosed: () =>
+        this.#fail(new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: the NATS connection closed`)),
+    });
     if (ctx.resources.closing) return;
     try {
       this.#opening = this.#open();
@@ -183,14 +188,6 @@ class WatchSession {
     );
     if (this.#ended) this.#messages.stop();
     void this.#observe(this.#messages);
-    ctx.nc
-      .closed()
-      .then(() => {
-        if (!ctx.resources.closing) {
-          this.#fail(new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: the NATS connection closed`));
-        }
-      })
-      .catch(() => {});
     this.#watchdog = setInterval(() => this.#checkStall(), Math.min(1000, Math.max(50, ctx.watchStallMs / 4)));
     this.#watchdog.unref();
   }
@@ -205,7 +202,9 @@ class WatchSession {
             this.#lastAlive = Date.now();
             break;
           case "stream_not_found":
-            this.#fail(new SlipstreamError("WATCH_FAILED", `watch of bucket ${this.#ctx.bucket}: the stream was deleted`));
+            this.#fail(
+              new SlipstreamError("WATCH_FAILED", `watch of bucket ${this.#ctx.bucket}: the stream was deleted`),
+            );
             break;
           case "reset":
             this.#ctx.logger.debug("watch consumer reset", { bucket: this.#ctx.bucket, consumer: s.name });
@@ -240,13 +239,11 @@ class WatchSession {
     const it = messages[Symbol.asyncIterator]();
     // Highest stream sequence the consumer has handed us (in scope or not).
     let lastSeen = this.#resumeAfter;
-    let consumerName: string | undefined;
+    // The consumer at creation; a message from another one means nats.js re-created it.
+    const created = await this.#consumer?.info(true);
+    let consumerName = created?.name;
     // A resume is live from its first message; a state-sync once the re-list is drained.
-    let live = this.#resumeAfter !== undefined;
-    if (!live) {
-      const info = await this.#consumer?.info(true);
-      if (info && info.num_pending === 0) live = true;
-    }
+    let live = this.#resumeAfter !== undefined || created?.num_pending === 0;
     while (true) {
       this.#waitingSince = Date.now();
       let r: IteratorResult<JsMsg>;
@@ -261,7 +258,8 @@ class WatchSession {
       }
       if (this.#failure) throw this.#failure;
       if (this.#ended || ctx.resources.closing) return;
-      if (r.done) throw new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: the consumer ended unexpectedly`);
+      if (r.done)
+        throw new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: the consumer ended unexpectedly`);
       const m = r.value;
       this.#lastAlive = Date.now();
       const seq = BigInt(m.seq);
@@ -307,14 +305,18 @@ class WatchSession {
     if (!ctx.connected()) {
       // Nobody to ask: waiting out a timeout here would only delay the caller. The consumer
       // is in memory with an inactivity threshold, so the server drops it on its own.
-      ctx.logger.debug("disconnected; leaving the watch consumer to the server's inactivity reaper", { bucket: ctx.bucket });
+      ctx.logger.debug("disconnected; leaving the watch consumer to the server's inactivity reaper", {
+        bucket: ctx.bucket,
+      });
       return;
     }
     // The ordered consumer may re-create itself under a new name; delete until the name settles.
     for (let attempt = 0; attempt < 3; attempt++) {
       const name = (await c.info(true).catch(() => undefined))?.name;
       try {
-        await withTimeout(`deleting the watch consumer of bucket ${ctx.bucket}`, ctx.timeoutMs, undefined, () => c.delete());
+        await withTimeout(`deleting the watch consumer of bucket ${ctx.bucket}`, ctx.timeoutMs, undefined, () =>
+          c.delete(),
+        );
       } catch (err) {
         if (!/not found/i.test(String((err as Error)?.message))) {
           ctx.logger.warn("could not delete watch consumer", { bucket: ctx.bucket, error: String(err) });

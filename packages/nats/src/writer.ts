@@ -3,9 +3,10 @@
  * `Nats-Expected-Last-Subject-Sequence` for compare-and-swap and `KV-Operation` markers for
  * delete and purge.
  */
-import { Empty, headers as natsHeaders } from "@nats-io/nats-core";
+
 import type { MsgHdrs } from "@nats-io/nats-core";
-import { type KvWriter, type OpOptions, SlipstreamError, VersionToken, invalidArgument } from "@slipstream/core";
+import { Empty, headers as natsHeaders } from "@nats-io/nats-core";
+import { invalidArgument, type KvWriter, type OpOptions, SlipstreamError, VersionToken } from "@slipstream/core";
 import { type BucketContext, timed } from "./context.js";
 import { KV_OPERATION } from "./decode.js";
 import { isWrongLastSequence } from "./errors.js";
@@ -17,14 +18,15 @@ const ROLLUP = "Nats-Rollup";
 
 /** The revision of a version token; tokens that are not 8 bytes long cannot name one. */
 export function revisionOf(version: unknown, what: string): bigint {
-  if (!(version instanceof VersionToken) && !(typeof version === "object" && version !== null && "revision" in version)) {
+  if (
+    !(version instanceof VersionToken) &&
+    !(typeof version === "object" && version !== null && "revision" in version)
+  ) {
     throw new TypeError(`${what}: version must be a VersionToken`);
   }
   const rev = (version as VersionToken).revision;
   if (rev === undefined) {
-    throw invalidArgument(
-      `${what}: version ${String(version)} is not a NATS revision (an 8-byte token is required)`,
-    );
+    throw invalidArgument(`${what}: version ${String(version)} is not a NATS revision (an 8-byte token is required)`);
   }
   return rev;
 }
@@ -106,7 +108,9 @@ export class NatsKvWriter implements KvWriter {
       return await this.#publish(what, key, value, this.#casHeaders(expected), opts);
     } catch (err) {
       if (isWrongLastSequence(errCause(err))) {
-        throw new SlipstreamError("REVISION_MISMATCH", `${what}: the key is not at revision ${expected}`, { cause: err });
+        throw new SlipstreamError("REVISION_MISMATCH", `${what}: the key is not at revision ${expected}`, {
+          cause: err,
+        });
       }
       throw err;
     }
@@ -139,4 +143,3 @@ export class NatsKvWriter implements KvWriter {
 function errCause(err: unknown): unknown {
   return SlipstreamError.is(err) && err.cause !== undefined ? err.cause : err;
 }
-

@@ -1,11 +1,11 @@
 import { inspect } from "node:util";
 import { connect as natsConnect } from "@nats-io/transport-node";
-import { SlipstreamError, WatchCursor, VersionToken } from "@slipstream/core";
+import { SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
 import { freePort, hasNats, tempDir } from "@slipstream/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NatsConnection, connect } from "../src/index.js";
 import { decodeCreds } from "../src/credentials.js";
-import { type NatsServerHandle, bucketName, connectTo, enc, startNats } from "./helpers.js";
+import { connect, NatsConnection } from "../src/index.js";
+import { bucketName, connectTo, enc, type NatsServerHandle, startNats } from "./helpers.js";
 
 const SECRET = "s3cret-Pa55";
 
@@ -49,7 +49,9 @@ describe.skipIf(!hasNats("any"))("connect with user/pass", () => {
   });
 
   it("wrong credentials fail with CONNECTION_FAILED and a message without the secret", async () => {
-    const err = await connect({ servers: server.url, user: "alice", pass: "wrong-one", timeoutMs: 5000 }).catch((e) => e);
+    const err = await connect({ servers: server.url, user: "alice", pass: "wrong-one", timeoutMs: 5000 }).catch(
+      (e) => e,
+    );
     expect(SlipstreamError.is(err, "CONNECTION_FAILED")).toBe(true);
     expect(String(err.message)).not.toContain("wrong-one");
     const none = await connect({ servers: server.url, timeoutMs: 5000 }).catch((e) => e);
@@ -113,16 +115,21 @@ describe("credentials input", () => {
   });
 
   it("creds take priority: garbage creds fail even with valid-looking user/pass; the secret is not echoed", async () => {
-    const err = await connect({ servers: "nats://127.0.0.1:1", creds: "garbage-creds-value", user: "u", pass: "p" }).catch(
-      (e) => e,
-    );
+    const err = await connect({
+      servers: "nats://127.0.0.1:1",
+      creds: "garbage-creds-value",
+      user: "u",
+      pass: "p",
+    }).catch((e) => e);
     expect(SlipstreamError.is(err, "INVALID_ARGUMENT")).toBe(true);
     expect(err.message).not.toContain("garbage-creds-value");
   });
 
   it("a missing credsFile is INVALID_ARGUMENT", async () => {
     await using dir = await tempDir("creds");
-    const err = await connect({ servers: "nats://127.0.0.1:1", credsFile: `${dir.path}/missing.creds` }).catch((e) => e);
+    const err = await connect({ servers: "nats://127.0.0.1:1", credsFile: `${dir.path}/missing.creds` }).catch(
+      (e) => e,
+    );
     expect(SlipstreamError.is(err, "INVALID_ARGUMENT")).toBe(true);
   });
 
@@ -195,7 +202,15 @@ describe.skipIf(!hasNats("any"))("connection, buckets and hostile input", () => 
       const err = await conn.store({ name }).catch((e) => e);
       expect(SlipstreamError.is(err, "INVALID_ARGUMENT"), `bucket name ${JSON.stringify(name)}`).toBe(true);
     }
-    const bad = [{ history: 0 }, { history: 65 }, { maxBytes: -5 }, { replicas: 0 }, { maxAgeMs: -1 }, { storage: "disk" }, { discard: "x" }];
+    const bad = [
+      { history: 0 },
+      { history: 65 },
+      { maxBytes: -5 },
+      { replicas: 0 },
+      { maxAgeMs: -1 },
+      { storage: "disk" },
+      { discard: "x" },
+    ];
     for (const cfg of bad) {
       const err = await conn.store({ name: "ok", ...(cfg as object) }).catch((e) => e);
       expect(SlipstreamError.is(err, "INVALID_ARGUMENT"), JSON.stringify(cfg)).toBe(true);

@@ -1,15 +1,15 @@
 import { jetstreamManager } from "@nats-io/jetstream";
-import { SlipstreamError, type KvUpdate } from "@slipstream/core";
+import { type KvUpdate, SlipstreamError } from "@slipstream/core";
 import { hasNats, waitFor } from "@slipstream/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import type { NatsConnection } from "../src/index.js";
 import {
-  type NatsServerHandle,
   bucketName,
   connectTo,
   consumerCount,
   consumerNames,
   enc,
+  type NatsServerHandle,
   show,
   startNats,
   take,
@@ -18,9 +18,14 @@ import {
 describe.skipIf(!hasNats("any"))("watch under faults", () => {
   const cleanups: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
-    while (cleanups.length) await cleanups.pop()?.().catch(() => {});
+    while (cleanups.length)
+      await cleanups
+        .pop()?.()
+        .catch(() => {});
   });
-  async function setup(stallMs = 4000): Promise<{ server: NatsServerHandle; conn: NatsConnection; admin: NatsConnection }> {
+  async function setup(
+    stallMs = 4000,
+  ): Promise<{ server: NatsServerHandle; conn: NatsConnection; admin: NatsConnection }> {
     const server = await startNats();
     cleanups.push(() => server.close());
     const conn = await connectTo(server, { watchStallMs: stallMs });
@@ -48,10 +53,12 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
     const kv = await conn.store({ name: bucketName("cls") });
     await kv.writer.put("a", enc("1"));
     const seen: string[] = [];
-    const runs = [kv.watcher.watch({ kind: "all" }), kv.watcher.watch({ kind: "prefix", prefix: "a" })].map(async (w) => {
-      for await (const u of w) seen.push(show(u));
-      return "ended";
-    });
+    const runs = [kv.watcher.watch({ kind: "all" }), kv.watcher.watch({ kind: "prefix", prefix: "a" })].map(
+      async (w) => {
+        for await (const u of w) seen.push(show(u));
+        return "ended";
+      },
+    );
     await waitFor(() => seen.length === 2, { timeoutMs: 5000, message: "both watches delivered" });
     expect(await consumerCount(admin, kv.name)).toBe(2);
     await conn.close();
@@ -161,5 +168,24 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
     const got = await take(it, 3, 20_000);
     expect(got.map(show)).toEqual(["put k.4=4@4", "put k.6=6@6", "put k.7=7@7"]);
     await it.return?.();
+  });
+});
+
+describe.skipIf(!hasNats("any"))("a client that gives up", () => {
+  it("a connection that closes by itself fails running watches with WATCH_FAILED", async () => {
+    const server = await startNats();
+    try {
+      const conn = await connectTo(server, { maxReconnectAttempts: 1, reconnectTimeWaitMs: 100, watchStallMs: 60_000 });
+      const kv = await conn.store({ name: bucketName("gone") });
+      await kv.writer.put("a", enc("1"));
+      const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
+      await take(it, 1);
+      await server.kill();
+      await expect(it.next()).rejects.toMatchObject({ code: "WATCH_FAILED" });
+      expect(conn.isHealthy).toBe(false);
+      await conn.close();
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { type ConsumerInfo, jetstreamManager } from "@nats-io/jetstream";
 import type { KvUpdate } from "@slipstream/core";
 import { type NatsServerHandle, startNats } from "@slipstream/testkit";
-import { type ConnectOptions, type NatsConnection, type StoreConfig, connect } from "../src/index.js";
+import { type ConnectOptions, connect, type NatsConnection, type StoreConfig } from "../src/index.js";
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -53,7 +53,10 @@ export function nextWithin<T>(it: AsyncIterator<T>, ms: number): Promise<Iterato
 }
 
 /** Resolves to "quiet" if nothing arrives within `ms`, else to the update that did. */
-export async function quietFor<T>(pending: Promise<IteratorResult<T>>, ms: number): Promise<"quiet" | IteratorResult<T>> {
+export async function quietFor<T>(
+  pending: Promise<IteratorResult<T>>,
+  ms: number,
+): Promise<"quiet" | IteratorResult<T>> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<"quiet">((resolve) => {
     timer = setTimeout(() => resolve("quiet"), ms);
@@ -61,8 +64,8 @@ export async function quietFor<T>(pending: Promise<IteratorResult<T>>, ms: numbe
   return Promise.race([pending, t]).finally(() => clearTimeout(timer));
 }
 
-export { startNats };
 export type { NatsServerHandle, StoreConfig };
+export { startNats };
 
 /** The consumers on a bucket's stream. */
 export async function consumerInfos(conn: NatsConnection, bucket: string): Promise<ConsumerInfo[]> {

@@ -3,12 +3,12 @@ import { hasNats } from "@slipstream/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "../src/index.js";
 import {
-  type NatsServerHandle,
   bucketName,
   connectTo,
   consumerCount,
   consumerInfos,
   enc,
+  type NatsServerHandle,
   quietFor,
   show,
   startNats,
@@ -33,7 +33,13 @@ for (const version of ["2.9", "2.10"] as const) {
     it("capabilities report the server's multi-filter support", () => {
       expect(conn.capabilities.serverVersion?.startsWith(`${version}.`)).toBe(true);
       expect(conn.capabilities.multiFilterWatch).toBe(version === "2.10");
-      expect(conn.capabilities).toMatchObject({ cas: true, streamingWatch: true, prefixWatch: true, purge: true, globalOrdering: false });
+      expect(conn.capabilities).toMatchObject({
+        cas: true,
+        streamingWatch: true,
+        prefixWatch: true,
+        purge: true,
+        globalOrdering: false,
+      });
     });
 
     it("a prefix watch filters by subject token", async () => {
@@ -60,7 +66,10 @@ for (const version of ["2.9", "2.10"] as const) {
       const [ci] = await consumerInfos(conn, kv.name);
       if (version === "2.10") {
         // Filtered server-side: two subjects on one consumer.
-        expect([...(ci?.config.filter_subjects ?? [])].sort()).toEqual([`$KV.${kv.name}.vpcA.>`, `$KV.${kv.name}.vpcB.>`]);
+        expect([...(ci?.config.filter_subjects ?? [])].sort()).toEqual([
+          `$KV.${kv.name}.vpcA.>`,
+          `$KV.${kv.name}.vpcB.>`,
+        ]);
       } else {
         // 2.9 fallback: one consumer on the whole bucket, narrowed client-side.
         expect(ci?.config.filter_subject).toBe(`$KV.${kv.name}.>`);

@@ -3,11 +3,11 @@ import { hasNats } from "@slipstream/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "../src/index.js";
 import {
-  type NatsServerHandle,
   bucketName,
   connectTo,
   consumerCount,
   enc,
+  type NatsServerHandle,
   nextWithin,
   quietFor,
   show,
@@ -15,90 +15,94 @@ import {
   take,
 } from "./helpers.js";
 
-describe.skipIf(!hasNats("any"))("watch", () => {
-  let server: NatsServerHandle;
-  let conn: NatsConnection;
+for (const version of ["2.9", "2.10"] as const) {
+  describe.skipIf(!hasNats(version))(`watch on nats-server ${version}`, () => {
+    let server: NatsServerHandle;
+    let conn: NatsConnection;
 
-  beforeAll(async () => {
-    server = await startNats();
-    conn = await connectTo(server);
-  });
-  afterAll(async () => {
-    await conn?.close();
-    await server?.close();
-  });
+    beforeAll(async () => {
+      server = await startNats({ version });
+      conn = await connectTo(server);
+    });
+    afterAll(async () => {
+      await conn?.close();
+      await server?.close();
+    });
 
-  it("state-sync delivers current values then live updates, in order", async () => {
-    const kv = await conn.store({ name: bucketName("w") });
-    await kv.writer.put("a", enc("1"));
-    await kv.writer.put("b", enc("2"));
-    await kv.writer.put("a", enc("3"));
-    const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
-    const relist = await take(it, 2);
-    expect(relist.map(show)).toEqual(["put b=2@2", "put a=3@3"]);
-    await kv.writer.put("c", enc("4"));
-    await kv.writer.delete("a");
-    await kv.writer.purge("b");
-    const live = await take(it, 3);
-    expect(live.map(show)).toEqual(["put c=4@4", "delete a@5", "purge b@6"]);
-    await it.return?.();
-    expect(await consumerCount(conn, kv.name)).toBe(0);
-  });
+    it("state-sync delivers current values then live updates, in order", async () => {
+      const kv = await conn.store({ name: bucketName("w") });
+      await kv.writer.put("a", enc("1"));
+      await kv.writer.put("b", enc("2"));
+      await kv.writer.put("a", enc("3"));
+      const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
+      const relist = await take(it, 2);
+      expect(relist.map(show)).toEqual(["put b=2@2", "put a=3@3"]);
+      await kv.writer.put("c", enc("4"));
+      await kv.writer.delete("a");
+      await kv.writer.purge("b");
+      const live = await take(it, 3);
+      expect(live.map(show)).toEqual(["put c=4@4", "delete a@5", "purge b@6"]);
+      await it.return?.();
+      expect(await consumerCount(conn, kv.name)).toBe(0);
+    });
 
-  it("resume delivers exactly the delta after the cursor", async () => {
-    const kv = await conn.store({ name: bucketName("r"), history: 5 });
-    await kv.writer.put("x.a", enc("1"));
-    const cur = await kv.writer.put("x.b", enc("2"));
-    await kv.writer.put("x.a", enc("3"));
-    await kv.writer.delete("x.b");
-    const it = kv.watcher.watch({ kind: "all" }, { from: WatchCursor.fromVersion(cur) })[Symbol.asyncIterator]();
-    expect((await take(it, 2)).map(show)).toEqual(["put x.a=3@3", "delete x.b@4"]);
-    expect(await quietFor(it.next(), 300)).toBe("quiet");
-    await it.return?.();
-  });
+    it("resume delivers exactly the delta after the cursor", async () => {
+      const kv = await conn.store({ name: bucketName("r"), history: 5 });
+      await kv.writer.put("x.a", enc("1"));
+      const cur = await kv.writer.put("x.b", enc("2"));
+      await kv.writer.put("x.a", enc("3"));
+      await kv.writer.delete("x.b");
+      const it = kv.watcher.watch({ kind: "all" }, { from: WatchCursor.fromVersion(cur) })[Symbol.asyncIterator]();
+      expect((await take(it, 2)).map(show)).toEqual(["put x.a=3@3", "delete x.b@4"]);
+      expect(await quietFor(it.next(), 300)).toBe("quiet");
+      await it.return?.();
+    });
 
-  it("a cursor below first_seq raises CURSOR_EXPIRED", async () => {
-    const kv = await conn.store({ name: bucketName("exp"), maxBytes: 16 * 1024, discard: "old" });
-    await kv.writer.put("k.first", enc("1"));
-    for (let i = 0; i < 40; i++) await kv.writer.put(`k.${i}`, new Uint8Array(1000));
-    const st = await kv.status();
-    expect(st.firstSeq).toBeGreaterThan(2n);
-    const err = await (async () => {
-      for await (const _ of kv.watcher.watch({ kind: "all" }, { from: WatchCursor.fromRevision(1n) })) {
-        return "delivered";
-      }
-      return "ended";
-    })().catch((e) => e);
-    expect(SlipstreamError.is(err, "CURSOR_EXPIRED")).toBe(true);
-    expect(await consumerCount(conn, kv.name)).toBe(0);
-  });
+    it("a cursor below first_seq raises CURSOR_EXPIRED", async () => {
+      const kv = await conn.store({ name: bucketName("exp"), maxBytes: 16 * 1024, discard: "old" });
+      await kv.writer.put("k.first", enc("1"));
+      for (let i = 0; i < 40; i++) await kv.writer.put(`k.${i}`, new Uint8Array(1000));
+      const st = await kv.status();
+      expect(st.firstSeq).toBeGreaterThan(2n);
+      const err = await (async () => {
+        for await (const _ of kv.watcher.watch({ kind: "all" }, { from: WatchCursor.fromRevision(1n) })) {
+          return "delivered";
+        }
+        return "ended";
+      })().catch((e) => e);
+      expect(SlipstreamError.is(err, "CURSOR_EXPIRED")).toBe(true);
+      expect(await consumerCount(conn, kv.name)).toBe(0);
+    });
 
-  it("resume at 2^64-1 is refused", async () => {
-    const kv = await conn.store({ name: bucketName("max") });
-    const it = kv.watcher.watch({ kind: "all" }, { from: WatchCursor.fromRevision((1n << 64n) - 1n) })[Symbol.asyncIterator]();
-    const err = await it.next().catch((e) => e);
-    expect(SlipstreamError.is(err, "WATCH_FAILED")).toBe(true);
-  });
+    it("resume at 2^64-1 is refused", async () => {
+      const kv = await conn.store({ name: bucketName("max") });
+      const it = kv.watcher
+        .watch({ kind: "all" }, { from: WatchCursor.fromRevision((1n << 64n) - 1n) })
+        [Symbol.asyncIterator]();
+      const err = await it.next().catch((e) => e);
+      expect(SlipstreamError.is(err, "WATCH_FAILED")).toBe(true);
+    });
 
-  it("abort ends the iteration and removes the consumer", async () => {
-    const kv = await conn.store({ name: bucketName("ab") });
-    await kv.writer.put("a", enc("1"));
-    const ctl = new AbortController();
-    const seen: string[] = [];
-    const done = (async () => {
-      for await (const u of kv.watcher.watch({ kind: "all" }, { signal: ctl.signal })) seen.push(show(u));
-    })();
-    await expect.poll(() => seen.length).toBe(1);
-    expect(await consumerCount(conn, kv.name)).toBe(1);
-    ctl.abort();
-    await done;
-    expect(await consumerCount(conn, kv.name)).toBe(0);
-  });
+    it("abort ends the iteration and removes the consumer", async () => {
+      const kv = await conn.store({ name: bucketName("ab") });
+      await kv.writer.put("a", enc("1"));
+      const ctl = new AbortController();
+      const seen: string[] = [];
+      const done = (async () => {
+        for await (const u of kv.watcher.watch({ kind: "all" }, { signal: ctl.signal })) seen.push(show(u));
+      })();
+      await expect.poll(() => seen.length).toBe(1);
+      expect(await consumerCount(conn, kv.name)).toBe(1);
+      ctl.abort();
+      await done;
+      expect(await consumerCount(conn, kv.name)).toBe(0);
+    });
 
-  it("an empty prefix list watches nothing and ends at once", async () => {
-    const kv = await conn.store({ name: bucketName("empty") });
-    const it = kv.watcher.watch({ kind: "prefixes", prefixes: [] })[Symbol.asyncIterator]();
-    expect((await nextWithin(it, 2000)).done).toBe(true);
-    expect(await consumerCount(conn, kv.name)).toBe(0);
+    it("an empty prefix list watches nothing and ends at once", async () => {
+      const kv = await conn.store({ name: bucketName("empty") });
+      const it = kv.watcher.watch({ kind: "prefixes", prefixes: [] })[Symbol.asyncIterator]();
+      expect((await nextWithin(it, 2000)).done).toBe(true);
+      expect(await consumerCount(conn, kv.name)).toBe(0);
+    });
   });
-});
+}
