@@ -1,7 +1,8 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { SlipstreamError, VersionToken } from "@slipstream/core";
+import { type Progress, SlipstreamError, VersionToken } from "@slipstream/core";
 import { tempDir } from "@slipstream/testkit";
+import { Level } from "level";
 import { describe, expect, it } from "vitest";
 import { decodeValueRecord, encodeValueRecord, LevelSnapshotStore, prefixUpperBound } from "../src/index.js";
 import { at, del, dump, keysOf, put } from "./helpers.js";
@@ -265,6 +266,83 @@ describe("LevelSnapshotStore", () => {
     await expect(store.apply([], "cursor" as never)).rejects.toBeInstanceOf(TypeError);
     expect(store.cursor.revision).toBe(1n);
     expect(await dump(store)).toHaveLength(1);
+    await store.close();
+  });
+
+  it("the on-disk layout is the abstract-level sublevel layout documented as generation 1", async () => {
+    await using tmp = await tempDir("slipstream-leveldb-");
+    const dir = join(tmp.path, "fold");
+    const store = await LevelSnapshotStore.open(dir);
+    await store.apply([put("route.a", "x", 5), put("route.b", "", 6)], at(6));
+    await store.close();
+    const db = new Level<Buffer, Buffer>(dir, { keyEncoding: "buffer", valueEncoding: "buffer" });
+    await db.open();
+    const data = db.sublevel<string, Buffer>("data", { valueEncoding: "buffer" });
+    const meta = db.sublevel<string, Buffer>("meta", { valueEncoding: "buffer" });
+    expect(await data.keys().all()).toEqual(["route.a", "route.b"]);
+    const rec = (await data.get("route.a")) as Buffer;
+    expect(rec.toString("hex")).toBe(`08${"0000000000000005"}${Buffer.from("x").toString("hex")}`);
+    expect((await meta.get("format"))?.toString("ascii")).toBe("1");
+    expect((await meta.get("cursor"))?.toString("hex")).toBe("0000000000000006");
+    expect((await meta.get("count"))?.readBigUInt64BE()).toBe(2n);
+    expect((await db.keys().all()).map((k) => k.toString())).toEqual([
+      "!data!route.a",
+      "!data!route.b",
+      "!meta!count",
+      "!meta!cursor",
+      "!meta!format",
+    ]);
+    await db.close();
+  });
+
+  it("an aborted export or import fails with ABORTED and leaves nothing behind", async () => {
+    await using tmp = await tempDir("slipstream-leveldb-");
+    const store = await LevelSnapshotStore.open(join(tmp.path, "fold"));
+    const batch = [];
+    for (let i = 1; i <= 5000; i++) batch.push(put(`k.${i}`, `v${i}`, i));
+    await store.apply(batch, at(5000));
+    const ctl = new AbortController();
+    let reports = 0;
+    const exporting = store.exportTo(join(tmp.path, "artifact-aborted"), {
+      signal: ctl.signal,
+      onProgress: () => {
+        if (++reports === 1) ctl.abort();
+      },
+    });
+    await expect(exporting).rejects.toMatchObject({ code: "ABORTED" });
+    expect(reports).toBe(1);
+    expect(await readdir(tmp.path)).toEqual(["fold"]);
+    // The store is fine and exports normally afterwards.
+    await store.exportTo(join(tmp.path, "artifact"));
+    expect(store.cursor.revision).toBe(5000n);
+    await store.close();
+    const ctl2 = new AbortController();
+    ctl2.abort();
+    await expect(
+      LevelSnapshotStore.import(join(tmp.path, "artifact"), join(tmp.path, "imported"), { signal: ctl2.signal }),
+    ).rejects.toMatchObject({ code: "ABORTED" });
+    expect((await readdir(tmp.path)).sort()).toEqual(["artifact", "fold"]);
+  });
+
+  it("export and import report byte progress", async () => {
+    await using tmp = await tempDir("slipstream-leveldb-");
+    const store = await LevelSnapshotStore.open(join(tmp.path, "fold"));
+    const batch = [];
+    for (let i = 1; i <= 3000; i++) batch.push(put(`k.${i}`, `value-${i}`, i));
+    await store.apply(batch, at(3000));
+    const seen: Progress[] = [];
+    const manifest = await store.exportTo(join(tmp.path, "artifact"), { onProgress: (p) => seen.push(p) });
+    const exportPhase = seen.filter((p) => p.phase === "export");
+    expect(exportPhase.length).toBeGreaterThan(1);
+    expect(exportPhase.every((p, i) => i === 0 || p.bytesDone > (exportPhase[i - 1] as Progress).bytesDone)).toBe(true);
+    const total = manifest.files.reduce((n, f) => n + f.size, 0);
+    expect(seen.filter((p) => p.phase === "seal").at(-1)?.bytesDone).toBe(total);
+    const imported: Progress[] = [];
+    const copy = await LevelSnapshotStore.import(join(tmp.path, "artifact"), join(tmp.path, "imported"), {
+      onProgress: (p) => imported.push(p),
+    });
+    expect(imported.at(-1)).toEqual({ phase: "import", bytesDone: total, bytesTotal: total });
+    await copy.close();
     await store.close();
   });
 });
