@@ -457,15 +457,30 @@ export class ArtifactTransport {
     const target = `${prefix}${payloadName(pointer.manifest, pointer.bytes)}`;
 
     const listed: { key: string; lastModified: Date }[] = [];
-    const iterator = this.#store.list(prefix, { signal: opts.signal })[Symbol.asyncIterator]();
+    // The listing is bounded like a transfer: each page/item within timeoutMs. Its signal
+    // fires on a stall, so a store blocked inside `list` is released too.
+    const deadline = transferDeadline(`object store: list ${prefix}`, {
+      idleMs: this.#timeoutMs,
+      overallMs: this.#transferTimeoutMs,
+      signal: opts.signal,
+    });
+    const iterator = this.#store.list(prefix, { signal: deadline.signal })[Symbol.asyncIterator]();
+    let finished = false;
     try {
       for (;;) {
-        const next = await this.#remote(`list ${prefix}`, opts.signal, () => iterator.next());
+        const next = await deadline.run(() => iterator.next());
+        deadline.touch();
         if (next.done) break;
         listed.push(next.value);
       }
+      finished = true;
+    } catch (err) {
+      throw SlipstreamError.wrap(err, "BACKEND", `object store: list ${prefix}`);
     } finally {
-      await iterator.return?.();
+      deadline.dispose();
+      // Never await return() of an iterator whose next() may still be pending: it would
+      // wait for that next() forever.
+      if (!finished) void Promise.resolve(iterator.return?.()).catch(() => {});
     }
 
     const nowMs = Date.now();

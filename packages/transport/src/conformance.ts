@@ -13,10 +13,18 @@
  */
 import * as assert from "node:assert/strict";
 import { createHash, randomFillSync } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ErrorCode, MANIFEST_FILE, MAX_MANIFEST_BYTES, SlipstreamError } from "@slipstream/core";
+import {
+  type ErrorCode,
+  exportArtifact,
+  MANIFEST_FILE,
+  MAX_MANIFEST_BYTES,
+  SlipstreamError,
+  WatchCursor,
+} from "@slipstream/core";
 import { ArtifactTransport } from "./artifact-transport.js";
 import type { BlobStore, ConditionalPutResult } from "./blob-store.js";
 import { buildTar, makeTestArtifact, type TarEntrySpec } from "./fixtures.js";
@@ -430,6 +438,45 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
           assert.deepEqual((await readdir(scratch)).sort(), ["a", "b"], "no temp files left beside the destination");
         }));
 
+      it(`uploads and downloads a ${Math.round(bigBytes / MiB)} MiB artifact with bounded memory`, () =>
+        withStore(async (store, scratch) => {
+          if (bigBytes === 0) return;
+          const t = transportFor(store);
+          const sent = createHash("sha256");
+          await exportArtifact(join(scratch, "a"), {
+            backend: "test",
+            backendVersion: "1",
+            cursor: WatchCursor.fromRevision(77n),
+            writePayload: async (dataDir) => {
+              const fh = await open(join(dataDir, "fold.snap"), "wx");
+              try {
+                for (let left = bigBytes; left > 0; left -= MiB) {
+                  const buf = randomFillSync(Buffer.allocUnsafe(Math.min(MiB, left)));
+                  sent.update(buf);
+                  await fh.write(buf);
+                }
+              } finally {
+                await fh.close();
+              }
+            },
+          });
+          const base = memNow();
+          let peak = 0;
+          const sample = () => {
+            peak = Math.max(peak, memNow() - base);
+          };
+          const res = await t.upload("big", join(scratch, "a"), { onProgress: sample });
+          assert.equal(res.outcome, "published");
+          await t.download("big", join(scratch, "b"), { onProgress: sample });
+          assert.ok(
+            peak < memBound,
+            `memory grew by ${Math.round(peak / MiB)} MiB; bound is ${Math.round(memBound / MiB)} MiB`,
+          );
+          const got = createHash("sha256");
+          for await (const c of createReadStream(join(scratch, "b", "data", "fold.snap"))) got.update(c as Buffer);
+          assert.equal(got.digest("hex"), sent.digest("hex"), "the downloaded payload equals the uploaded one");
+        }));
+
       it("an older cursor after a newer one is superseded and the pointer is unchanged", () =>
         withStore(async (store, scratch) => {
           const t = transportFor(store);
@@ -594,7 +641,7 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
             const tar = specs.length > 0 ? await buildTar(specs) : randomFillSync(Buffer.alloc(4096));
             await store.put(res.payloadKey, chunksOf(tar));
             const work = join(scratch, "w");
-            await import("node:fs/promises").then((fs) => fs.mkdir(work));
+            await mkdir(work);
             await rejectsWith(t.download("k", join(work, "dest")), "ARTIFACT_INVALID", message);
             assert.deepEqual(await readdir(work), [], "nothing at the destination, no temp files");
             assert.deepEqual((await readdir(scratch)).sort(), ["a", "w"], "nothing escaped");
