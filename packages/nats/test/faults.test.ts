@@ -69,6 +69,20 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
     expect(SlipstreamError.is(err, "NOT_CONNECTED")).toBe(true);
   });
 
+  it("an idle watch is kept alive by heartbeats well past watchStallMs", async () => {
+    const { conn } = await setup(1500);
+    const kv = await conn.store({ name: bucketName("idle") });
+    await kv.writer.put("a", enc("1"));
+    const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
+    await take(it, 1);
+    const pending = it.next();
+    await new Promise((r) => setTimeout(r, 4500));
+    await kv.writer.put("b", enc("2"));
+    const r = await pending;
+    expect(r.done ? "ended" : show(r.value)).toBe("put b=2@2");
+    await it.return?.();
+  });
+
   it("a restarted server: the watch resumes without a gap (writes made while it was away included)", async () => {
     const { server, conn } = await setup(8000);
     const kv = await conn.store({ name: bucketName("rst") });
