@@ -25,6 +25,8 @@ export const MEMORY_BACKEND_VERSION = "1";
 export const MEMORY_PAYLOAD_FILE = "fold.jsonl";
 
 const FORMAT = "slipstream-memory-fold";
+/** Up to this many keys the sorted index is maintained on every insert/remove. */
+const INCREMENTAL_SORT_LIMIT = 50_000;
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return Buffer.compare(a, b);
@@ -43,19 +45,29 @@ interface Slot {
 export class MemoryBacking {
   /** key → slot */
   readonly map = new Map<string, Slot>();
-  /** Slots sorted by UTF-8 key bytes (byte order, like LevelDB). */
-  readonly sorted: Slot[] = [];
+  /**
+   * Slots sorted by UTF-8 key bytes (byte order, like LevelDB), or undefined when it must be
+   * rebuilt. Small folds keep it up to date on every insert; large ones rebuild it lazily at
+   * the next range, so bulk applies stay O(1) per update.
+   */
+  #sorted: Slot[] | undefined = [];
   cursor: WatchCursor = WatchCursor.none();
   /** The store instance attached to this backing, if any (one at a time). */
   owner: MemorySnapshotStore | undefined;
 
-  /** Index of the first slot whose key bytes are ≥ `bytes`. */
-  lowerBound(bytes: Uint8Array): number {
+  /** Slots in key byte order. */
+  sorted(): Slot[] {
+    if (!this.#sorted) this.#sorted = [...this.map.values()].sort((a, b) => compareBytes(a.keyBytes, b.keyBytes));
+    return this.#sorted;
+  }
+
+  /** Index in `sorted` of the first slot whose key bytes are ≥ `bytes`. */
+  static lowerBound(sorted: readonly Slot[], bytes: Uint8Array): number {
     let lo = 0;
-    let hi = this.sorted.length;
+    let hi = sorted.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (compareBytes((this.sorted[mid] as Slot).keyBytes, bytes) < 0) lo = mid + 1;
+      if (compareBytes((sorted[mid] as Slot).keyBytes, bytes) < 0) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -69,16 +81,25 @@ export class MemoryBacking {
     }
     const keyBytes = Buffer.from(entry.key, "utf8");
     const fresh: Slot = { keyBytes, entry };
-    this.sorted.splice(this.lowerBound(keyBytes), 0, fresh);
     this.map.set(entry.key, fresh);
+    const sorted = this.#sorted;
+    if (sorted && sorted.length < INCREMENTAL_SORT_LIMIT) {
+      sorted.splice(MemoryBacking.lowerBound(sorted, keyBytes), 0, fresh);
+    } else {
+      this.#sorted = undefined;
+    }
   }
 
   remove(key: string): void {
     const slot = this.map.get(key);
     if (!slot) return;
     this.map.delete(key);
-    const i = this.lowerBound(slot.keyBytes);
-    this.sorted.splice(i, 1);
+    const sorted = this.#sorted;
+    if (sorted && sorted.length < INCREMENTAL_SORT_LIMIT) {
+      sorted.splice(MemoryBacking.lowerBound(sorted, slot.keyBytes), 1);
+    } else {
+      this.#sorted = undefined;
+    }
   }
 }
 
@@ -249,8 +270,9 @@ export class MemorySnapshotStore implements SnapshotStore {
     const p = Buffer.from(prefix, "utf8");
     // Snapshot the matching slots first: an apply during the iteration must not shift it.
     const out: KvEntry[] = [];
-    for (let i = b.lowerBound(p); i < b.sorted.length; i++) {
-      const slot = b.sorted[i] as Slot;
+    const sorted = b.sorted();
+    for (let i = MemoryBacking.lowerBound(sorted, p); i < sorted.length; i++) {
+      const slot = sorted[i] as Slot;
       if (slot.keyBytes.length < p.length || compareBytes(slot.keyBytes.subarray(0, p.length), p) !== 0) break;
       out.push(slot.entry);
     }
@@ -261,7 +283,7 @@ export class MemorySnapshotStore implements SnapshotStore {
   async exportTo(destDir: string, opts: ExportOptions = {}): Promise<ExportManifest> {
     const b = this.#open();
     // Taken synchronously, so the artifact is the fold at exactly this cursor.
-    const entries = b.sorted.map((s) => s.entry);
+    const entries = b.sorted().map((s) => s.entry);
     const cursor = b.cursor;
     return exportArtifact(destDir, {
       backend: MEMORY_BACKEND,

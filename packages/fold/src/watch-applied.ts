@@ -35,6 +35,11 @@ export interface BatchOptions {
   windowMs?: number;
   /** A batch closes when it holds this many updates (parse-rejected ones count). @defaultValue 100 */
   max?: number;
+  /**
+   * Read-ahead: updates pulled from the watch but not yet batched. The watch is read only
+   * while this has room. @defaultValue 256
+   */
+  buffer?: number;
 }
 
 /** Retry pacing of {@link watchApplied} (exponential with full jitter, capped). */
@@ -114,14 +119,19 @@ interface ExportJob {
   reject: (err: unknown) => void;
 }
 
-type Pulled = { kind: "update"; update: KvUpdate } | { kind: "end" } | { kind: "error"; error: unknown };
-
+/** One subscription: a pump reads the watch into a bounded read-ahead buffer. */
 interface Subscription {
   ctl: AbortController;
   iter: AsyncIterator<KvUpdate> | undefined;
+  buffer: KvUpdate[];
+  head: number;
+  /** How the watch ended (after the buffer is drained). */
+  terminal: { kind: "end" } | { kind: "error"; error: unknown } | undefined;
+  /** The pump is awaiting iter.next(). */
   pending: boolean;
-  result: Pulled | undefined;
-  finished: boolean;
+  closed: boolean;
+  /** Resolves the pump's wait for room in the buffer. */
+  room: (() => void) | undefined;
 }
 
 type Outcome = { kind: "stop" } | { kind: "end" } | { kind: "error"; error: unknown };
@@ -181,6 +191,7 @@ class AppliedLoop<U> implements AppliedWatch {
   readonly #log: Logger;
   readonly #windowMs: number;
   readonly #max: number;
+  readonly #bufferSize: number;
   readonly #retry: Required<RetryOptions>;
   readonly #signal: AbortSignal | undefined;
 
@@ -194,6 +205,7 @@ class AppliedLoop<U> implements AppliedWatch {
   #raw: KvUpdate[] = [];
   #received = 0;
   #high: VersionToken | undefined;
+  #highRank: bigint | undefined;
   #deadline: number | undefined;
 
   #stopping = false;
@@ -233,6 +245,7 @@ class AppliedLoop<U> implements AppliedWatch {
     this.#log = opts.logger ?? silentLogger;
     this.#windowMs = nonNegative(opts.batch?.windowMs, 10, "batch.windowMs");
     this.#max = positiveInt(opts.batch?.max, 100, "batch.max");
+    this.#bufferSize = positiveInt(opts.batch?.buffer, 256, "batch.buffer");
     const r = opts.retry ?? {};
     this.#retry = {
       resubscribeInitialMs: nonNegative(r.resubscribeInitialMs, 100, "retry.resubscribeInitialMs"),
@@ -399,44 +412,87 @@ class AppliedLoop<U> implements AppliedWatch {
   #subscribe(from: WatchCursor): Subscription {
     const ctl = new AbortController();
     this.#subReceived = 0;
-    const sub: Subscription = { ctl, iter: undefined, pending: false, result: undefined, finished: false };
+    const sub: Subscription = {
+      ctl,
+      iter: undefined,
+      buffer: [],
+      head: 0,
+      terminal: undefined,
+      pending: false,
+      closed: false,
+      room: undefined,
+    };
     try {
       const opts = from.isNone ? { signal: ctl.signal } : { from, signal: ctl.signal };
       sub.iter = this.#watcher.watch(this.#scope, opts)[Symbol.asyncIterator]();
     } catch (error) {
-      sub.result = { kind: "error", error };
-      sub.finished = true;
+      sub.terminal = { kind: "error", error };
+      return sub;
     }
     this.#log.debug("watch subscribed", { cursor: from.toHex() });
+    void this.#pump(sub, sub.iter);
     return sub;
   }
 
-  #pull(sub: Subscription): void {
-    if (sub.pending || sub.result || sub.finished || !sub.iter) return;
-    sub.pending = true;
-    sub.iter.next().then(
-      (r) => {
+  /**
+   * Reads the watch into the subscription's buffer, only while it has room (back-pressure:
+   * a slow apply slows the watch; memory stays bounded by buffer + batch).
+   */
+  async #pump(sub: Subscription, iter: AsyncIterator<KvUpdate>): Promise<void> {
+    try {
+      while (!sub.closed) {
+        if (sub.buffer.length - sub.head >= this.#bufferSize) {
+          await new Promise<void>((resolve) => {
+            sub.room = resolve;
+          });
+          sub.room = undefined;
+          continue;
+        }
+        sub.pending = true;
+        const r = await iter.next();
         sub.pending = false;
-        if (r.done) sub.finished = true;
-        sub.result = r.done ? { kind: "end" } : { kind: "update", update: r.value };
+        if (sub.closed) break;
+        if (r.done) {
+          sub.terminal = { kind: "end" };
+          return;
+        }
+        sub.buffer.push(r.value);
         this.#wake();
-      },
-      (error: unknown) => {
-        sub.pending = false;
-        sub.finished = true;
-        sub.result = { kind: "error", error };
-        this.#wake();
-      },
-    );
+      }
+      // Closed by the loop: release the watch (server-side consumer) if it is still open.
+      await iter.return?.();
+    } catch (error) {
+      sub.pending = false;
+      if (!sub.closed) sub.terminal = { kind: "error", error };
+    } finally {
+      this.#wake();
+    }
+  }
+
+  /** Takes the next buffered update, compacting the buffer and making room for the pump. */
+  #take(sub: Subscription): KvUpdate | undefined {
+    if (sub.head >= sub.buffer.length) return undefined;
+    const u = sub.buffer[sub.head] as KvUpdate;
+    sub.head++;
+    if (sub.head === sub.buffer.length) {
+      sub.buffer = [];
+      sub.head = 0;
+    } else if (sub.head >= 1024) {
+      sub.buffer = sub.buffer.slice(sub.head);
+      sub.head = 0;
+    }
+    sub.room?.();
+    return u;
   }
 
   #close(sub: Subscription): void {
+    if (sub.closed) return;
+    sub.closed = true;
     sub.ctl.abort(new SlipstreamError("ABORTED", "applied watch re-subscribing or stopping"));
-    if (!sub.finished && sub.iter?.return) {
-      sub.finished = true;
-      // Releases the server-side consumer; not awaited (a pending next() may hold it).
-      sub.iter.return().catch(() => {});
-    }
+    sub.room?.();
+    // A pump blocked in next() on a watcher that ignores its signal: ask the iterator to
+    // finish too (not awaited; it releases the server-side consumer when it can).
+    if (sub.pending && sub.terminal === undefined) sub.iter?.return?.().catch(() => {});
   }
 
   /** Reads one subscription until it ends, fails or the watch stops. Priority: stop, window, export, update. */
@@ -454,44 +510,42 @@ class AppliedLoop<U> implements AppliedWatch {
           await this.#serveExports();
           continue;
         }
-        const got = sub.result;
-        if (got) {
-          sub.result = undefined;
-          if (got.kind === "end") return { kind: "end" };
-          if (got.kind === "error") return { kind: "error", error: got.error };
+        const update = this.#take(sub);
+        if (update !== undefined) {
           this.#resubscribeAttempt = 0;
           this.#subReceived++;
           this.#stats.received++;
-          await this.#receive(got.update);
+          if (this.#receive(update)) await this.#flush();
           continue;
         }
-        this.#pull(sub);
-        if (!sub.result) await this.#waitEvent(this.#deadline);
+        // The buffer is drained: only now does the end (or failure) of the watch count.
+        if (sub.terminal) return sub.terminal;
+        await this.#waitEvent(this.#deadline);
       }
     } finally {
-      // Anything pulled but not yet received is dropped: it is re-delivered after the cursor.
+      // Anything buffered but not yet received is dropped: it is re-delivered after the cursor.
       this.#close(sub);
     }
   }
 
-  /** Adds one update to the open batch; flushes when the batch is full. */
-  async #receive(update: KvUpdate): Promise<void> {
+  /** Adds one update to the open batch; returns true when the batch is full (flush now). */
+  #receive(update: KvUpdate): boolean {
     if (this.#store) this.#raw.push(update);
     const version = updateVersion(update);
     // Unknown versions (synthetic deletes, unparseable ACKs) never move the cursor.
-    if (
-      !version.isUnknown &&
-      (this.#high === undefined ||
-        cursorRank(WatchCursor.fromVersion(version)) > cursorRank(WatchCursor.fromVersion(this.#high)))
-    ) {
-      this.#high = version;
+    if (!version.isUnknown) {
+      const rank = version.revision ?? cursorRank(WatchCursor.fromVersion(version));
+      if (this.#highRank === undefined || rank > this.#highRank) {
+        this.#high = version;
+        this.#highRank = rank;
+      }
     }
     this.#received++;
     if (this.#received === 1) this.#deadline = now() + this.#windowMs;
     // parse throwing is a fatal user error, like apply throwing; nothing of this batch is committed.
     const parsed = this.#parse(update);
     if (parsed !== undefined) this.#batch.push(parsed);
-    if (this.#received >= this.#max) await this.#flush();
+    return this.#received >= this.#max;
   }
 
   /**
@@ -507,6 +561,7 @@ class AppliedLoop<U> implements AppliedWatch {
     this.#raw = [];
     this.#received = 0;
     this.#high = undefined;
+    this.#highRank = undefined;
     this.#deadline = undefined;
 
     if (batch.length > 0) await this.#apply(batch);
@@ -646,7 +701,7 @@ class AppliedLoop<U> implements AppliedWatch {
     for (const key of keys) {
       // Synthetic deletes carry an unknown version: they never move the cursor, so a crash
       // mid-resync re-runs the same idempotent diff.
-      await this.#receive({ type: "delete", key, version: VersionToken.unknown() });
+      if (this.#receive({ type: "delete", key, version: VersionToken.unknown() })) await this.#flush();
       this.#stats.syntheticDeletes++;
     }
     await this.#flush();

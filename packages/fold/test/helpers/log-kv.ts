@@ -30,7 +30,8 @@ function toUpdate(m: Msg): KvUpdate {
 type Item = { update: KvUpdate } | { end: true } | { error: unknown };
 
 class Feed {
-  readonly items: Item[] = [];
+  items: Item[] = [];
+  head = 0;
   waiter: (() => void) | undefined;
   closed = false;
   /** Updates handed to the consumer so far. */
@@ -132,7 +133,14 @@ export class LogKv implements KvWatcher, KvReader {
           async next(): Promise<IteratorResult<KvUpdate>> {
             for (;;) {
               if (feed.closed) return { done: true, value: undefined };
-              const item = feed.items.shift();
+              const item = feed.items[feed.head];
+              if (item) {
+                feed.head++;
+                if (feed.head > 1024 && feed.head * 2 > feed.items.length) {
+                  feed.items = feed.items.slice(feed.head);
+                  feed.head = 0;
+                }
+              }
               if (item) {
                 if ("update" in item) {
                   feed.delivered++;
