@@ -31,6 +31,8 @@ import {
 export const RESERVED_PREFIX = ".slipstream-fs-";
 const TMP_PREFIX = `${RESERVED_PREFIX}tmp-`;
 const LOCK_PREFIX = `${RESERVED_PREFIX}lock-`;
+/** Longest key segment (bytes), so that lock file names stay within NAME_MAX. */
+const MAX_SEGMENT_BYTES = 200;
 
 /** Options of {@link FsBlobStore}. */
 export interface FsBlobStoreOptions {
@@ -98,11 +100,20 @@ export class FsBlobStore implements BlobStore {
   /** The file of `key` (validated: no traversal out of the root, no reserved names). */
   pathOf(key: string): string {
     assertBlobKey(key);
-    if (key.split("/").some((seg) => seg.startsWith(RESERVED_PREFIX))) {
-      throw new SlipstreamError(
-        "INVALID_ARGUMENT",
-        `key ${JSON.stringify(key)} uses the reserved prefix ${RESERVED_PREFIX}`,
-      );
+    for (const seg of key.split("/")) {
+      if (seg.startsWith(RESERVED_PREFIX)) {
+        throw new SlipstreamError(
+          "INVALID_ARGUMENT",
+          `key ${JSON.stringify(key)} uses the reserved prefix ${RESERVED_PREFIX}`,
+        );
+      }
+      // Lock and temp names add up to 24 bytes to a segment; keep them under NAME_MAX (255).
+      if (Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) {
+        throw new SlipstreamError(
+          "INVALID_ARGUMENT",
+          `key ${JSON.stringify(key.slice(0, 100))} has a segment longer than ${MAX_SEGMENT_BYTES} bytes`,
+        );
+      }
     }
     const path = resolve(this.rootDir, ...key.split("/"));
     if (!path.startsWith(this.rootDir + sep)) {

@@ -42,7 +42,14 @@ describe("FsBlobStore", () => {
   it("refuses traversal and reserved names with INVALID_ARGUMENT, touching nothing", async () => {
     const dir = await root();
     const store = new FsBlobStore(join(dir, "store"));
-    for (const key of ["../outside", "a/../../outside", "/etc/passwd", "a\\..\\b", `a/${RESERVED_PREFIX}lock-x`]) {
+    for (const key of [
+      "../outside",
+      "a/../../outside",
+      "/etc/passwd",
+      "a\\..\\b",
+      `a/${RESERVED_PREFIX}lock-x`,
+      "x".repeat(201),
+    ]) {
       expect(await code(store.put(key, body("x"))), key).toBe("INVALID_ARGUMENT");
       expect(await code(store.readSmall(key, { maxBytes: 10 })), key).toBe("INVALID_ARGUMENT");
       expect(await code(store.delete(key)), key).toBe("INVALID_ARGUMENT");
