@@ -429,7 +429,11 @@ class NatsServer implements NatsServerHandle {
   private async signalAndWait(signal: NodeJS.Signals, graceMs: number): Promise<void> {
     if (!this.running) return;
     this.child?.kill(signal);
-    const done = await Promise.race([this.exited.then(() => true), sleep(graceMs).then(() => false)]);
+    // An unref'd grace timer: a server that exits promptly must not keep the process alive.
+    const done = await Promise.race([
+      this.exited.then(() => true),
+      sleep(graceMs, undefined, { ref: false }).then(() => false),
+    ]);
     if (!done && this.running) {
       this.child?.kill("SIGKILL");
       await this.exited;
