@@ -81,11 +81,18 @@ async function main(): Promise<void> {
     let a = fold(kv, storeA);
     let t = Date.now();
     await caughtUp(a.watch, seeded);
-    console.log(`    applied ${a.received().toLocaleString()} updates in ${Date.now() - t} ms; cursor ${a.watch.cursor}`);
+    console.log(
+      `    applied ${a.received().toLocaleString()} updates in ${Date.now() - t} ms; cursor ${a.watch.cursor}`,
+    );
 
     step(4, "node A wins the export lease, exports and publishes an artifact");
     const transport = new ArtifactTransport(new FsBlobStore(join(work, "object-store")), { prefix: "artifacts" });
-    const lease = new ExportLease({ reader: leases.reader, writer: leases.writer, key: "export.routes", holderId: "node-a" });
+    const lease = new ExportLease({
+      reader: leases.reader,
+      writer: leases.writer,
+      key: "export.routes",
+      holderId: "node-a",
+    });
     const up = progressBar("upload");
     const round = await runExportRound({
       lease,
@@ -99,16 +106,25 @@ async function main(): Promise<void> {
     up.done();
     if (round.outcome === "skipped") throw new Error("node A should have won the lease");
     console.log(`    ${round.outcome}: cursor ${round.cursor}, ${round.manifest.files.length} payload files`);
-    const rival = new ExportLease({ reader: leases.reader, writer: leases.writer, key: "export.routes", holderId: "node-b" });
-    console.log(`    node B tries the same round: ${(await rival.tryAcquire(60_000)) ? "won (!)" : "lease held, skipped"}`);
+    const rival = new ExportLease({
+      reader: leases.reader,
+      writer: leases.writer,
+      key: "export.routes",
+      holderId: "node-b",
+    });
+    console.log(
+      `    node B tries the same round: ${(await rival.tryAcquire(60_000)) ? "won (!)" : "lease held, skipped"}`,
+    );
     // Node A goes down for a redeploy; its fold and cursor stay on disk.
     await a.watch.stop();
     await storeA.close();
     console.log(`    node A stops for a redeploy at cursor ${storeA.cursor}`);
 
     step(5, `the bucket keeps changing: ${TAIL_PUTS} puts and ${TAIL_DELETES} deletes`);
-    for (let i = 0; i < TAIL_PUTS; i++) await kv.writer.put(`route.svc-${i % 100}.r${i}`, enc.encode(`moved-${i}:9090`));
-    for (let i = 0; i < TAIL_DELETES; i++) await kv.writer.delete(`route.svc-${(ROUTES - 1 - i) % 100}.r${ROUTES - 1 - i}`);
+    for (let i = 0; i < TAIL_PUTS; i++)
+      await kv.writer.put(`route.svc-${i % 100}.r${i}`, enc.encode(`moved-${i}:9090`));
+    for (let i = 0; i < TAIL_DELETES; i++)
+      await kv.writer.delete(`route.svc-${(ROUTES - 1 - i) % 100}.r${ROUTES - 1 - i}`);
     const head = (await kv.status()).lastSeq;
     console.log(`    bucket at revision ${head}`);
 
@@ -137,7 +153,9 @@ async function main(): Promise<void> {
       const got = await storeB.get(key);
       if (!got || new TextDecoder().decode(got.value) !== value) same = false;
     }
-    console.log(`    node B's fold ${same ? "matches" : "DOES NOT MATCH"} the bucket (${live.size.toLocaleString()} keys)`);
+    console.log(
+      `    node B's fold ${same ? "matches" : "DOES NOT MATCH"} the bucket (${live.size.toLocaleString()} keys)`,
+    );
     await b.watch.stop();
     await storeB.close();
 
@@ -152,12 +170,8 @@ async function main(): Promise<void> {
     if (!same) process.exitCode = 1;
     console.log(`\ndone in ${((Date.now() - t0) / 1000).toFixed(1)} s.`);
   } finally {
-    let t = Date.now();
     await nc.close();
-    if (process.env.DEMO_DEBUG) console.log(`nc.close ${Date.now() - t} ms`);
-    t = Date.now();
     await server.close();
-    if (process.env.DEMO_DEBUG) console.log(`server.close ${Date.now() - t} ms`);
     await rm(work, { recursive: true, force: true });
   }
 }
