@@ -4,7 +4,7 @@
  * cursor plus count, streamed iteration, and the read-only inspection export and import use
  * to check a copied fold. Semantics (KvUpdate folding, locking, artifacts) live in store.ts.
  */
-import { lstat, readdir } from "node:fs/promises";
+import { lstat, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { SlipstreamError, throwIfAborted, type WatchCursor } from "@slipstream/core";
 import { Level } from "level";
@@ -61,9 +61,9 @@ const COUNT_KEY = metaKey(META_COUNT);
 
 /** "absent" and "empty" may be created; "occupied" must already be a fold. */
 async function dirState(dir: string): Promise<"absent" | "empty" | "occupied"> {
-  let st: Awaited<ReturnType<typeof lstat>>;
+  let st: Awaited<ReturnType<typeof stat>>;
   try {
-    st = await lstat(dir);
+    st = await stat(dir); // follows a symlinked fold directory
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return "absent";
     throw SlipstreamError.wrap(err, "BACKEND", `checking fold directory ${dir}`);

@@ -72,6 +72,18 @@ function closedError(dir: string): SlipstreamError {
   return new SlipstreamError("BACKEND", `LevelDB fold at ${dir} is closed`);
 }
 
+// A lone surrogate has no UTF-8 form (it would be stored as U+FFFD, aliasing another key).
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function checkKey(key: string, where: string): void {
+  if (LONE_SURROGATE.test(key)) {
+    throw new SlipstreamError(
+      "INVALID_ARGUMENT",
+      `${where} ${JSON.stringify(key)} contains a lone surrogate; keys must be valid Unicode`,
+    );
+  }
+}
+
 function checkUpdate(u: unknown, i: number): asserts u is KvUpdate {
   if (typeof u !== "object" || u === null) throw new TypeError(`batch[${i}] must be a KvUpdate object`);
   const up = u as Partial<Record<string, unknown>>;
@@ -81,9 +93,11 @@ function checkUpdate(u: unknown, i: number): asserts u is KvUpdate {
     if (typeof e.key !== "string") throw new TypeError(`batch[${i}].entry.key must be a string`);
     if (!(e.value instanceof Uint8Array)) throw new TypeError(`batch[${i}].entry.value must be a Uint8Array`);
     if (!(e.version instanceof VersionToken)) throw new TypeError(`batch[${i}].entry.version must be a VersionToken`);
+    checkKey(e.key, `batch[${i}].entry.key`);
   } else if (up.type === "delete" || up.type === "purge") {
     if (typeof up.key !== "string") throw new TypeError(`batch[${i}].key must be a string`);
     if (!(up.version instanceof VersionToken)) throw new TypeError(`batch[${i}].version must be a VersionToken`);
+    checkKey(up.key, `batch[${i}].key`);
   } else {
     throw new TypeError(`batch[${i}].type must be "put", "delete" or "purge"`);
   }
@@ -113,6 +127,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
   // Serialises apply / export / close: the count bookkeeping needs applies in order, and an
   // export must see exactly one cursor.
   #tail: Promise<unknown> = Promise.resolve();
+  readonly #background = new Set<Promise<unknown>>();
 
   private constructor(fold: FoldDb, opts: LevelSnapshotStoreOptions) {
     this.directory = fold.dir;
@@ -300,7 +315,14 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
    */
   async settle(): Promise<void> {
     if (this.#closed) throw closedError(this.directory);
-    await this.#fold.compact();
+    // Not serialised with applies (a compaction may take long); close() waits for it.
+    const run = this.#fold.compact();
+    this.#background.add(run);
+    try {
+      await run;
+    } finally {
+      this.#background.delete(run);
+    }
   }
 
   /**
@@ -402,7 +424,10 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
       return;
     }
     this.#closed = true;
-    await this.#exclusive(() => this.#fold.close());
+    await this.#exclusive(async () => {
+      await Promise.allSettled([...this.#background]);
+      await this.#fold.close();
+    });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SlipstreamError } from "@slipstream/core";
@@ -48,6 +48,16 @@ describe("LevelSnapshotStore.open refuses what is not a readable fold", () => {
     const empty = await LevelSnapshotStore.open(join(tmp.path, "empty"));
     expect(await empty.count()).toBe(0);
     await empty.close();
+  });
+
+  it("a fold reached through a symlinked directory opens", async () => {
+    await using tmp = await tempDir("slipstream-leveldb-");
+    const real = join(tmp.path, "real");
+    await foldWithData(real);
+    await symlink(real, join(tmp.path, "link"));
+    const store = await LevelSnapshotStore.open(join(tmp.path, "link"));
+    expect(store.cursor.revision).toBe(1n);
+    await store.close();
   });
 
   it("a directory with files but no LevelDB → SNAPSHOT_INVALID_FORMAT, files untouched", async () => {

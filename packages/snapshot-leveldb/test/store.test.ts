@@ -345,4 +345,33 @@ describe("LevelSnapshotStore", () => {
     await copy.close();
     await store.close();
   });
+
+  it("a key with a lone surrogate is refused (INVALID_ARGUMENT) instead of aliasing U+FFFD", async () => {
+    await using tmp = await tempDir("slipstream-leveldb-");
+    const store = await LevelSnapshotStore.open(join(tmp.path, "fold"));
+    await store.apply([put("a\ufffd", "real", 1)], at(1));
+    await expect(store.apply([put("a\ud800", "alias", 2)], at(2))).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await expect(store.apply([del("a\udc00", 2)], at(2))).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    expect(Buffer.from((await store.get("a\ufffd"))?.value ?? []).toString()).toBe("real");
+    expect(store.cursor.revision).toBe(1n);
+    // A well-formed astral character is fine.
+    await store.apply([put("a\ud83d\ude00", "smile", 2)], at(2));
+    expect(await keysOf(store, "a")).toEqual(["a\ufffd", "a\u{1f600}"]);
+    await store.close();
+  });
+
+  it("close() issued during settle() waits for the compaction and then closes", async () => {
+    await using tmp = await tempDir("slipstream-leveldb-");
+    const dir = join(tmp.path, "fold");
+    const store = await LevelSnapshotStore.open(dir);
+    const batch = [];
+    for (let i = 1; i <= 20_000; i++) batch.push(put(`k.${i}`, `v${i}`.repeat(8), i));
+    await store.apply(batch, at(20_000));
+    const settling = store.settle();
+    await store.close();
+    await settling;
+    const again = await LevelSnapshotStore.open(dir);
+    expect(await again.count()).toBe(20_000);
+    await again.close();
+  });
 });
