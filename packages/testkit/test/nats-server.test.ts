@@ -1,5 +1,9 @@
+import { execFile } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { connect, createServer, type Socket } from "node:net";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import {
   freePort,
@@ -7,6 +11,7 @@ import {
   type NatsServerHandle,
   natsMissingReason,
   readNatsInfo,
+  repoRoot,
   startNats,
   tempDir,
   waitFor,
@@ -234,6 +239,38 @@ for (const line of ["2.9", "2.10"] as const) {
     });
   });
 }
+
+describe.skipIf(!hasNats("any"))("cleanup at process exit", () => {
+  for (const how of ["exit", "SIGTERM", "SIGINT"] as const) {
+    it(`a process that ends by ${how} without close() leaves no server and no temp dir`, async () => {
+      await using dir = await tempDir("testkit-exit-");
+      const script = join(dir.path, "leak.mts");
+      const entry = pathToFileURL(join(repoRoot(), "packages", "testkit", "src", "index.ts")).href;
+      await writeFile(
+        script,
+        [
+          `import { startNats } from ${JSON.stringify(entry)};`,
+          "const s = await startNats();",
+          "console.log(JSON.stringify({ port: s.port, storeDir: s.storeDir }));",
+          `const how = ${JSON.stringify(how)};`,
+          'if (how !== "exit") { setInterval(() => {}, 1000); process.kill(process.pid, how); }',
+        ].join("\n"),
+      );
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile(process.execPath, ["--import", "tsx", script], { cwd: repoRoot() }, (err, stdout, stderr) => {
+          if (err && how === "exit") reject(new Error(`${err.message}\n${stderr}`));
+          else resolve(stdout);
+        });
+      });
+      const { port, storeDir } = JSON.parse(out.trim()) as { port: number; storeDir: string };
+      await waitFor(async () => (await connectOutcome(port)) === "ECONNREFUSED", {
+        timeoutMs: 5_000,
+        message: `the server on port ${port} still answers after its owner ended`,
+      });
+      expect(existsSync(dirname(storeDir))).toBe(false);
+    });
+  }
+});
 
 describe("startNats version selection", () => {
   it.skipIf(!hasNats("2.10"))('"any" prefers 2.10 when it is available', async () => {
