@@ -355,6 +355,48 @@ export class FsBlobStore implements BlobStore {
   }
 
   /**
+   * Removes temp files left by writers that crashed mid-put, and lock files older than
+   * `staleLockMs`, when they were last touched more than `olderThanMs` ago. Pick a value
+   * above the longest put you run: a live writer's temp file is touched on every write.
+   * Returns the number of files removed.
+   *
+   * @param olderThanMs - @defaultValue 86 400 000 (one day)
+   */
+  async removeStaleTempFiles(olderThanMs = 86_400_000, opts: BlobOpOptions = {}): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    const walk = async (dir: string): Promise<void> => {
+      throwIfAborted(opts.signal, "fs blob store sweep");
+      let entries: import("node:fs").Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (errno(err) === "ENOENT") return;
+        throw backend(`sweeping ${dir}`, err);
+      }
+      for (const e of entries) {
+        const abs = join(dir, e.name);
+        if (e.isDirectory()) {
+          await walk(abs);
+          continue;
+        }
+        const isTemp = e.name.startsWith(TMP_PREFIX);
+        const isLock = e.name.startsWith(LOCK_PREFIX);
+        if (!isTemp && !isLock) continue;
+        const st = await lstat(abs).catch(() => undefined);
+        if (!st || st.mtimeMs > cutoff) continue;
+        if (isLock && Date.now() - st.mtimeMs < this.#staleLockMs) continue;
+        await unlink(abs).then(
+          () => removed++,
+          () => {},
+        );
+      }
+    };
+    await walk(this.rootDir);
+    return removed;
+  }
+
+  /**
    * Runs `fn` holding the lock file of `path` (created exclusively beside it). A lock older
    * than `staleLockMs` is taken over: renamed away atomically (only one contender can win
    * that rename) and checked to be the very file judged stale before it is removed.
