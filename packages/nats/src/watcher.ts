@@ -36,10 +36,22 @@ import {
 } from "@slipstream/core";
 import { type BucketContext, streamInfo, timed } from "./context.js";
 import { keyOf, toUpdate } from "./decode.js";
+import { JS_CODES, jsApiCode } from "./errors.js";
 import { type FilterPlan, planFilters } from "./keys.js";
 
-/** Pull batch of a watch consumer. */
-const WATCH_BATCH = 256;
+/** Pull batch of a watch consumer: at most this many messages are buffered per watch. */
+const WATCH_BATCH = 512;
+/** Pause before re-pulling after a failed pull (the ordered consumer re-creates itself). */
+const PULL_RETRY_MS = 250;
+
+/** True when the bucket's stream no longer exists (fatal for a watch). */
+function isStreamGone(err: unknown): boolean {
+  return jsApiCode(err) === JS_CODES.streamNotFound || /stream not found/i.test(String((err as Error)?.message));
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
 /**
  * Pull request lifetime for a stall bound: the idle heartbeat is half of it, and at least
  * four heartbeats fit in `watchStallMs` (nats.js needs expires ≥ 1 s, heartbeats ≤ 5 s here).
@@ -182,12 +194,6 @@ class WatchSession {
       const after = await streamInfo(ctx, signal);
       checkWindow(ctx, rev, BigInt(after.state.first_seq), BigInt(after.state.last_seq));
     }
-    const c = this.#consumer;
-    this.#messages = await timed(ctx, `starting the watch of bucket ${ctx.bucket}`, signal, () =>
-      c.consume({ max_messages: WATCH_BATCH, expires: pullExpiresMs(ctx.watchStallMs) }),
-    );
-    if (this.#ended) this.#messages.stop();
-    void this.#observe(this.#messages);
     this.#watchdog = setInterval(() => this.#checkStall(), Math.min(1000, Math.max(50, ctx.watchStallMs / 4)));
     this.#watchdog.unref();
   }
@@ -232,38 +238,69 @@ class WatchSession {
     }
   }
 
+  /**
+   * Pulls the next batch. Batches (not an endless consume) bound memory: the next pull is
+   * only sent once the caller has taken the previous batch (back-pressure).
+   */
+  async #nextBatch(consumer: Consumer): Promise<AsyncIterator<JsMsg>> {
+    const ctx = this.#ctx;
+    const messages = await timed(ctx, `pulling the watch of bucket ${ctx.bucket}`, undefined, () =>
+      consumer.fetch({ max_messages: WATCH_BATCH, expires: pullExpiresMs(ctx.watchStallMs) }),
+    );
+    this.#messages = messages;
+    if (this.#ended || this.#failure) messages.stop();
+    void this.#observe(messages);
+    return messages[Symbol.asyncIterator]();
+  }
+
   async *#pump(): AsyncGenerator<KvUpdate> {
     const ctx = this.#ctx;
-    const messages = this.#messages;
-    if (!messages) return;
-    const it = messages[Symbol.asyncIterator]();
+    const consumer = this.#consumer;
+    if (!consumer) return;
     // Highest stream sequence the consumer has handed us (in scope or not).
     let lastSeen = this.#resumeAfter;
     // The consumer at creation; a message from another one means nats.js re-created it.
-    const created = await this.#consumer?.info(true);
-    let consumerName = created?.name;
+    const created = await consumer.info(true);
+    let consumerName = created.name;
     // A resume is live from its first message; a state-sync once the re-list is drained.
-    let live = this.#resumeAfter !== undefined || created?.num_pending === 0;
+    let live = this.#resumeAfter !== undefined || created.num_pending === 0;
+    let it: AsyncIterator<JsMsg> | undefined;
     while (true) {
-      this.#waitingSince = Date.now();
+      if (this.#failure) throw this.#failure;
+      if (this.#ended || ctx.resources.closing) return;
+      this.#waitingSince ??= Date.now();
       let r: IteratorResult<JsMsg>;
       try {
+        it ??= await this.#nextBatch(consumer);
         r = await it.next();
       } catch (err) {
+        it = undefined;
         if (this.#failure) throw this.#failure;
         if (this.#ended) return;
-        throw SlipstreamError.wrap(err, "WATCH_FAILED", `watch of bucket ${ctx.bucket}`);
-      } finally {
-        this.#waitingSince = undefined;
+        if (isStreamGone(err)) {
+          throw new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: the stream is gone`, {
+            cause: err,
+          });
+        }
+        // Consumer lost, no responders, timeouts while reconnecting: nats.js re-creates the
+        // ordered consumer on the next pull. The stall watchdog bounds how long this goes on.
+        ctx.logger.debug("watch pull failed; retrying", { bucket: ctx.bucket, error: String(err) });
+        await delay(PULL_RETRY_MS);
+        continue;
+      }
+      if (r.done) {
+        // The batch is over (full, or expired by the server, which proves it is alive).
+        it = undefined;
+        if (!this.#ended && !this.#failure) this.#lastAlive = Date.now();
+        continue;
       }
       if (this.#failure) throw this.#failure;
       if (this.#ended || ctx.resources.closing) return;
-      if (r.done)
-        throw new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: the consumer ended unexpectedly`);
+      this.#waitingSince = undefined;
       const m = r.value;
       this.#lastAlive = Date.now();
       const seq = BigInt(m.seq);
-      const recreated = consumerName !== undefined && m.info.consumer !== consumerName;
+      const recreated = m.info.consumer !== consumerName;
       consumerName = m.info.consumer;
       if (lastSeen !== undefined && seq <= lastSeen) continue;
       if (lastSeen !== undefined && liveGapSuspect(lastSeen, seq) && (recreated || (live && this.#guardGaps))) {
@@ -280,8 +317,6 @@ class WatchSession {
       const key = keyOf(ctx.subjectPrefix, m.subject);
       if (key === undefined || !this.#plan.accepts(key)) continue;
       yield toUpdate(key, m.seq, m.headers, m.data);
-      if (this.#failure) throw this.#failure;
-      if (this.#ended) return;
     }
   }
 

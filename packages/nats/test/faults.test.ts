@@ -7,6 +7,7 @@ import {
   bucketName,
   connectTo,
   consumerCount,
+  consumerInfos,
   consumerNames,
   enc,
   type NatsServerHandle,
@@ -80,6 +81,24 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
     await kv.writer.put("b", enc("2"));
     const r = await pending;
     expect(r.done ? "ended" : show(r.value)).toBe("put b=2@2");
+    await it.return?.();
+  });
+
+  it("back-pressure: a watch whose caller is slow buffers a bounded batch, not the whole bucket", async () => {
+    const { conn, admin } = await setup();
+    const kv = await conn.store({ name: bucketName("bp"), maxBytes: 8 * 1024 * 1024 });
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => kv.writer.put(`k.${i}`, enc("x"))));
+    const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
+    await take(it, 1);
+    await new Promise((r) => setTimeout(r, 500));
+    const [ci] = await consumerInfos(admin, kv.name);
+    // Delivered to the client so far: one pull batch (512), far below the 3000 in the bucket.
+    expect(ci?.delivered.consumer_seq).toBeGreaterThan(0);
+    expect(ci?.delivered.consumer_seq).toBeLessThanOrEqual(1024);
+    // And it all still arrives, in order.
+    const rest = await take(it, 2999);
+    const revs = rest.map((u) => (u.type === "put" ? u.entry.version.revision! : 0n));
+    expect(revs.every((r, i) => r === BigInt(i + 2))).toBe(true);
     await it.return?.();
   });
 
