@@ -276,11 +276,11 @@ describe("watchApplied batching and ordering", () => {
         },
       }),
     );
-    await waitFor(() => releases.length === 1, { message: "first apply running" });
+    await waitFor(() => releases.length === 1 && kv.delivered === 8, { message: "first apply running, buffer full" });
     await new Promise((r) => setTimeout(r, 50));
     expect(kv.delivered).toBe(8); // 5 in the batch being applied + 3 buffered, nothing more
     releases[0]?.();
-    await waitFor(() => releases.length === 2, { message: "second apply running" });
+    await waitFor(() => releases.length === 2 && kv.delivered === 13, { message: "second apply running" });
     await new Promise((r) => setTimeout(r, 20));
     expect(applied).toBe(5);
     expect(kv.delivered).toBe(13);
