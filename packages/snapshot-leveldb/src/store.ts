@@ -174,6 +174,10 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
     destDir: string,
     opts: LevelImportOptions = {},
   ): Promise<LevelSnapshotStore> {
+    if (typeof artifactDir !== "string" || artifactDir.length === 0) {
+      throw new TypeError("artifactDir must be a non-empty string");
+    }
+    if (typeof destDir !== "string" || destDir.length === 0) throw new TypeError("destDir must be a non-empty string");
     checkOptions(opts);
     const logger = opts.logger ?? silentLogger;
     const manifest = await verifyAndStageImport(artifactDir, destDir, {
@@ -447,6 +451,9 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
 function checkOptions(opts: LevelSnapshotStoreOptions): void {
   if (typeof opts !== "object" || opts === null) throw new TypeError("options must be an object");
   if (opts.sync !== undefined && typeof opts.sync !== "boolean") throw new TypeError("sync must be a boolean");
+  if (opts.compression !== undefined && typeof opts.compression !== "boolean") {
+    throw new TypeError("compression must be a boolean");
+  }
   for (const name of ["cacheSize", "writeBufferSize"] as const) {
     const v = opts[name];
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) {
