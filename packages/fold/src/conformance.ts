@@ -262,6 +262,19 @@ export function snapshotStoreSuite(opts: SnapshotStoreSuiteOptions): void {
       assert.deepEqual(await keysOf(store, "c"), []);
     });
 
+    check("breaking out of a range early releases it; the store keeps working", async (ctx) => {
+      const store = await fixtureStore(ctx);
+      let seen = 0;
+      for await (const _ of store.range("")) {
+        seen++;
+        if (seen === 2) break;
+      }
+      assert.equal(seen, 2);
+      await store.apply([put("node.d", "v4", 8n)], WatchCursor.fromRevision(8n));
+      assert.deepEqual(await keysOf(store, "node."), ["node.a", "node.c", "node.d"]);
+      assert.equal(store.cursor.revision, 8n);
+    });
+
     check("apply commits puts, deletes, purges and the cursor together", async (ctx) => {
       const store = await ctx.open(join(ctx.root, "store"));
       await store.apply(
