@@ -255,6 +255,16 @@ class AppliedLoop<U> implements AppliedWatch {
       maxCommitFailures: positiveInt(r.maxCommitFailures, 16, "retry.maxCommitFailures"),
     };
     this.#applied = opts.resume ?? this.#store?.cursor ?? WatchCursor.none();
+    if (opts.resume && this.#store && cursorRank(opts.resume) > cursorRank(this.#store.cursor)) {
+      // Harmless the other way round (re-delivery); this way the store misses the updates between.
+      (opts.logger ?? silentLogger).warn(
+        "resume cursor is ahead of the store's cursor; the store will miss what lies between",
+        {
+          cursor: opts.resume.toHex(),
+          storeCursor: this.#store.cursor.toHex(),
+        },
+      );
+    }
     this.#committed = this.#applied;
     this.#wakeP = new Promise((resolve) => {
       this.#wake = resolve;

@@ -259,6 +259,36 @@ describe("watchApplied batching and ordering", () => {
     expect(prefixed).toEqual(["put node.b=2@2", "put node.c=4@4"]);
   });
 
+  it("warns when resume is ahead of the store's cursor", async () => {
+    const kv = new LogKv();
+    const store = new MemorySnapshotStore();
+    await store.apply([], WatchCursor.fromRevision(3n));
+    const { logger, lines } = recordingLogger();
+    const w = watchApplied({
+      watcher: kv,
+      scope: ALL,
+      store,
+      logger,
+      resume: WatchCursor.fromRevision(9n),
+      parse: (u) => u,
+      apply: () => {},
+    });
+    expect(lines.filter((l) => l.level === "warn" && l.msg.includes("ahead of the store")).length).toBe(1);
+    expect((await w.stop()).revision).toBe(9n);
+    const quiet = recordingLogger();
+    const v = watchApplied({
+      watcher: kv,
+      scope: ALL,
+      store,
+      logger: quiet.logger,
+      resume: WatchCursor.fromRevision(2n),
+      parse: (u) => u,
+      apply: () => {},
+    });
+    expect(quiet.lines.filter((l) => l.level === "warn")).toEqual([]);
+    await v.stop();
+  });
+
   it("a slow apply slows the watch: no more than batch + buffer updates are pulled ahead of apply", async () => {
     const kv = new LogKv();
     for (let i = 1; i <= 50; i++) kv.put(`k${i}`, "v");
