@@ -428,6 +428,30 @@ describe("watchApplied failures", () => {
     expect(lines.filter((l) => l.msg.includes("re-subscribing")).length).toBe(2);
   });
 
+  it("a watch that ends flushes its pending batch before re-subscribing from it", async () => {
+    const kv = new LogKv();
+    const batches: string[][] = [];
+    const w = track(
+      watchApplied({
+        watcher: kv,
+        scope: ALL,
+        retry: FAST_RETRY,
+        batch: { windowMs: 60_000 },
+        parse: describeUpdate,
+        apply: (b) => void batches.push(b),
+      }),
+    );
+    kv.put("a", "1");
+    kv.put("b", "2");
+    await waitFor(() => kv.delivered === 2, { message: "delivered" });
+    expect(batches).toEqual([]); // the window is a minute
+    kv.endAll();
+    await waitFor(() => kv.calls.length === 2, { message: "re-subscribed" });
+    expect(batches).toEqual([["put a=1@1", "put b=2@2"]]);
+    expect(kv.calls[1]?.from?.revision).toBe(2n);
+    expect(rev(w.cursor)).toBe(2n);
+  });
+
   it("INVALID_ARGUMENT from the watcher is fatal", async () => {
     const kv = new LogKv();
     const w = watchApplied({ watcher: kv, scope: ALL, retry: FAST_RETRY, parse: (u) => u, apply: () => {} });
