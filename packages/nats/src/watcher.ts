@@ -124,6 +124,8 @@ class WatchSession {
   #watchdog: NodeJS.Timeout | undefined;
   #waitingSince: number | undefined;
   #lastAlive = Date.now();
+  /** Fires when the watch ends or fails, cutting short any setup or re-creation in flight. */
+  readonly #halt = new AbortController();
 
   constructor(ctx: BucketContext, plan: FilterPlan, resumeAfter: bigint | undefined, signal: AbortSignal | undefined) {
     this.#ctx = ctx;
@@ -136,6 +138,7 @@ class WatchSession {
   /** Ends the watch cleanly (break, abort, connection close). */
   #end(): void {
     this.#ended = true;
+    this.#halt.abort();
     this.#messages?.stop();
   }
 
@@ -143,6 +146,7 @@ class WatchSession {
   #fail(err: SlipstreamError): void {
     if (this.#ended || this.#failure) return;
     this.#failure = err;
+    this.#halt.abort();
     this.#messages?.stop();
   }
 
@@ -168,34 +172,59 @@ class WatchSession {
   }
 
   async #open(): Promise<void> {
+    this.#consumer = await this.#createConsumer(this.#resumeAfter, this.#halt.signal);
+    this.#watchdog = setInterval(() => this.#checkStall(), Math.min(1000, Math.max(50, this.#ctx.watchStallMs / 4)));
+    this.#watchdog.unref();
+  }
+
+  /**
+   * Creates the ordered consumer: LastPerSubject for a state-sync (`after` undefined), else
+   * ByStartSequence at after + 1. NATS silently clamps a start below its first retained
+   * sequence, so for a start sequence the stream's first sequence is checked before and
+   * again after the creation (never resume silently across a gap): first_seq only grows,
+   * so passing afterwards proves the consumer starts at after + 1.
+   */
+  async #createConsumer(after: bigint | undefined, signal: AbortSignal | undefined): Promise<Consumer> {
     const ctx = this.#ctx;
-    const rev = this.#resumeAfter;
-    const signal = this.#signal;
     const filter = this.#plan.subjects.length === 1 ? (this.#plan.subjects[0] as string) : this.#plan.subjects;
     const opts: Partial<OrderedConsumerOptions> = { filter_subjects: filter, inactive_threshold: WATCH_INACTIVE_MS };
-    if (rev === undefined) {
+    if (after === undefined) {
       opts.deliver_policy = DeliverPolicy.LastPerSubject;
     } else {
-      const start = resumeStartSequence(rev);
-      // Before: refuse a cursor the stream no longer covers.
+      const start = resumeStartSequence(after);
       const before = await streamInfo(ctx, signal);
-      checkWindow(ctx, rev, BigInt(before.state.first_seq), BigInt(before.state.last_seq));
+      checkWindow(ctx, after, BigInt(before.state.first_seq), BigInt(before.state.last_seq));
       opts.deliver_policy = DeliverPolicy.StartSequence;
       opts.opt_start_seq = Number(start);
     }
-    this.#consumer = await timed(ctx, `creating the watch consumer of bucket ${ctx.bucket}`, signal, () =>
+    const consumer = await timed(ctx, `creating the watch consumer of bucket ${ctx.bucket}`, signal, () =>
       ctx.js.consumers.get(ctx.stream, opts),
     );
-    if (this.#ended) return;
-    if (rev !== undefined) {
-      // After: retention may have moved between the check and the creation; the server
-      // would then have clamped the start silently. first_seq only grows, so passing now
-      // proves the consumer starts at cursor + 1.
-      const after = await streamInfo(ctx, signal);
-      checkWindow(ctx, rev, BigInt(after.state.first_seq), BigInt(after.state.last_seq));
+    if (after !== undefined) {
+      try {
+        const afterInfo = await streamInfo(ctx, signal);
+        checkWindow(ctx, after, BigInt(afterInfo.state.first_seq), BigInt(afterInfo.state.last_seq));
+      } catch (err) {
+        await this.#deleteConsumer(consumer);
+        throw err;
+      }
     }
-    this.#watchdog = setInterval(() => this.#checkStall(), Math.min(1000, Math.max(50, ctx.watchStallMs / 4)));
-    this.#watchdog.unref();
+    return consumer;
+  }
+
+  /** Deletes `consumer` best effort (bounded; skipped while disconnected). */
+  async #deleteConsumer(consumer: Consumer): Promise<void> {
+    const ctx = this.#ctx;
+    if (!ctx.connected()) return;
+    try {
+      await withTimeout(`deleting the watch consumer of bucket ${ctx.bucket}`, ctx.timeoutMs, undefined, () =>
+        consumer.delete(),
+      );
+    } catch (err) {
+      if (!/not found/i.test(String((err as Error)?.message))) {
+        ctx.logger.warn("could not delete watch consumer", { bucket: ctx.bucket, error: String(err) });
+      }
+    }
   }
 
   /** Consumer notifications: heartbeats prove liveness; a vanished stream is fatal. */
@@ -259,32 +288,56 @@ class WatchSession {
     if (!consumer) return;
     // Highest stream sequence the consumer has handed us (in scope or not).
     let lastSeen = this.#resumeAfter;
-    // The consumer at creation; a message from another one means nats.js re-created it.
+    // The consumer at creation; a message from another one means nats.js re-created it
+    // by itself (it does on a delivery-sequence gap), which needs the same first_seq check.
     const created = await consumer.info(true);
     let consumerName = created.name;
     // A resume is live from its first message; a state-sync once the re-list is drained.
     let live = this.#resumeAfter !== undefined || created.num_pending === 0;
     let it: AsyncIterator<JsMsg> | undefined;
+    let recreate = false;
     while (true) {
       if (this.#failure) throw this.#failure;
       if (this.#ended || ctx.resources.closing) return;
       this.#waitingSince ??= Date.now();
       let r: IteratorResult<JsMsg>;
       try {
-        it ??= await this.#nextBatch(consumer);
+        if (recreate) {
+          // Resume from the last delivered revision + 1, with the same expiry checks as a
+          // resume: a gap is never crossed silently. Nothing delivered yet → start over.
+          const old = this.#consumer;
+          this.#consumer = undefined;
+          if (old) await this.#deleteConsumer(old);
+          const fresh = await this.#createConsumer(lastSeen, this.#halt.signal);
+          if (this.#ended || this.#failure) {
+            // Released meanwhile: this consumer is nobody's to delete but ours.
+            await this.#deleteConsumer(fresh);
+            if (this.#failure) throw this.#failure;
+            return;
+          }
+          this.#consumer = fresh;
+          consumerName = (await fresh.info(true)).name;
+          recreate = false;
+          ctx.logger.info("watch consumer re-created", { bucket: ctx.bucket, cursor: lastSeen?.toString() });
+        }
+        const c = this.#consumer;
+        if (!c) throw new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: no consumer`);
+        it ??= await this.#nextBatch(c);
         r = await it.next();
       } catch (err) {
         it = undefined;
         if (this.#failure) throw this.#failure;
         if (this.#ended) return;
+        if (SlipstreamError.is(err, "CURSOR_EXPIRED") || SlipstreamError.is(err, "WATCH_FAILED")) throw err;
         if (isStreamGone(err)) {
           throw new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: the stream is gone`, {
             cause: err,
           });
         }
-        // Consumer lost, no responders, timeouts while reconnecting: nats.js re-creates the
-        // ordered consumer on the next pull. The stall watchdog bounds how long this goes on.
-        ctx.logger.debug("watch pull failed; retrying", { bucket: ctx.bucket, error: String(err) });
+        // Consumer lost, no responders, timeouts while reconnecting: re-create the consumer
+        // ourselves. The stall watchdog bounds how long this may go on.
+        ctx.logger.debug("watch pull failed; re-creating the consumer", { bucket: ctx.bucket, error: String(err) });
+        recreate = true;
         await delay(PULL_RETRY_MS);
         continue;
       }
@@ -304,11 +357,24 @@ class WatchSession {
       consumerName = m.info.consumer;
       if (lastSeen !== undefined && seq <= lastSeen) continue;
       if (lastSeen !== undefined && liveGapSuspect(lastSeen, seq) && (recreated || (live && this.#guardGaps))) {
-        const info = await streamInfo(ctx, this.#signal);
-        if (!liveGapOk(lastSeen, BigInt(info.state.first_seq))) {
+        let first: bigint;
+        try {
+          first = BigInt((await streamInfo(ctx, this.#halt.signal)).state.first_seq);
+        } catch (err) {
+          if (this.#failure) throw this.#failure;
+          if (this.#ended) return;
+          throw new SlipstreamError(
+            "WATCH_FAILED",
+            `watch of bucket ${ctx.bucket}: cannot check a gap after ${lastSeen}`,
+            {
+              cause: err,
+            },
+          );
+        }
+        if (!liveGapOk(lastSeen, first)) {
           throw new SlipstreamError(
             "CURSOR_EXPIRED",
-            `watch of bucket ${ctx.bucket}: retention overran the watch (next delivered ${seq} after ${lastSeen}, first retained ${info.state.first_seq}); resync`,
+            `watch of bucket ${ctx.bucket}: retention overran the watch (next delivered ${seq} after ${lastSeen}, first retained ${first}); resync`,
           );
         }
       }
@@ -335,31 +401,10 @@ class WatchSession {
     await this.#opening?.catch(() => {});
     this.#messages?.stop();
     const c = this.#consumer;
-    if (!c) return;
-    const ctx = this.#ctx;
-    if (!ctx.connected()) {
-      // Nobody to ask: waiting out a timeout here would only delay the caller. The consumer
-      // is in memory with an inactivity threshold, so the server drops it on its own.
-      ctx.logger.debug("disconnected; leaving the watch consumer to the server's inactivity reaper", {
-        bucket: ctx.bucket,
-      });
-      return;
-    }
-    // The ordered consumer may re-create itself under a new name; delete until the name settles.
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const name = (await c.info(true).catch(() => undefined))?.name;
-      try {
-        await withTimeout(`deleting the watch consumer of bucket ${ctx.bucket}`, ctx.timeoutMs, undefined, () =>
-          c.delete(),
-        );
-      } catch (err) {
-        if (!/not found/i.test(String((err as Error)?.message))) {
-          ctx.logger.warn("could not delete watch consumer", { bucket: ctx.bucket, error: String(err) });
-        }
-      }
-      const now = (await c.info(true).catch(() => undefined))?.name;
-      if (now === name) return;
-    }
+    this.#consumer = undefined;
+    // Disconnected: nobody to ask, and waiting out a timeout would only delay the caller.
+    // The consumer is in memory with an inactivity threshold; the server drops it itself.
+    if (c) await this.#deleteConsumer(c);
   }
 }
 

@@ -159,29 +159,51 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
     expect(SlipstreamError.is(err2, "TIMEOUT")).toBe(true);
   });
 
-  it("live floor guard: retention overrunning a live watch ends it with CURSOR_EXPIRED", async () => {
+  for (const scope of [{ kind: "all" }, { kind: "prefix", prefix: "k." }] as const) {
+    it(`after a consumer re-creation, retention overrun ends a ${scope.kind} watch with CURSOR_EXPIRED`, async () => {
+      const { conn, admin } = await setup();
+      const kv = await conn.store({ name: bucketName("floor") });
+      for (let i = 1; i <= 3; i++) await kv.writer.put(`k.${i}`, enc(String(i)));
+      const it = kv.watcher.watch(scope)[Symbol.asyncIterator]();
+      await take(it, 3);
+      // Take the consumer away, write, and let "retention" (a purge below seq 6) evict 4 and 5
+      // before the ordered consumer re-creates itself at 4: the server would start it at 6.
+      const jsm = await jetstreamManager(admin.client);
+      const [name] = await consumerNames(admin, kv.name);
+      await jsm.consumers.delete(`KV_${kv.name}`, name!);
+      const kvAdmin = await admin.store({ name: kv.name });
+      for (let i = 4; i <= 7; i++) await kvAdmin.writer.put(`k.${i}`, enc(String(i)));
+      await jsm.streams.purge(`KV_${kv.name}`, { seq: 6 });
+      expect((await kv.status()).firstSeq).toBe(6n);
+      const err = await (async () => {
+        for (;;) {
+          const r = await it.next();
+          if (r.done) return "ended";
+          if (show(r.value).includes("@6")) return "gapped delivery";
+        }
+      })().catch((e) => e);
+      expect(SlipstreamError.is(err, "CURSOR_EXPIRED")).toBe(true);
+      expect(await consumerCount(admin, kv.name)).toBe(0);
+    });
+  }
+
+  it("live floor guard on the same consumer: a jump past the retained floor ends with CURSOR_EXPIRED", async () => {
     const { conn, admin } = await setup();
-    const kv = await conn.store({ name: bucketName("floor") });
-    for (let i = 1; i <= 3; i++) await kv.writer.put(`k.${i}`, enc(String(i)));
+    const kv = await conn.store({ name: bucketName("floor2") });
+    await kv.writer.put("seed", enc("0"));
     const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
-    await take(it, 3);
-    // Take the consumer away, write, and let "retention" (a purge below seq 6) evict 4 and 5
-    // before the ordered consumer re-creates itself at 4: the server would start it at 6.
-    const jsm = await jetstreamManager(admin.client);
-    const [name] = await consumerNames(admin, kv.name);
-    await jsm.consumers.delete(`KV_${kv.name}`, name!);
+    await take(it, 1); // state-sync done: the watch is live at revision 1
+    // Fill the rest of the first pull batch exactly, so no pull is outstanding while we hold.
     const kvAdmin = await admin.store({ name: kv.name });
-    for (let i = 4; i <= 7; i++) await kvAdmin.writer.put(`k.${i}`, enc(String(i)));
-    await jsm.streams.purge(`KV_${kv.name}`, { seq: 6 });
-    expect((await kv.status()).firstSeq).toBe(6n);
-    const err = await (async () => {
-      for (;;) {
-        const r = await it.next();
-        if (r.done) return "ended";
-        if (show(r.value).includes("@6")) return "gapped delivery";
-      }
-    })().catch((e) => e);
-    expect(SlipstreamError.is(err, "CURSOR_EXPIRED")).toBe(true);
+    for (let i = 2; i <= 512; i++) await kvAdmin.writer.put(`k.${i}`, enc("x"));
+    const got = await take(it, 511);
+    expect(show(got[510]!)).toBe("put k.512=x@512");
+    for (let i = 513; i <= 518; i++) await kvAdmin.writer.put(`k.${i}`, enc("x"));
+    const jsm = await jetstreamManager(admin.client);
+    await jsm.streams.purge(`KV_${kv.name}`, { seq: 517 }); // retention "evicts" 513..516
+    const names = await consumerNames(admin, kv.name);
+    await expect(it.next()).rejects.toMatchObject({ code: "CURSOR_EXPIRED" });
+    expect(names.length).toBe(1); // the same consumer all along: the live guard, not a re-creation
     expect(await consumerCount(admin, kv.name)).toBe(0);
   });
 
