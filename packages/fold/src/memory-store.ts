@@ -96,7 +96,10 @@ export class MemoryBacking {
     this.map.delete(key);
     const sorted = this.#sorted;
     if (sorted && sorted.length < INCREMENTAL_SORT_LIMIT) {
-      sorted.splice(MemoryBacking.lowerBound(sorted, slot.keyBytes), 1);
+      // Distinct keys can share bytes (lone surrogates encode as U+FFFD): find this very slot.
+      let i = MemoryBacking.lowerBound(sorted, slot.keyBytes);
+      while (i < sorted.length && sorted[i] !== slot) i++;
+      sorted.splice(i, 1);
     } else {
       this.#sorted = undefined;
     }
