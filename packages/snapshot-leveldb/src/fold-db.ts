@@ -203,6 +203,16 @@ export class FoldDb {
     }
   }
 
+  /** The value records stored under the root data keys `keys` (positional). */
+  async getRecords(keys: Buffer[]): Promise<Array<Buffer | undefined>> {
+    if (keys.length === 0) return [];
+    try {
+      return await this.#db.getMany(keys);
+    } catch (err) {
+      throw mapLevelError(err, `reading ${this.dir}`);
+    }
+  }
+
   /** Which of the root data keys `keys` are present. */
   async hasMany(keys: Buffer[]): Promise<boolean[]> {
     if (keys.length === 0) return [];

@@ -269,6 +269,24 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
   }
 
   /**
+   * The entries of `keys`, positionally (undefined where absent), in one LevelDB call from
+   * one implicit snapshot. Duplicates and an empty list are fine.
+   */
+  async getMany(keys: readonly string[]): Promise<Array<KvEntry | undefined>> {
+    if (!Array.isArray(keys) || keys.some((k) => typeof k !== "string")) {
+      throw new TypeError("keys must be an array of strings");
+    }
+    if (this.#closed) throw closedError(this.directory);
+    const records = await this.#fold.getRecords(keys.map((k) => dataKey(k)));
+    return records.map((record, i) => {
+      if (record === undefined) return undefined;
+      const key = keys[i] as string;
+      const { version, value } = decodeValueRecord(record, key);
+      return { key, value, version };
+    });
+  }
+
+  /**
    * Entries whose key starts with `prefix` (byte prefix of the UTF-8 key), in ascending byte
    * order, streamed from a LevelDB iterator (its implicit snapshot): memory stays bounded
    * whatever the fold size. Breaking the loop closes the iterator.

@@ -374,4 +374,21 @@ describe("LevelSnapshotStore", () => {
     expect(await again.count()).toBe(20_000);
     await again.close();
   });
+
+  it("getMany returns entries positionally, with duplicates, absent keys and an empty list", async () => {
+    await using tmp = await tempDir("slipstream-leveldb-");
+    const store = await LevelSnapshotStore.open(join(tmp.path, "fold"));
+    await store.apply([put("a", "1", 1), put("b", "2", 2), del("a", 3), put("c", "", 4)], at(4));
+    const got = await store.getMany(["b", "a", "c", "b", "zz"]);
+    expect(got.map((e) => e?.key)).toEqual(["b", undefined, "c", "b", undefined]);
+    expect(Buffer.from(got[0]?.value ?? []).toString()).toBe("2");
+    expect(got[2]?.value.length).toBe(0);
+    expect(got[2]?.version.revision).toBe(4n);
+    for (const key of ["a", "b", "c", "zz"]) {
+      const [many] = await store.getMany([key]);
+      expect(many?.version.toHex()).toBe((await store.get(key))?.version.toHex());
+    }
+    expect(await store.getMany([])).toEqual([]);
+    await store.close();
+  });
 });
