@@ -1,0 +1,2 @@
+/** The slipstream benchmarks (work in progress). */
+export {};
