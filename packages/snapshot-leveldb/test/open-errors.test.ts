@@ -155,6 +155,38 @@ describe("LevelSnapshotStore.open refuses what is not a readable fold", () => {
     await store.close();
   });
 
+  it("a damaged table file surfaces as SNAPSHOT_CORRUPTED (on open or on read)", async () => {
+    await using tmp = await tempDir("slipstream-leveldb-");
+    const dir = join(tmp.path, "fold");
+    const store = await LevelSnapshotStore.open(dir);
+    const batch = [];
+    for (let i = 1; i <= 2000; i++) batch.push(put(`k.${String(i).padStart(5, "0")}`, `value-${i}`.repeat(5), i));
+    await store.apply(batch, at(2000));
+    await store.settle();
+    await store.close();
+    const tables = (await readdir(dir)).filter((f) => f.endsWith(".ldb"));
+    expect(tables.length).toBeGreaterThan(0);
+    for (const t of tables) {
+      const bytes = await readFile(join(dir, t));
+      for (let j = 100; j < 140; j++) bytes[j] = (bytes[j] as number) ^ 0xff;
+      await writeFile(join(dir, t), bytes);
+    }
+    let caught: unknown;
+    try {
+      const damaged = await LevelSnapshotStore.open(dir);
+      try {
+        for await (const _ of damaged.range("")) {
+          // drain
+        }
+      } finally {
+        await damaged.close();
+      }
+    } catch (err) {
+      caught = err;
+    }
+    expect(SlipstreamError.is(caught, "SNAPSHOT_CORRUPTED"), String(caught)).toBe(true);
+  });
+
   it("a second open in the same process → BACKEND naming the LOCK file", async () => {
     await using tmp = await tempDir("slipstream-leveldb-");
     const dir = join(tmp.path, "fold");
