@@ -192,6 +192,13 @@ class WatchSession {
       opts.deliver_policy = DeliverPolicy.LastPerSubject;
     } else {
       const start = resumeStartSequence(after);
+      // nats.js carries sequences as JS numbers; refuse what it cannot represent exactly.
+      if (start > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw new SlipstreamError(
+          "WATCH_FAILED",
+          `resume sequence ${start} exceeds 2^53-1, which nats.js cannot represent`,
+        );
+      }
       const before = await streamInfo(ctx, signal);
       checkWindow(ctx, after, BigInt(before.state.first_seq), BigInt(before.state.last_seq));
       opts.deliver_policy = DeliverPolicy.StartSequence;

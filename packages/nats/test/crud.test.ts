@@ -156,6 +156,26 @@ for (const version of ["2.9", "2.10"] as const) {
       expect(await consumerCount(conn, store.name)).toBe(0);
     });
 
+    it("an aborted scan rejects with ABORTED and removes its consumer", async () => {
+      const store = await conn.store({ name: bucketName("abt") });
+      for (let i = 0; i < 20; i++) await store.writer.put(`a.${i}`, enc("x"));
+      const ctl = new AbortController();
+      const err = await (async () => {
+        for await (const _ of store.reader.scan("a.", { signal: ctl.signal })) ctl.abort();
+      })().catch((e) => e);
+      expect(SlipstreamError.is(err, "ABORTED")).toBe(true);
+      expect(await consumerCount(conn, store.name)).toBe(0);
+    });
+
+    it("concurrent get-or-create of one bucket is safe", async () => {
+      const name = bucketName("race");
+      const stores = await Promise.all(Array.from({ length: 16 }, () => conn.store({ name, history: 2 })));
+      expect(new Set(stores.map((s) => s.name)).size).toBe(1);
+      await stores[3]!.writer.put("k", enc("v"));
+      expect(dec((await stores[11]!.reader.get("k"))!.value)).toBe("v");
+      expect((await stores[0]!.status()).history).toBe(2);
+    });
+
     it("an early break from scan removes its consumer", async () => {
       const store = await conn.store({ name: bucketName("brk") });
       for (let i = 0; i < 50; i++) await store.writer.put(`b.${i}`, enc("x"));

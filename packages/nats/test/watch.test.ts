@@ -1,4 +1,4 @@
-import { SlipstreamError, WatchCursor } from "@slipstream/core";
+import { type KvUpdate, SlipstreamError, WatchCursor } from "@slipstream/core";
 import { hasNats } from "@slipstream/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "../src/index.js";
@@ -72,6 +72,47 @@ for (const version of ["2.9", "2.10"] as const) {
       })().catch((e) => e);
       expect(SlipstreamError.is(err, "CURSOR_EXPIRED")).toBe(true);
       expect(await consumerCount(conn, kv.name)).toBe(0);
+    });
+
+    it("a prefix resume replays only the delta in scope", async () => {
+      const kv = await conn.store({ name: bucketName("pr") });
+      await kv.writer.put("route.a", enc("1"));
+      const cur = await kv.writer.put("other.x", enc("x"));
+      await kv.writer.put("route.b", enc("2"));
+      await kv.writer.put("other.y", enc("y"));
+      await kv.writer.delete("route.a");
+      const it = kv.watcher
+        .watch({ kind: "prefix", prefix: "route." }, { from: WatchCursor.fromVersion(cur) })
+        [Symbol.asyncIterator]();
+      expect((await take(it, 2)).map(show)).toEqual(["put route.b=2@3", "delete route.a@5"]);
+      expect(await quietFor(it.next(), 300)).toBe("quiet");
+      await it.return?.();
+    });
+
+    it("a cursor ahead of the stream (a recreated bucket) raises CURSOR_EXPIRED", async () => {
+      const kv = await conn.store({ name: bucketName("ahead") });
+      await kv.writer.put("a", enc("1"));
+      const it = kv.watcher.watch({ kind: "all" }, { from: WatchCursor.fromRevision(1000n) })[Symbol.asyncIterator]();
+      await expect(it.next()).rejects.toMatchObject({ code: "CURSOR_EXPIRED" });
+      // at the stream's last revision it is fine: nothing to deliver yet
+      const ok = kv.watcher.watch({ kind: "all" }, { from: WatchCursor.fromRevision(1n) })[Symbol.asyncIterator]();
+      const pending = ok.next();
+      expect(await quietFor(pending, 200)).toBe("quiet");
+      await kv.writer.put("b", enc("2"));
+      expect(show(((await pending) as IteratorResult<KvUpdate>).value)).toBe("put b=2@2");
+      await ok.return?.();
+    });
+
+    it("history-1 compaction below a cursor is reported as CURSOR_EXPIRED, never WATCH_FAILED", async () => {
+      const kv = await conn.store({ name: bucketName("h1"), history: 1 });
+      for (let i = 1; i <= 6; i++) await kv.writer.put("same", enc(String(i)));
+      expect((await kv.status()).firstSeq).toBe(6n);
+      const it = kv.watcher.watch({ kind: "all" }, { from: WatchCursor.fromRevision(1n) })[Symbol.asyncIterator]();
+      await expect(it.next()).rejects.toMatchObject({ code: "CURSOR_EXPIRED" });
+      // Resuming at 5 needs only 6, which is retained.
+      const ok = kv.watcher.watch({ kind: "all" }, { from: WatchCursor.fromRevision(5n) })[Symbol.asyncIterator]();
+      expect((await take(ok, 1)).map(show)).toEqual(["put same=6@6"]);
+      await ok.return?.();
     });
 
     it("resume at 2^64-1 is refused", async () => {
