@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { KvReader, KvUpdate } from "@slipstream/core";
-import { SlipstreamError, WatchCursor } from "@slipstream/core";
+import { SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
 import type { AppliedWatch } from "@slipstream/fold";
 import { MemorySnapshotStore, watchApplied } from "@slipstream/fold";
 import { connect, type NatsConnection } from "@slipstream/nats";
@@ -205,6 +205,58 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
     expect(seen.indexOf("delete route.gone")).toBeGreaterThanOrEqual(0);
     const firstPut = seen.findIndex((s) => s.startsWith("put "));
     expect(seen.indexOf("delete route.gone")).toBeLessThan(firstPut);
+  });
+
+  it("a prefixes scope folds only its prefixes; its resync leaves out-of-scope keys alone", async () => {
+    const kv = await nc.store({ name: bucketName("prefixes"), maxBytes: 16 * 1024, discard: "old" });
+    const scope = { kind: "prefixes", prefixes: ["a.", "b."] } as const;
+    await kv.writer.put("a.1", enc("a1"));
+    await kv.writer.put("b.1", enc("b1"));
+    await kv.writer.put("c.1", enc("c1"));
+    const store = new MemorySnapshotStore();
+    // An out-of-scope key the fold holds from elsewhere; a prefix-scoped resync must not touch it.
+    await store.apply(
+      [{ type: "put", entry: { key: "c.local", value: enc("mine"), version: VersionToken.fromRevision(1n) } }],
+      WatchCursor.none(),
+    );
+    const first = watchApplied({
+      watcher: kv.watcher,
+      reader: kv.reader,
+      store,
+      scope,
+      batch: { windowMs: 5 },
+      parse: (u) => u,
+      apply: () => {},
+    });
+    await waitFor(async () => first.cursor.revision === 2n, { message: "folded a.1 and b.1" });
+    await first.stop();
+    expect(await store.get("c.1")).toBeUndefined();
+
+    await kv.writer.delete("a.1");
+    const filler = new Uint8Array(1500).fill(7);
+    for (let i = 0; i < 30; i++) await kv.writer.put(`f.${i}`, filler);
+    await kv.writer.put("b.2", enc("b2"));
+    expect((await kv.status()).firstSeq > 3n).toBe(true);
+    const second = track(
+      watchApplied({
+        watcher: kv.watcher,
+        reader: kv.reader,
+        store,
+        scope,
+        batch: { windowMs: 5 },
+        parse: (u) => u,
+        apply: () => {},
+      }),
+    );
+    const last = (await kv.status()).lastSeq;
+    await waitFor(() => second.cursor.revision === last, { message: "caught up" });
+    expect(second.stats.resyncs).toBe(1);
+    const keys: string[] = [];
+    for await (const e of store.range("")) keys.push(e.key);
+    const live = (await bucketState(kv.reader))
+      .map(([k]) => k as string)
+      .filter((k) => k.startsWith("a.") || k.startsWith("b."));
+    expect(keys).toEqual([...live, "c.local"]);
   });
 
   it("a resync whose key listing fails stops the watch with WATCH_FAILED", async () => {
