@@ -208,6 +208,9 @@ export class FsBlobStore implements BlobStore {
         return undefined;
       }
       const body = fh.createReadStream({ highWaterMark: 1 << 20, signal: opts.signal });
+      // An abort before the caller starts reading must not become an uncaught 'error' event;
+      // the error still reaches the caller's iteration.
+      body.on("error", () => {});
       return { size: st.size, body };
     } catch (err) {
       await fh.close().catch(() => {});

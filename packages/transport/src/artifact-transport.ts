@@ -109,6 +109,13 @@ type PointerState =
       readonly manifest: ExportManifest | undefined;
     };
 
+/** Lets go of a body that will not be read (closes its file or connection). Never waits. */
+function releaseBody(body: AsyncIterable<Uint8Array>): void {
+  const destroyable = body as { destroy?: () => void };
+  if (typeof destroyable.destroy === "function") destroyable.destroy();
+  else void Promise.resolve(body[Symbol.asyncIterator]().return?.()).catch(() => {});
+}
+
 async function* bytesBody(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes;
 }
@@ -408,6 +415,7 @@ export class ArtifactTransport {
       const blob = await deadline.run((signal) => this.#store.get(payloadKey, { signal }));
       if (!blob) throw artifactInvalid(`remote payload not found: ${payloadKey} (named by the pointer)`);
       if (blob.size > maxBytes) {
+        releaseBody(blob.body);
         throw artifactInvalid(
           `remote payload ${payloadKey} is ${blob.size} bytes; its manifest allows at most ${maxBytes}`,
         );

@@ -89,7 +89,10 @@ async function rejectsWith(p: Promise<unknown>, code: ErrorCode, text?: RegExp):
 async function exists(store: BlobStore, key: string): Promise<boolean> {
   const got = await store.get(key);
   if (!got) return false;
-  await got.body[Symbol.asyncIterator]().return?.();
+  // return() on an iterator that never started does not run its cleanup: destroy streams.
+  const stream = got.body as { destroy?: () => void };
+  if (typeof stream.destroy === "function") stream.destroy();
+  else await readAll(got.body);
   return true;
 }
 

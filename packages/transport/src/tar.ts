@@ -27,11 +27,15 @@ const READ_CHUNK = 256 * 1024;
 interface EventSource {
   once(event: string, fn: (...args: unknown[]) => void): unknown;
   off(event: string, fn: (...args: unknown[]) => void): unknown;
+  readonly destroying?: boolean;
+  readonly destroyed?: boolean;
 }
 
 /** Waits for `event` on a (Node or streamx) stream; rejects if it closes or errors first. */
 function waitEvent(stream: EventSource, event: string): Promise<void> {
   return new Promise((resolvePromise, reject) => {
+    // A stream already torn down will not emit again: waiting would hang forever.
+    if (stream.destroying || stream.destroyed) return reject(new Error("stream closed"));
     const cleanup = () => {
       stream.off(event, onEvent);
       stream.off("error", onError);
@@ -85,6 +89,9 @@ export async function* packArtifact(
   opts: PackOptions = {},
 ): AsyncGenerator<Uint8Array> {
   const pack = tarStream.pack({ highWaterMark: READ_CHUNK });
+  // Failures reach the consumer through the iteration below; without a listener, a destroy
+  // while the consumer is between two reads would also surface as an uncaught 'error' event.
+  pack.on("error", () => {});
   const mtime = manifest.createdAt;
   const common = { uid: 0, gid: 0, uname: "", gname: "", mtime };
 
@@ -129,7 +136,8 @@ export async function* packArtifact(
   const produce = async (): Promise<void> => {
     await addFile(MANIFEST_FILE, manifestBytes.byteLength, [manifestBytes]);
     for (const dir of payloadDirs(manifest)) {
-      pack.entry({ ...common, name: `${dir}/`, type: "directory", mode: DIR_MODE });
+      // A pending entry is destroyed with the pack's error; that error is reported once, by the pack.
+      pack.entry({ ...common, name: `${dir}/`, type: "directory", mode: DIR_MODE }).on("error", () => {});
     }
     for (const f of manifest.files) {
       const path = join(artifactDir, f.path);
@@ -198,6 +206,7 @@ export async function unpackArtifact(tarPath: string, stageDir: string, opts: Un
 
   const input = createReadStream(tarPath, { highWaterMark: READ_CHUNK });
   const extract = tarStream.extract();
+  extract.on("error", () => {}); // surfaced through the iteration below
   const feeding = (async () => {
     for await (const chunk of input) {
       if (!extract.write(chunk as Buffer)) await waitEvent(extract as unknown as EventSource, "drain");
@@ -211,6 +220,9 @@ export async function unpackArtifact(tarPath: string, stageDir: string, opts: Un
 
   try {
     for await (const entry of extract) {
+      // If the extract is destroyed (abort) while this entry is not being read, its error
+      // must not escape as an uncaught 'error' event; the iteration reports it.
+      entry.on("error", () => {});
       const h = entry.header;
       const type = h.type ?? "file";
       const rawName = h.name;

@@ -114,6 +114,35 @@ describe("packArtifact", () => {
   });
 });
 
+describe("packArtifact teardown", () => {
+  async function bigArtifact() {
+    const dir = await scratch();
+    await makeTestArtifact(join(dir, "a"), { revision: 2n, payload: Buffer.alloc(6 * 1024 * 1024, 5) });
+    return { dir, ...(await readManifest(join(dir, "a"))) };
+  }
+
+  it("a consumer that stops early ends the stream without hanging", async () => {
+    const { dir, manifest, bytes } = await bigArtifact();
+    let chunks = 0;
+    for await (const _ of packArtifact(join(dir, "a"), manifest, bytes)) {
+      if (++chunks === 2) break;
+    }
+    expect(chunks).toBe(2);
+  });
+
+  it("aborting mid-stream rejects with ABORTED", async () => {
+    const { dir, manifest, bytes } = await bigArtifact();
+    const ctl = new AbortController();
+    const drain = async () => {
+      let n = 0;
+      for await (const _ of packArtifact(join(dir, "a"), manifest, bytes, { signal: ctl.signal })) {
+        if (++n === 2) ctl.abort();
+      }
+    };
+    await expectCode(drain(), "ABORTED");
+  });
+});
+
 describe("unpackArtifact", () => {
   async function setup() {
     const dir = await scratch();
@@ -186,6 +215,31 @@ describe("unpackArtifact", () => {
       unpackArtifact(join(dir, "cut.tar"), out2, { manifest, manifestBytes: bytes }),
       "ARTIFACT_INVALID",
     );
+  });
+
+  it("an abort in the middle of a big entry rejects with ABORTED and nothing escapes", async () => {
+    const dir = await scratch();
+    await makeTestArtifact(join(dir, "a"), { revision: 4n, payload: Buffer.alloc(16 * 1024 * 1024, 3) });
+    await packToFile(join(dir, "a"), join(dir, "a.tar"));
+    const { manifest, bytes } = await readManifest(join(dir, "a"));
+    const results: string[] = [];
+    for (const delayMs of [0, 1, 5, 20]) {
+      const out = join(dir, `out-${delayMs}`);
+      await mkdir(out);
+      const ctl = new AbortController();
+      setTimeout(() => ctl.abort(), delayMs);
+      const res = await unpackArtifact(join(dir, "a.tar"), out, {
+        manifest,
+        manifestBytes: bytes,
+        signal: ctl.signal,
+      }).then(
+        () => "done",
+        (e: unknown) => (SlipstreamError.is(e) ? e.code : String(e)),
+      );
+      expect(["ABORTED", "done"]).toContain(res);
+      results.push(res);
+    }
+    expect(results[0]).toBe("ABORTED");
   });
 
   it("stops with ABORTED when the signal fires", async () => {
