@@ -147,6 +147,24 @@ describe("FsBlobStore", () => {
     expect(await readdir(join(dir, "shared"))).toEqual(["counter"]);
   });
 
+  it("an abort before a get body is read rejects the read and crashes nothing", async () => {
+    const store = new FsBlobStore(await root());
+    await store.put("g/x", body("x".repeat(100_000)));
+    const ctl = new AbortController();
+    const got = await store.get("g/x", { signal: ctl.signal });
+    expect(got?.size).toBe(100_000);
+    ctl.abort();
+    await new Promise((r) => setTimeout(r, 20));
+    let err: unknown;
+    try {
+      for await (const _ of got?.body ?? []) {
+      }
+    } catch (e) {
+      err = e;
+    }
+    expect((err as Error | undefined)?.name).toBe("AbortError");
+  });
+
   it("validates its options", () => {
     expect(() => new FsBlobStore("")).toThrow(TypeError);
     expect(() => new FsBlobStore("x", { staleLockMs: 0 })).toThrow(TypeError);
