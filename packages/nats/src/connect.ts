@@ -110,6 +110,7 @@ export class NatsConnection implements AsyncDisposable {
   #jsm: Promise<JetStreamManager> | undefined;
   #connected = true;
   #closed: Promise<void> | undefined;
+  #status: { stop?: () => void } | undefined;
 
   private constructor(init: ConnectionInit) {
     this.#nc = init.nc;
@@ -159,8 +160,11 @@ export class NatsConnection implements AsyncDisposable {
       if (this.#closed === undefined) this.#resources.clientClosed();
     };
     nc.closed().then(onClosed, onClosed);
+    const status = nc.status();
+    // nats.js returns a QueuedIterator; stop it on close so a borrowed client keeps no listener.
+    this.#status = status as unknown as { stop?: () => void };
     try {
-      for await (const s of nc.status()) {
+      for await (const s of status) {
         switch (s.type) {
           case "disconnect":
             this.#connected = false;
@@ -276,6 +280,7 @@ export class NatsConnection implements AsyncDisposable {
 
   async #doClose(): Promise<void> {
     await this.#resources.releaseAll();
+    this.#status?.stop?.();
     if (!this.#owned || this.#nc.isClosed()) return;
     try {
       await withTimeout("draining the NATS connection", this.#timeoutMs, undefined, () => this.#nc.drain());
@@ -319,17 +324,22 @@ export async function connect(opts: ConnectOptions): Promise<NatsConnection> {
   const where = auth.servers.join(",");
   let nc: NatsClient;
   try {
-    nc = await withTimeout(`connecting to ${where}`, timeoutMs, opts.signal, () =>
-      natsConnect({
-        servers: auth.servers,
-        ...auth.options,
-        ...(tls ? { tls } : {}),
-        name: opts.name,
-        timeout: timeoutMs,
-        reconnectTimeWait,
-        maxReconnectAttempts,
-      }),
-    );
+    const dialing = natsConnect({
+      servers: auth.servers,
+      ...auth.options,
+      ...(tls ? { tls } : {}),
+      name: opts.name,
+      timeout: timeoutMs,
+      reconnectTimeWait,
+      maxReconnectAttempts,
+    });
+    try {
+      nc = await withTimeout(`connecting to ${where}`, timeoutMs, opts.signal, () => dialing);
+    } catch (err) {
+      // Timed out or aborted: a dial that still succeeds later must not leak a connection.
+      dialing.then((late) => late.close()).catch(() => {});
+      throw err;
+    }
   } catch (err) {
     if (SlipstreamError.is(err)) throw err;
     if (isAuthError(err)) {

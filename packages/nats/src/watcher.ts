@@ -165,6 +165,7 @@ class WatchSession {
       this.#opening = this.#open();
       await this.#opening;
     } catch (err) {
+      if (this.#failure) throw this.#failure;
       if (this.#ended) return;
       throw err;
     }
