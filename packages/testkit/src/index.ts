@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 
+export { type AzuriteHandle, type StartAzuriteOptions, startAzurite } from "./azurite.js";
 export {
   findNatsServer,
   hasNats,
@@ -19,5 +20,6 @@ export {
 } from "./nats.js";
 export { freePort } from "./port.js";
 export { repoRoot } from "./root.js";
+export { type S3ClientConfigLike, type S3rverHandle, type StartS3rverOptions, startS3rver } from "./s3.js";
 export { type TempDir, tempDir } from "./temp.js";
 export { type WaitForOptions, waitFor } from "./wait.js";
