@@ -78,7 +78,7 @@ async function hashPath(path: string): Promise<string | undefined> {
  *
  * @example
  * ```ts
- * const transport = new ArtifactTransport(new FsBlobStore("/mnt/shared/artifacts"));
+ * const transport = new ArtifactTransport(new FsBlobStore("./shared-artifacts"));
  * ```
  */
 export class FsBlobStore implements BlobStore {

@@ -169,9 +169,9 @@ async function checkArtifactLayout(dir: string, manifest: ExportManifest): Promi
  *
  * @example
  * ```ts
- * const transport = new ArtifactTransport(new FsBlobStore("/srv/artifacts"));
+ * const transport = new ArtifactTransport(new FsBlobStore("./artifacts"));
  * const res = await transport.upload("edge/us-east", artifactDir);
- * await transport.download("edge/us-east", "/var/lib/app/artifact");
+ * await transport.download("edge/us-east", "./downloaded-artifact");
  * ```
  */
 export class ArtifactTransport {
