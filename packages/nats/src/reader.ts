@@ -55,6 +55,9 @@ interface ListOptions extends OpOptions {
   headersOnly: boolean;
 }
 
+/** Messages pulled per listing batch (the most a listing buffers). */
+const LIST_BATCH = 1000;
+
 /** Ordered consumer inactivity backstop: the server drops a listing consumer we failed to delete. */
 const LIST_INACTIVE_MS = 30_000;
 
@@ -97,14 +100,27 @@ async function* listLast(ctx: BucketContext, prefix: string, opts: ListOptions):
     if (info.num_pending === 0) return;
     const name = info.name;
     const c = consumer;
-    messages = await timed(ctx, what, opts.signal, () => c.consume({ max_messages: 1000 }));
-    const it = messages[Symbol.asyncIterator]();
+    let it: AsyncIterator<JsMsg> | undefined;
+    let lastProgress = Date.now();
     while (true) {
-      const r = await withTimeout(what, ctx.timeoutMs, opts.signal, () => it.next());
+      // Batches, not an endless consume: at most one batch is buffered (bounded memory).
+      if (!it) {
+        if (Date.now() - lastProgress > ctx.timeoutMs) {
+          throw new SlipstreamError("TIMEOUT", `${what} made no progress for ${ctx.timeoutMs} ms`);
+        }
+        messages = await timed(ctx, what, opts.signal, () =>
+          c.fetch({ max_messages: LIST_BATCH, expires: Math.min(ctx.timeoutMs, 5000) }),
+        );
+        it = messages[Symbol.asyncIterator]();
+      }
+      const cur = it;
+      const r = await withTimeout(what, ctx.timeoutMs, opts.signal, () => cur.next());
       if (r.done) {
         if (ctx.resources.closing) throw new SlipstreamError("NOT_CONNECTED", `${what}: the connection was closed`);
-        throw new SlipstreamError("BACKEND", `${what}: the consumer ended before the listing was complete`);
+        it = undefined;
+        continue;
       }
+      lastProgress = Date.now();
       const m = r.value;
       if (m.info.consumer !== name) {
         // nats.js re-created the ordered consumer (reconnect): it now replays history from a
