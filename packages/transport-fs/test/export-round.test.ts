@@ -1,9 +1,16 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { type Logger, SlipstreamError } from "@slipstream/core";
-import { MemorySnapshotStore } from "@slipstream/fold";
-import { tempDir } from "@slipstream/testkit";
-import { ArtifactTransport, FaultInjectingBlobStore, runExportRound } from "@slipstream/transport";
+import {
+  type KvUpdate,
+  type KvWatcher,
+  type Logger,
+  SlipstreamError,
+  VersionToken,
+  WatchCursor,
+} from "@slipstream/core";
+import { MemorySnapshotStore, watchApplied } from "@slipstream/fold";
+import { tempDir, waitFor } from "@slipstream/testkit";
+import { ArtifactTransport, FaultInjectingBlobStore, importRemote, runExportRound } from "@slipstream/transport";
 import { afterEach, describe, expect, it } from "vitest";
 import { FsBlobStore } from "../src/index.js";
 import { advance, dump, exporterOf, foldWith, InProcessLease } from "./helpers.js";
@@ -231,5 +238,90 @@ describe("runExportRound", () => {
     const imported = await MemorySnapshotStore.import(join(root, "dl"), join(root, "node-b"));
     expect(imported.cursor.revision).toBe(25n);
     expect(await dump(imported)).toEqual(await dump(fold));
+  });
+});
+
+/** A watcher that replays a fixed log after `from`, then idles until aborted (a stand-in for NATS). */
+function scriptedWatcher(log: KvUpdate[]): KvWatcher {
+  return {
+    watch: (_scope, opts) =>
+      (async function* () {
+        const after = opts?.from?.revision ?? 0n;
+        for (const u of log) {
+          const rev = (u.type === "put" ? u.entry.version : u.version).revision ?? 0n;
+          if (rev > after) yield u;
+        }
+        await new Promise<void>((resolve) => {
+          if (opts?.signal?.aborted) resolve();
+          opts?.signal?.addEventListener("abort", () => resolve(), { once: true });
+        });
+      })(),
+  };
+}
+
+function put(rev: number): KvUpdate {
+  return {
+    type: "put",
+    entry: {
+      key: `route.${rev}`,
+      value: new TextEncoder().encode(`v${rev}`),
+      version: VersionToken.fromRevision(BigInt(rev)),
+    },
+  };
+}
+
+describe("runExportRound with a live watchApplied", () => {
+  it("exports the applied fold through AppliedWatch.requestExport; a new node imports it and resumes with the delta only", async () => {
+    const { transport, scratch, root } = await world();
+    const log = Array.from({ length: 30 }, (_, i) => put(i + 1));
+    const storeA = new MemorySnapshotStore();
+    const watchA = watchApplied({
+      watcher: scriptedWatcher(log),
+      scope: { kind: "all" },
+      store: storeA,
+      parse: (u) => u,
+      apply: () => {},
+    });
+    try {
+      await waitFor(() => watchA.cursor.revision === 30n, { message: "node A applied the log" });
+      const res = await runExportRound({
+        lease: new InProcessLease(),
+        ttlMs: 60_000,
+        fold: watchA,
+        transport,
+        key: "k",
+        scratchDir: scratch,
+      });
+      expect(res.outcome).toBe("published");
+      expect(res.outcome !== "skipped" && res.cursor.equals(WatchCursor.fromRevision(30n))).toBe(true);
+    } finally {
+      await watchA.stop();
+    }
+    log.push(put(31), put(32));
+    const storeB = await importRemote({
+      transport,
+      key: "k",
+      scratchDir: scratch,
+      destDir: join(root, "node-b"),
+      open: (a, d) => MemorySnapshotStore.import(a, d),
+    });
+    expect(storeB.cursor.revision).toBe(30n);
+    const delivered: number[] = [];
+    const watchB = watchApplied({
+      watcher: scriptedWatcher(log),
+      scope: { kind: "all" },
+      store: storeB,
+      parse: (u) => u,
+      apply: (batch) => {
+        for (const u of batch) delivered.push(Number((u.type === "put" ? u.entry.version : u.version).revision));
+      },
+    });
+    try {
+      await waitFor(() => watchB.cursor.revision === 32n, { message: "node B caught up" });
+    } finally {
+      await watchB.stop();
+    }
+    expect(delivered).toEqual([31, 32]);
+    expect((await dump(storeB)).length).toBe(32);
   });
 });
