@@ -167,6 +167,12 @@ class WatchSession {
     } catch (err) {
       if (this.#failure) throw this.#failure;
       if (this.#ended) return;
+      // A refused setup is a failed watch; timeouts, expiry and bad input keep their codes.
+      if (SlipstreamError.is(err, "BACKEND")) {
+        throw new SlipstreamError("WATCH_FAILED", `watch of bucket ${this.#ctx.bucket}: ${err.message}`, {
+          cause: err,
+        });
+      }
       throw err;
     }
     yield* this.#pump();

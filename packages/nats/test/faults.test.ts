@@ -137,6 +137,19 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
     expect(SlipstreamError.is(err, "WATCH_FAILED")).toBe(true);
   });
 
+  it("a bucket deleted under a live watch ends it with WATCH_FAILED; a watch on a deleted bucket fails too", async () => {
+    const { conn, admin } = await setup();
+    const kv = await conn.store({ name: bucketName("del") });
+    await kv.writer.put("a", enc("1"));
+    const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
+    await take(it, 1);
+    const jsm = await jetstreamManager(admin.client);
+    await jsm.streams.delete(`KV_${kv.name}`);
+    await expect(it.next()).rejects.toMatchObject({ code: "WATCH_FAILED" });
+    const again = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
+    await expect(again.next()).rejects.toMatchObject({ code: "WATCH_FAILED" });
+  });
+
   it("health follows server death and recovery", async () => {
     const { server, conn } = await setup();
     expect(conn.isHealthy).toBe(true);
