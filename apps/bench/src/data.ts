@@ -1,0 +1,38 @@
+/**
+ * The benchmark data set: route-like keys and deterministic printable values (so LevelDB's
+ * Snappy compression sees realistic, not trivially compressible, bytes).
+ */
+import { type KvUpdate, VersionToken } from "@slipstream/core";
+
+/** Key of entry `i`: `route.svc-<i mod 1000, 6 digits>.<i, 8 digits>` (1000 services). */
+export function keyOf(i: number): string {
+  return `route.svc-${String(i % 1000).padStart(6, "0")}.${String(i).padStart(8, "0")}`;
+}
+
+const ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/=";
+
+/**
+ * Value of entry `i` in generation `gen`: `valueBytes` printable bytes from a small LCG
+ * seeded by both, so every (entry, generation) differs.
+ */
+export function valueBytesOf(i: number, valueBytes: number, gen = 0): Uint8Array {
+  const out = new Uint8Array(valueBytes);
+  let x = (i * 2654435761 + gen * 40503 + 1) >>> 0;
+  for (let j = 0; j < valueBytes; j++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    out[j] = ALPHABET.charCodeAt((x >>> 24) % ALPHABET.length);
+  }
+  return out;
+}
+
+/** N put updates (entry i at revision i + 1), built up front so generation is not timed. */
+export function putUpdates(entries: number, valueBytes: number): KvUpdate[] {
+  const out: KvUpdate[] = new Array(entries);
+  for (let i = 0; i < entries; i++) {
+    out[i] = {
+      type: "put",
+      entry: { key: keyOf(i), value: valueBytesOf(i, valueBytes), version: VersionToken.fromRevision(BigInt(i + 1)) },
+    };
+  }
+  return out;
+}

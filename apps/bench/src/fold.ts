@@ -1,0 +1,108 @@
+/**
+ * Our side of the NATS benchmarks: `watchApplied` into a SnapshotStore until the applied
+ * cursor reaches a given head, and a full comparison of two folds.
+ */
+import type { KvUpdate, SnapshotStore } from "@slipstream/core";
+import { watchApplied } from "@slipstream/fold";
+import type { NatsKvStore } from "@slipstream/nats";
+
+/** Batching used by every fold in the benchmarks (max 1000 updates or 20 ms per flush). */
+export const FOLD_BATCH = { max: 1000, windowMs: 20, buffer: 2000 } as const;
+
+/** What {@link foldToHead} measured. */
+export interface FoldRun {
+  /** Updates delivered to `apply` (= received from the watch). */
+  readonly delivered: number;
+  /** From the `watchApplied` call until the committed cursor reached `head` (ms). */
+  readonly ms: number;
+  /** The applied cursor when the watch was stopped. */
+  readonly cursor: bigint | undefined;
+  /** Flushes (store commits) that it took. */
+  readonly flushes: number;
+}
+
+/**
+ * Runs `watchApplied` over the whole bucket into `store` (resuming from `store.cursor`, so a
+ * fresh store means a full state-sync) until the cursor committed to the store is ≥ `head`,
+ * then stops the watch. The store stays open.
+ */
+export async function foldToHead(
+  kv: NatsKvStore,
+  store: SnapshotStore,
+  head: bigint,
+  timeoutMs = 300_000,
+): Promise<FoldRun> {
+  let delivered = 0;
+  let reached!: () => void;
+  const atHead = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  if ((store.cursor.revision ?? 0n) >= head) reached();
+  const t0 = performance.now();
+  const watch = watchApplied<KvUpdate>({
+    watcher: kv.watcher,
+    reader: kv.reader,
+    store,
+    scope: { kind: "all" },
+    batch: FOLD_BATCH,
+    parse: (u) => u,
+    apply: (batch) => {
+      delivered += batch.length;
+    },
+    onApplied: (c) => {
+      if ((c.revision ?? 0n) >= head) reached();
+    },
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      atHead,
+      // A fatal watch error ends the race early instead of waiting for the deadline.
+      watch.done.then(() => {
+        throw new Error(`the watch ended before reaching revision ${head}`);
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`fold did not reach revision ${head} within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+  } catch (err) {
+    await watch.stop().catch(() => undefined);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  const ms = performance.now() - t0;
+  const final = await watch.stop();
+  return { delivered, ms, cursor: final.revision, flushes: watch.stats.flushes };
+}
+
+/**
+ * Compares two folds entry by entry (key, value bytes, version) in key order.
+ * @returns `"equal"` or a description of the first difference
+ */
+export async function compareFolds(a: SnapshotStore, b: SnapshotStore): Promise<string> {
+  const ia = a.range("")[Symbol.asyncIterator]();
+  const ib = b.range("")[Symbol.asyncIterator]();
+  let n = 0;
+  try {
+    for (;;) {
+      const [ra, rb] = await Promise.all([ia.next(), ib.next()]);
+      if (ra.done || rb.done) {
+        if (ra.done && rb.done) return "equal";
+        return `entry ${n}: one fold ends, the other has ${ra.done ? rb.value?.key : ra.value?.key}`;
+      }
+      const x = ra.value;
+      const y = rb.value;
+      if (x.key !== y.key) return `entry ${n}: key ${x.key} vs ${y.key}`;
+      if (Buffer.compare(x.value, y.value) !== 0) return `entry ${n} (${x.key}): values differ`;
+      if (!x.version.equals(y.version)) return `entry ${n} (${x.key}): versions differ`;
+      n++;
+    }
+  } finally {
+    await ia.return?.();
+    await ib.return?.();
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * A throwaway nats-server per benchmark, our connection and bucket beside a plain nats.js
+ * connection for the raw baselines and for seeding.
+ */
+import { DeliverPolicy, type JetStreamClient, jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { type NatsConnection as RawConnection, connect as rawConnect } from "@nats-io/transport-node";
+import { connect, type NatsConnection, type NatsKvStore } from "@slipstream/nats";
+import { type NatsServerHandle, startNats } from "@slipstream/testkit";
+import { keyOf, valueBytesOf } from "./data.js";
+
+/** Publishes kept in flight while seeding (the async-publish limit is reached near here). */
+const SEED_WINDOW = 2000;
+/** Writes kept in flight for a tail written through our writer. */
+const TAIL_WINDOW = 200;
+
+/** Everything a NATS benchmark needs; {@link NatsBench.close} tears it all down. */
+export interface NatsBench extends AsyncDisposable {
+  readonly server: NatsServerHandle;
+  /** Our connection (`@slipstream/nats`). */
+  readonly nc: NatsConnection;
+  /** Our handle on the bucket. */
+  readonly kv: NatsKvStore;
+  /** A plain nats.js connection for baselines and bulk seeding. */
+  readonly raw: RawConnection;
+  readonly js: JetStreamClient;
+  readonly bucket: string;
+  /** The backing stream, `KV_<bucket>`. */
+  readonly stream: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs `fn` with a referenced timer pending. The test kit unrefs the server process and its
+ * grace timer, so in a plain script whose last work is `server.close()` the event loop would
+ * empty and Node would exit before the server is gone.
+ */
+async function keepAlive<T>(fn: () => Promise<T>): Promise<T> {
+  const timer = setInterval(() => undefined, 60_000);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/**
+ * Starts a nats-server (free loopback port, temp store dir), connects twice and creates a
+ * history-1 bucket big enough for `entries` values of `valueBytes`.
+ */
+export async function openNats(opts: { bucket: string; entries: number; valueBytes: number }): Promise<NatsBench> {
+  const server = await startNats();
+  const closers: (() => Promise<void>)[] = [() => keepAlive(() => server.close())];
+  const close = async (): Promise<void> => {
+    for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
+  };
+  try {
+    const nc = await connect({ servers: server.url, name: "slipstream-bench" });
+    closers.push(() => nc.close());
+    const maxBytes = Math.max(64 * 1024 * 1024, opts.entries * (opts.valueBytes + 256) * 2);
+    const kv = await nc.store({ name: opts.bucket, history: 1, maxBytes });
+    const raw = await rawConnect({ servers: server.url, name: "slipstream-bench-raw" });
+    closers.push(() => raw.close());
+    const js = jetstream(raw);
+    return {
+      server,
+      nc,
+      kv,
+      raw,
+      js,
+      bucket: opts.bucket,
+      stream: `KV_${opts.bucket}`,
+      close,
+      [Symbol.asyncDispose]: close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/**
+ * Seeds entries `0..entries-1` (distinct keys, so a state-sync delivers all of them) with
+ * plain JetStream publishes, `SEED_WINDOW` in flight. Not timed as part of any figure.
+ * @returns the bucket's last sequence afterwards
+ */
+export async function seed(b: NatsBench, entries: number, valueBytes: number): Promise<bigint> {
+  const subject = `$KV.${b.bucket}.`;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < entries) {
+      const i = next++;
+      await b.js.publish(subject + keyOf(i), valueBytesOf(i, valueBytes));
+    }
+  };
+  await Promise.all(Array.from({ length: SEED_WINDOW }, worker));
+  return (await b.kv.status()).lastSeq;
+}
+
+/**
+ * Writes a tail of `count` changes through our writer, each to a different existing key so
+ * that each one stays a separate message (history 1 would otherwise drop the earlier one):
+ * puts to entries `0, 1, …` and, for every tenth change, a delete of entries from the end.
+ * @returns how many puts and deletes were written, and the bucket's last sequence
+ */
+export async function writeTail(
+  b: NatsBench,
+  entries: number,
+  count: number,
+  valueBytes: number,
+): Promise<{ puts: number; deletes: number; head: bigint }> {
+  const deletes = Math.floor(count / 10);
+  const puts = count - deletes;
+  if (puts + deletes > entries) throw new Error(`a tail of ${count} needs at least ${count} entries`);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const n = next++;
+      if (n < puts) await b.kv.writer.put(keyOf(n), valueBytesOf(n, valueBytes, 1));
+      else await b.kv.writer.delete(keyOf(entries - 1 - (n - puts)));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(TAIL_WINDOW, Math.max(1, count)) }, worker));
+  return { puts, deletes, head: (await b.kv.status()).lastSeq };
+}
+
+/**
+ * Raw baseline: a plain nats.js ordered consumer (deliver all, default `consume()` settings)
+ * drains the stream up to `head`.
+ * @returns messages received and the time from consumer creation to the last one (ms)
+ */
+export async function rawOrderedDrain(b: NatsBench, head: bigint): Promise<{ messages: number; ms: number }> {
+  const t0 = performance.now();
+  const consumer = await b.js.consumers.get(b.stream, { deliver_policy: DeliverPolicy.All });
+  const messages = await consumer.consume();
+  let n = 0;
+  for await (const m of messages) {
+    n++;
+    if (BigInt(m.seq) >= head) break;
+  }
+  return { messages: n, ms: performance.now() - t0 };
+}
+
+/**
+ * Second raw figure: nats.js `kv.watch()` (its state-sync: last value per key) up to `head`.
+ * @returns entries received and the time from the watch call to the last one (ms)
+ */
+export async function rawKvWatch(b: NatsBench, head: bigint): Promise<{ messages: number; ms: number }> {
+  const t0 = performance.now();
+  const kv = await new Kvm(b.js).open(b.bucket);
+  const iter = await kv.watch({ key: ">" });
+  let n = 0;
+  for await (const e of iter) {
+    n++;
+    if (BigInt(e.revision) >= head) break;
+  }
+  iter.stop();
+  return { messages: n, ms: performance.now() - t0 };
+}
