@@ -307,11 +307,13 @@ describe.skipIf(!hasNats("any"))("watchApplied on nats-server", () => {
       }),
     );
     const writing = (async () => {
-      for (let i = 0; i < 120; i++) await kv.writer.put(`r.${i % 17}`, enc(`v${i}`));
+      for (let i = 0; i < 60; i++) await kv.writer.put(`r.${i % 17}`, enc(`v${i}`));
     })();
     await waitFor(() => (w.cursor.revision ?? 0n) >= 20n, { message: "streaming" });
     const manifest = await w.requestExport(join(dir.path, "artifact"));
     await writing;
+    // More writes after the export, so the bootstrapped node always has a tail to catch up on.
+    for (let i = 60; i < 120; i++) await kv.writer.put(`r.${i % 17}`, enc(`v${i}`));
     const exportCursor = manifest.cursor.revision as bigint;
     expect(exportCursor >= 20n).toBe(true);
 
