@@ -41,6 +41,8 @@ import { type FilterPlan, planFilters } from "./keys.js";
 
 /** Pull batch of a watch consumer: at most this many messages are buffered per watch. */
 const WATCH_BATCH = 512;
+/** How often a watch waiting for the client to reconnect looks again. */
+const RECONNECT_POLL_MS = 50;
 /** Pause before re-pulling after a failed pull (the ordered consumer re-creates itself). */
 const PULL_RETRY_MS = 250;
 
@@ -226,6 +228,11 @@ class WatchSession {
     return consumer;
   }
 
+  /** Resolves once the client is connected, or the watch ends or fails (stall watchdog). */
+  async #untilConnected(): Promise<void> {
+    while (!this.#ctx.connected() && !this.#halt.signal.aborted) await delay(RECONNECT_POLL_MS);
+  }
+
   /** Deletes `consumer` best effort (bounded; skipped while disconnected). */
   async #deleteConsumer(consumer: Consumer): Promise<void> {
     const ctx = this.#ctx;
@@ -319,6 +326,10 @@ class WatchSession {
         if (recreate) {
           // Resume from the last delivered revision + 1, with the same expiry checks as a
           // resume: a gap is never crossed silently. Nothing delivered yet → start over.
+          // A request sent while disconnected would only wait out its timeout.
+          await this.#untilConnected();
+          if (this.#failure) throw this.#failure;
+          if (this.#ended) return;
           const old = this.#consumer;
           this.#consumer = undefined;
           if (old) await this.#deleteConsumer(old);

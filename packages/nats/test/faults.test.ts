@@ -102,26 +102,38 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
     await it.return?.();
   });
 
-  it("a restarted server: the watch resumes without a gap (writes made while it was away included)", async () => {
-    const { server, conn } = await setup(8000);
-    const kv = await conn.store({ name: bucketName("rst") });
-    for (let i = 1; i <= 3; i++) await kv.writer.put(`k.${i}`, enc(String(i)));
-    const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
-    expect((await take(it, 3)).map((u) => (u as Extract<KvUpdate, { type: "put" }>).entry.version.revision)).toEqual([
-      1n,
-      2n,
-      3n,
-    ]);
-    await server.restart();
-    // Write from a fresh connection, possibly before the watcher's client is back.
-    const other = await connectTo(server);
-    cleanups.push(() => other.close());
-    const kv2 = await other.store({ name: kv.name });
-    for (let i = 4; i <= 6; i++) await kv2.writer.put(`k.${i}`, enc(String(i)));
-    const after = await take(it, 3, 20_000);
-    expect(after.map(show)).toEqual(["put k.4=4@4", "put k.5=5@5", "put k.6=6@6"]);
-    await it.return?.();
-  });
+  for (const [version, how] of [
+    ["2.10", "restart"],
+    ["2.9", "restart"],
+    ["any", "kill then restart"],
+  ] as const) {
+    it.skipIf(!hasNats(version))(
+      `a ${how} of the server (${version}): the watch resumes without a gap, writes made while it was away included`,
+      async () => {
+        const server = await startNats({ version });
+        cleanups.push(() => server.close());
+        const conn = await connectTo(server, { watchStallMs: 8000 });
+        cleanups.push(() => conn.close());
+        const kv = await conn.store({ name: bucketName("rst") });
+        for (let i = 1; i <= 3; i++) await kv.writer.put(`k.${i}`, enc(String(i)));
+        const it = kv.watcher.watch({ kind: "prefix", prefix: "k." })[Symbol.asyncIterator]();
+        expect((await take(it, 3)).map(show)).toEqual(["put k.1=1@1", "put k.2=2@2", "put k.3=3@3"]);
+        if (how === "kill then restart") await server.kill();
+        await server.restart();
+        // Write from a fresh connection, possibly before the watcher's client is back.
+        const other = await connectTo(server);
+        cleanups.push(() => other.close());
+        const kv2 = await other.store({ name: kv.name });
+        for (let i = 4; i <= 6; i++) await kv2.writer.put(`k.${i}`, enc(String(i)));
+        const after = await take(it, 3, 20_000);
+        expect(after.map(show)).toEqual(["put k.4=4@4", "put k.5=5@5", "put k.6=6@6"]);
+        await kv2.writer.put("k.7", enc("7"));
+        expect((await take(it, 1)).map(show)).toEqual(["put k.7=7@7"]);
+        await it.return?.();
+        expect(await consumerCount(other, kv.name)).toBe(0);
+      },
+    );
+  }
 
   it("a server that stays down ends the watch with WATCH_FAILED (never a silent stall)", async () => {
     const { server, conn } = await setup(2000);

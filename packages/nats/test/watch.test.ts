@@ -115,6 +115,15 @@ for (const version of ["2.9", "2.10"] as const) {
       await ok.return?.();
     });
 
+    it("a cursor at revision 0 means state-sync", async () => {
+      const kv = await conn.store({ name: bucketName("zero") });
+      await kv.writer.put("a", enc("1"));
+      await kv.writer.put("a", enc("2"));
+      const it = kv.watcher.watch({ kind: "all" }, { from: WatchCursor.fromRevision(0n) })[Symbol.asyncIterator]();
+      expect((await take(it, 1)).map(show)).toEqual(["put a=2@2"]);
+      await it.return?.();
+    });
+
     it("resume at 2^64-1 is refused", async () => {
       const kv = await conn.store({ name: bucketName("max") });
       const it = kv.watcher
