@@ -1,4 +1,7 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { inspect } from "node:util";
+import { nkeys } from "@nats-io/nats-core";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
 import { freePort, hasNats, tempDir } from "@slipstream/testkit";
@@ -62,6 +65,41 @@ describe.skipIf(!hasNats("any"))("connect with user/pass", () => {
     const url = server.url.replace("nats://", `nats://alice:${SECRET}@`);
     const err = await connect({ servers: url, user: "alice", pass: "wrong-one", timeoutMs: 5000 }).catch((e) => e);
     expect(SlipstreamError.is(err, "CONNECTION_FAILED")).toBe(true);
+  });
+
+  it("creds and credsFile take priority over valid user/pass (the server then sees a JWT, not the password)", async () => {
+    const user = nkeys.createUser();
+    const creds = [
+      "-----BEGIN NATS USER JWT-----",
+      "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.eyJzdWIiOiJ4In0.c2ln",
+      "------END NATS USER JWT------",
+      "",
+      "-----BEGIN USER NKEY SEED-----",
+      new TextDecoder().decode(user.getSeed()),
+      "------END USER NKEY SEED------",
+      "",
+    ].join("\n");
+    const viaText = await connect({ servers: server.url, creds, user: "alice", pass: SECRET, timeoutMs: 5000 }).catch(
+      (e) => e,
+    );
+    expect(SlipstreamError.is(viaText, "CONNECTION_FAILED")).toBe(true);
+    expect(viaText.message).toContain("creds");
+    await using dir = await tempDir("creds");
+    const file = join(dir.path, "user.creds");
+    await writeFile(file, creds);
+    const viaFile = await connect({
+      servers: server.url,
+      credsFile: file,
+      user: "alice",
+      pass: SECRET,
+      timeoutMs: 5000,
+    }).catch((e) => e);
+    expect(SlipstreamError.is(viaFile, "CONNECTION_FAILED")).toBe(true);
+    expect(viaFile.message).toContain("credsFile");
+    // The same user/pass alone connect fine, so the refusals above were the creds being used.
+    const plain = await connect({ servers: server.url, user: "alice", pass: SECRET });
+    expect(plain.isHealthy).toBe(true);
+    await plain.close();
   });
 
   it("user/pass take priority over a token", async () => {
