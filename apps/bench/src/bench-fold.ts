@@ -48,6 +48,7 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
     ours: { label: "watchApplied → LevelDB", value: oursRate, unit: "updates/s" },
     ratio: rateRatio(oursRate, rawRate),
     details: {
+      natsServer: nats.server.version,
       entries: o.entries,
       valueBytes: o.valueBytes,
       rawOrderedMs: raw.ms,

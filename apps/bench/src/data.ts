@@ -15,7 +15,7 @@ const ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
  * Value of entry `i` in generation `gen`: `valueBytes` printable bytes from a small LCG
  * seeded by both, so every (entry, generation) differs.
  */
-export function valueBytesOf(i: number, valueBytes: number, gen = 0): Uint8Array {
+export function valueFor(i: number, valueBytes: number, gen = 0): Uint8Array {
   const out = new Uint8Array(valueBytes);
   let x = (i * 2654435761 + gen * 40503 + 1) >>> 0;
   for (let j = 0; j < valueBytes; j++) {
@@ -31,7 +31,7 @@ export function putUpdates(entries: number, valueBytes: number): KvUpdate[] {
   for (let i = 0; i < entries; i++) {
     out[i] = {
       type: "put",
-      entry: { key: keyOf(i), value: valueBytesOf(i, valueBytes), version: VersionToken.fromRevision(BigInt(i + 1)) },
+      entry: { key: keyOf(i), value: valueFor(i, valueBytes), version: VersionToken.fromRevision(BigInt(i + 1)) },
     };
   }
   return out;

@@ -7,7 +7,7 @@ import { Kvm } from "@nats-io/kv";
 import { type NatsConnection as RawConnection, connect as rawConnect } from "@nats-io/transport-node";
 import { connect, type NatsConnection, type NatsKvStore } from "@slipstream/nats";
 import { type NatsServerHandle, startNats } from "@slipstream/testkit";
-import { keyOf, valueBytesOf } from "./data.js";
+import { keyOf, valueFor } from "./data.js";
 
 /** Publishes kept in flight while seeding (the async-publish limit is reached near here). */
 const SEED_WINDOW = 2000;
@@ -90,7 +90,7 @@ export async function seed(b: NatsBench, entries: number, valueBytes: number): P
   const worker = async (): Promise<void> => {
     while (next < entries) {
       const i = next++;
-      await b.js.publish(subject + keyOf(i), valueBytesOf(i, valueBytes));
+      await b.js.publish(subject + keyOf(i), valueFor(i, valueBytes));
     }
   };
   await Promise.all(Array.from({ length: SEED_WINDOW }, worker));
@@ -116,7 +116,7 @@ export async function writeTail(
   const worker = async (): Promise<void> => {
     while (next < count) {
       const n = next++;
-      if (n < puts) await b.kv.writer.put(keyOf(n), valueBytesOf(n, valueBytes, 1));
+      if (n < puts) await b.kv.writer.put(keyOf(n), valueFor(n, valueBytes, 1));
       else await b.kv.writer.delete(keyOf(entries - 1 - (n - puts)));
     }
   };

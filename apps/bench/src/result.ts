@@ -54,11 +54,11 @@ export interface BenchResult {
   readonly wallMs: number;
 }
 
-/** Builds a {@link Check}. */
+/** Builds a {@link Check}; numbers, bigints and strings compare by their decimal text. */
 export function check(name: string, expected: string | number | bigint, actual: string | number | bigint): Check {
   const e = typeof expected === "bigint" ? expected.toString() : expected;
   const a = typeof actual === "bigint" ? actual.toString() : actual;
-  return { name, expected: e, actual: a, ok: e === a };
+  return { name, expected: e, actual: a, ok: String(e) === String(a) };
 }
 
 /** Rate ratio (higher is better): ours / baseline. */

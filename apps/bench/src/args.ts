@@ -1,0 +1,95 @@
+/** Command-line flags and environment variables of the benchmark runner. */
+import { type BenchOptions, FULL, QUICK, validateOptions } from "./options.js";
+
+/** Parsed command line. */
+export interface CliArgs {
+  readonly mode: "full" | "quick" | "custom";
+  readonly options: BenchOptions;
+  /** Benchmark ids to run, in registry order; all when empty. */
+  readonly only: readonly string[];
+  readonly json: string | undefined;
+  readonly help: boolean;
+}
+
+/** The `--help` text. */
+export const USAGE = `usage: node dist/index.js [--quick] [--only fold,resume,hydrate,transfer,bootstrap]
+                         [--entries N] [--value-bytes N] [--delta N] [--rounds N] [--json FILE]
+
+  --quick          smoke sizes (10k entries, delta 100, 1 hydration round): ~15 s
+  --only IDS       run only these benchmarks (comma-separated)
+  --entries N      entries in the bucket / store        (env BENCH_ENTRIES, default 100000)
+  --value-bytes N  bytes per value                      (env BENCH_VALUE_BYTES, default 170)
+  --delta N        changes written while a node is down (env BENCH_DELTA, default 1% of entries)
+  --rounds N       hydration rounds, best of each side  (env BENCH_ROUNDS, default 3)
+  --json FILE      also write the results as JSON to FILE
+Exit code 1 when a correctness check fails or a benchmark throws.`;
+
+function intValue(flag: string, raw: string | undefined): number {
+  const n = Number(raw);
+  if (raw === undefined || raw === "" || !Number.isInteger(n)) {
+    throw new TypeError(`${flag} needs an integer, got ${raw ?? "nothing"}`);
+  }
+  return n;
+}
+
+/** Parses `argv` (without node and the script) over `env`; flags win over the environment. */
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CliArgs {
+  let quick = false;
+  let help = false;
+  let json: string | undefined;
+  let only: string[] = [];
+  const sizes: { entries?: number; valueBytes?: number; delta?: number; rounds?: number } = {};
+  if (env.BENCH_ENTRIES) sizes.entries = intValue("BENCH_ENTRIES", env.BENCH_ENTRIES);
+  if (env.BENCH_VALUE_BYTES) sizes.valueBytes = intValue("BENCH_VALUE_BYTES", env.BENCH_VALUE_BYTES);
+  if (env.BENCH_DELTA) sizes.delta = intValue("BENCH_DELTA", env.BENCH_DELTA);
+  if (env.BENCH_ROUNDS) sizes.rounds = intValue("BENCH_ROUNDS", env.BENCH_ROUNDS);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const next = (): string | undefined => argv[++i];
+    switch (arg) {
+      case "--quick":
+        quick = true;
+        break;
+      case "--help":
+      case "-h":
+        help = true;
+        break;
+      case "--json":
+        json = next();
+        if (!json) throw new TypeError("--json needs a file name");
+        break;
+      case "--only":
+        only = (next() ?? "")
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean);
+        break;
+      case "--entries":
+        sizes.entries = intValue(arg, next());
+        break;
+      case "--value-bytes":
+        sizes.valueBytes = intValue(arg, next());
+        break;
+      case "--delta":
+        sizes.delta = intValue(arg, next());
+        break;
+      case "--rounds":
+        sizes.rounds = intValue(arg, next());
+        break;
+      default:
+        throw new TypeError(`unknown argument ${arg}\n${USAGE}`);
+    }
+  }
+  const base = quick ? QUICK : FULL;
+  const entries = sizes.entries ?? base.entries;
+  const custom = Object.keys(sizes).length > 0;
+  const options = validateOptions({
+    ...base,
+    entries,
+    valueBytes: sizes.valueBytes ?? base.valueBytes,
+    // Default delta: 1% of the entries.
+    delta: sizes.delta ?? (sizes.entries !== undefined ? Math.max(1, Math.round(entries / 100)) : base.delta),
+    rounds: sizes.rounds ?? base.rounds,
+  });
+  return { mode: custom ? "custom" : quick ? "quick" : "full", options, only, json, help };
+}
