@@ -125,9 +125,61 @@ export class NatsConnection implements AsyncDisposable {
     void this.#trackHealth();
   }
 
-  /** @internal used by {@link connect}. */
-  static _create(init: ConnectionInit): NatsConnection {
-    return new NatsConnection(init);
+  /** Dials NATS; see {@link connect}. */
+  static async connect(opts: ConnectOptions): Promise<NatsConnection> {
+    if (typeof opts !== "object" || opts === null) throw new TypeError("connect options must be an object");
+    const timeoutMs = positive(opts.timeoutMs, "timeoutMs", DEFAULT_TIMEOUT_MS);
+    const watchStallMs = positive(opts.watchStallMs, "watchStallMs", DEFAULT_WATCH_STALL_MS);
+    const reconnectTimeWait = positive(opts.reconnectTimeWaitMs, "reconnectTimeWaitMs", 2000);
+    const maxReconnectAttempts = opts.maxReconnectAttempts ?? -1;
+    if (!Number.isInteger(maxReconnectAttempts) || maxReconnectAttempts < -1) {
+      throw invalidArgument(`maxReconnectAttempts must be an integer ≥ -1, got ${String(maxReconnectAttempts)}`);
+    }
+    const auth = await resolveAuth(opts);
+    const tls = opts.tls === true ? {} : opts.tls === false || opts.tls === undefined ? undefined : opts.tls;
+    const where = auth.servers.join(",");
+    let nc: NatsClient;
+    try {
+      const dialing = natsConnect({
+        servers: auth.servers,
+        ...auth.options,
+        ...(tls ? { tls } : {}),
+        name: opts.name,
+        timeout: timeoutMs,
+        reconnectTimeWait,
+        maxReconnectAttempts,
+      });
+      try {
+        nc = await withTimeout(`connecting to ${where}`, timeoutMs, opts.signal, () => dialing);
+      } catch (err) {
+        // Timed out or aborted: a dial that still succeeds later must not leak a connection.
+        dialing.then((late) => late.close()).catch(() => {});
+        throw err;
+      }
+    } catch (err) {
+      if (SlipstreamError.is(err)) throw err;
+      if (isAuthError(err)) {
+        throw new SlipstreamError(
+          "CONNECTION_FAILED",
+          `connecting to ${where}: the server refused the ${auth.kind} credentials`,
+          {
+            cause: err,
+          },
+        );
+      }
+      const e = mapNatsError(err, `connecting to ${where}`);
+      throw e.code === "BACKEND" ? new SlipstreamError("CONNECTION_FAILED", e.message, { cause: err }) : e;
+    }
+    return new NatsConnection({
+      nc,
+      owned: true,
+      servers: auth.servers,
+      auth: auth.kind,
+      name: opts.name,
+      timeoutMs,
+      watchStallMs,
+      logger: opts.logger ?? silentLogger,
+    });
   }
 
   /**
@@ -309,59 +361,12 @@ export class NatsConnection implements AsyncDisposable {
   }
 }
 
-/** Dials NATS with the credential priority of {@link ConnectOptions}; see the README. */
-export async function connect(opts: ConnectOptions): Promise<NatsConnection> {
-  if (typeof opts !== "object" || opts === null) throw new TypeError("connect options must be an object");
-  const timeoutMs = positive(opts.timeoutMs, "timeoutMs", DEFAULT_TIMEOUT_MS);
-  const watchStallMs = positive(opts.watchStallMs, "watchStallMs", DEFAULT_WATCH_STALL_MS);
-  const reconnectTimeWait = positive(opts.reconnectTimeWaitMs, "reconnectTimeWaitMs", 2000);
-  const maxReconnectAttempts = opts.maxReconnectAttempts ?? -1;
-  if (!Number.isInteger(maxReconnectAttempts) || maxReconnectAttempts < -1) {
-    throw invalidArgument(`maxReconnectAttempts must be an integer ≥ -1, got ${String(maxReconnectAttempts)}`);
-  }
-  const auth = await resolveAuth(opts);
-  const tls = opts.tls === true ? {} : opts.tls === false || opts.tls === undefined ? undefined : opts.tls;
-  const where = auth.servers.join(",");
-  let nc: NatsClient;
-  try {
-    const dialing = natsConnect({
-      servers: auth.servers,
-      ...auth.options,
-      ...(tls ? { tls } : {}),
-      name: opts.name,
-      timeout: timeoutMs,
-      reconnectTimeWait,
-      maxReconnectAttempts,
-    });
-    try {
-      nc = await withTimeout(`connecting to ${where}`, timeoutMs, opts.signal, () => dialing);
-    } catch (err) {
-      // Timed out or aborted: a dial that still succeeds later must not leak a connection.
-      dialing.then((late) => late.close()).catch(() => {});
-      throw err;
-    }
-  } catch (err) {
-    if (SlipstreamError.is(err)) throw err;
-    if (isAuthError(err)) {
-      throw new SlipstreamError(
-        "CONNECTION_FAILED",
-        `connecting to ${where}: the server refused the ${auth.kind} credentials`,
-        {
-          cause: err,
-        },
-      );
-    }
-    const e = mapNatsError(err, `connecting to ${where}`);
-    throw e.code === "BACKEND" ? new SlipstreamError("CONNECTION_FAILED", e.message, { cause: err }) : e;
-  }
-  return NatsConnection._create({
-    nc,
-    owned: true,
-    servers: auth.servers,
-    auth: auth.kind,
-    name: opts.name,
-    timeoutMs,
-    watchStallMs,
-    logger: opts.logger ?? silentLogger,
-  });
+/**
+ * Dials NATS. Credential priority: `creds` (text or base64 of a .creds file) > `credsFile` >
+ * `user`/`pass` (explicit, then a server URL's userinfo) > `token` (explicit, then URL) >
+ * none. Failures: `CONNECTION_FAILED` (refused, unreachable, bad credentials), `TIMEOUT`,
+ * `INVALID_ARGUMENT` (unusable options).
+ */
+export function connect(opts: ConnectOptions): Promise<NatsConnection> {
+  return NatsConnection.connect(opts);
 }
