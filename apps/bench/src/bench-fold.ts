@@ -13,8 +13,9 @@ import { type BenchResult, check, perSecond, rateRatio } from "./result.js";
 
 /**
  * Seeds `entries` puts, drains them with a raw ordered consumer (the limit) and with
- * nats.js `kv.watch` (for reference), then folds them with `watchApplied` into a fresh
- * LevelSnapshotStore until the committed cursor is the stream's last sequence.
+ * nats.js `kv.watch` (for reference), runs `watchApplied` without a store (where the watch
+ * alone stands), then folds them with `watchApplied` into a fresh LevelSnapshotStore until
+ * the committed cursor is the stream's last sequence (the figure).
  */
 export async function benchFold(o: BenchOptions): Promise<BenchResult> {
   const t0 = performance.now();
@@ -29,6 +30,10 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
   mem.phase("baseline");
   const raw = await rawOrderedDrain(nats, head);
   const watch = await rawKvWatch(nats, head);
+
+  o.log?.("fold: watchApplied without a store (watch + batching only)");
+  mem.phase("ours-no-store");
+  const bare = await foldToHead(nats.kv, undefined, head);
 
   o.log?.("fold: watchApplied → LevelDB");
   mem.phase("ours");
@@ -55,12 +60,15 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
       rawKvWatchRate: perSecond(watch.messages, watch.ms),
       ratioVsKvWatch: rateRatio(oursRate, perSecond(watch.messages, watch.ms)),
       oursMs: ours.ms,
+      noStoreRate: perSecond(bare.delivered, bare.ms),
+      ratioNoStore: rateRatio(perSecond(bare.delivered, bare.ms), rawRate),
       flushes: ours.flushes,
     },
     checks: [
       check("raw consumer received every message", o.entries, raw.messages),
       check("kv.watch received every entry", o.entries, watch.messages),
       check("watchApplied delivered every entry", o.entries, ours.delivered),
+      check("watchApplied without a store delivered every entry", o.entries, bare.delivered),
       check("fold holds every entry", o.entries, count),
       check("fold cursor is the stream head", head, cursor ?? "none"),
     ],

@@ -24,11 +24,12 @@ export interface FoldRun {
 /**
  * Runs `watchApplied` over the whole bucket into `store` (resuming from `store.cursor`, so a
  * fresh store means a full state-sync) until the cursor committed to the store is ≥ `head`,
- * then stops the watch. The store stays open.
+ * then stops the watch. The store stays open. Without a store it is a state-sync with a
+ * no-op apply (the watch and batching alone).
  */
 export async function foldToHead(
   kv: NatsKvStore,
-  store: SnapshotStore,
+  store: SnapshotStore | undefined,
   head: bigint,
   timeoutMs = 300_000,
 ): Promise<FoldRun> {
@@ -37,12 +38,12 @@ export async function foldToHead(
   const atHead = new Promise<void>((resolve) => {
     reached = resolve;
   });
-  if ((store.cursor.revision ?? 0n) >= head) reached();
+  if ((store?.cursor.revision ?? 0n) >= head) reached();
   const t0 = performance.now();
   const watch = watchApplied<KvUpdate>({
     watcher: kv.watcher,
     reader: kv.reader,
-    store,
+    ...(store ? { store } : {}),
     scope: { kind: "all" },
     batch: FOLD_BATCH,
     parse: (u) => u,
