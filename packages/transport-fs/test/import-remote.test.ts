@@ -103,7 +103,7 @@ describe("importRemote", () => {
     const { manifest, bytes } = await readManifest(dl);
     const file = join(dl, manifest.files[0]?.path ?? "");
     const data = await readFile(file);
-    data[data.length >> 1] ^= 0xff;
+    data[data.length >> 1] = (data[data.length >> 1] ?? 0) ^ 0xff;
     await writeFile(file, data);
     const payloadKey = w.transport.payloadKey("k", bytes);
     await w.inner.put(payloadKey, packArtifact(dl, manifest, bytes));

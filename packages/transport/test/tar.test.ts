@@ -195,7 +195,7 @@ describe("unpackArtifact", () => {
   it("refuses an embedded manifest that differs from the pointer in one byte", async () => {
     const { unpack, file, bytes, payload } = await setup();
     const doctored = Buffer.from(bytes);
-    doctored[doctored.length - 2] ^= 1;
+    doctored[doctored.length - 2] = (doctored[doctored.length - 2] ?? 0) ^ 1;
     await expectCode(
       unpack([file(MANIFEST_FILE, doctored), file("data/fold.snap", payload)]),
       "ARTIFACT_INVALID",
