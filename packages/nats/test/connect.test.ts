@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeCreds } from "../src/credentials.js";
 import { connect, NatsConnection } from "../src/index.js";
 import { bucketName, connectTo, enc, type NatsServerHandle, startNats } from "./helpers.js";
+import { operatorConfig, userCreds } from "./operator.js";
 
 const SECRET = "s3cret-Pa55";
 
@@ -131,6 +132,46 @@ describe.skipIf(!hasNats("any"))("connect with a token", () => {
       await b.close();
     }
     const err = await connect({ servers: server.url, token: "nope", timeoutMs: 5000 }).catch((e) => e);
+    expect(SlipstreamError.is(err, "CONNECTION_FAILED")).toBe(true);
+  });
+});
+
+describe.skipIf(!hasNats("any"))("connect with creds (operator mode)", () => {
+  let server: NatsServerHandle;
+  let creds: string;
+  let stranger: string;
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    dir = await tempDir("operator");
+    const { conf, account } = await operatorConfig(dir.path);
+    creds = userCreds(account);
+    stranger = userCreds(nkeys.createAccount()); // signed by an account the server does not know
+    server = await startNats({ args: ["-c", conf] });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await dir?.[Symbol.asyncDispose]();
+  });
+
+  it("creds text, base64 creds and credsFile all connect; the seed never shows", async () => {
+    const file = join(dir.path, "user.creds");
+    await writeFile(file, creds);
+    const seed = /SU[A-Z0-9]{50,}/.exec(creds)![0];
+    for (const opts of [{ creds }, { creds: Buffer.from(creds).toString("base64") }, { credsFile: file }]) {
+      const conn = await connect({ servers: server.url, timeoutMs: 5000, ...opts });
+      try {
+        const kv = await conn.store({ name: bucketName("creds") });
+        await kv.writer.put("k", enc("v"));
+        expect(leaks(conn, seed)).toBe(false);
+        expect(leaks(conn, creds.slice(40, 80))).toBe(false);
+      } finally {
+        await conn.close();
+      }
+    }
+  });
+
+  it("creds the server does not trust fail with CONNECTION_FAILED", async () => {
+    const err = await connect({ servers: server.url, creds: stranger, timeoutMs: 5000 }).catch((e) => e);
     expect(SlipstreamError.is(err, "CONNECTION_FAILED")).toBe(true);
   });
 });
