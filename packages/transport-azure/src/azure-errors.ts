@@ -50,7 +50,14 @@ export function toSlipstreamError(err: unknown, what: string, signal?: AbortSign
   const status = httpStatus(err);
   const code = azureErrorCode(err);
   const detail = [status === undefined ? undefined : `HTTP ${status}`, code].filter(Boolean).join(" ");
-  const raw = err instanceof Error ? err.message : String(err);
+  // No signal of ours fired, yet the SDK reports an abort: the response stream was cut
+  // (the SDK turns a connection closed mid-body into an AbortError).
+  const cut = (err as RestErrorLike | null)?.name === "AbortError";
+  const raw = cut
+    ? "the connection closed before the answer was complete"
+    : err instanceof Error
+      ? err.message
+      : String(err);
   const message = raw.split("\n")[0] ?? "";
   return new SlipstreamError(
     "BACKEND",
