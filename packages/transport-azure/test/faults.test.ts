@@ -41,7 +41,7 @@ async function failure(p: Promise<unknown>): Promise<SlipstreamError> {
   return err;
 }
 
-async function drain(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
+async function drain(body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Buffer> {
   const out: Buffer[] = [];
   for await (const c of body) out.push(Buffer.from(c));
   return Buffer.concat(out);
