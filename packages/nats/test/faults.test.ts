@@ -71,13 +71,13 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
   });
 
   it("an idle watch is kept alive by heartbeats well past watchStallMs", async () => {
-    const { conn } = await setup(1500);
+    const { conn } = await setup(2500);
     const kv = await conn.store({ name: bucketName("idle") });
     await kv.writer.put("a", enc("1"));
     const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
     await take(it, 1);
     const pending = it.next();
-    await new Promise((r) => setTimeout(r, 4500));
+    await new Promise((r) => setTimeout(r, 5500));
     await kv.writer.put("b", enc("2"));
     const r = await pending;
     expect(r.done ? "ended" : show(r.value)).toBe("put b=2@2");
