@@ -197,7 +197,8 @@ export class NatsConnection implements AsyncDisposable {
       nc,
       owned: false,
       servers: server ? [server.replace(/^[^@/]*@/, "")] : [],
-      auth: "none",
+      // The caller's client carries its own credentials; we never see them.
+      auth: "external",
       name: undefined,
       timeoutMs: positive(opts.timeoutMs, "timeoutMs", DEFAULT_TIMEOUT_MS),
       watchStallMs: positive(opts.watchStallMs, "watchStallMs", DEFAULT_WATCH_STALL_MS),

@@ -10,7 +10,7 @@ import { credsAuthenticator } from "@nats-io/nats-core";
 import { invalidArgument, SlipstreamError } from "@slipstream/core";
 
 /** The kinds of authentication, as reported (never the secrets themselves). */
-export type AuthKind = "creds" | "credsFile" | "user/pass" | "token" | "none";
+export type AuthKind = "creds" | "credsFile" | "user/pass" | "token" | "none" | "external";
 
 /** What {@link resolveAuth} reads. */
 export interface AuthInput {
