@@ -15,12 +15,12 @@ export interface CliArgs {
 export const USAGE = `usage: node dist/index.js [--quick] [--only fold,resume,hydrate,transfer,bootstrap]
                          [--entries N] [--value-bytes N] [--delta N] [--rounds N] [--json FILE]
 
-  --quick          smoke sizes (10k entries, delta 100, 1 hydration round): ~15 s
+  --quick          smoke sizes (10k entries, delta 100, 2 rounds): ~15 s
   --only IDS       run only these benchmarks (comma-separated)
   --entries N      entries in the bucket / store        (env BENCH_ENTRIES, default 100000)
   --value-bytes N  bytes per value                      (env BENCH_VALUE_BYTES, default 170)
   --delta N        changes written while a node is down (env BENCH_DELTA, default 1% of entries)
-  --rounds N       hydration rounds, best of each side  (env BENCH_ROUNDS, default 3)
+  --rounds N       fold and hydration rounds, best of each side (env BENCH_ROUNDS, default 3)
   --json FILE      also write the results as JSON to FILE
 Exit code 1 when a correctness check fails or a benchmark throws.`;
 

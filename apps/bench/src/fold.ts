@@ -15,6 +15,8 @@ export interface FoldRun {
   readonly delivered: number;
   /** From the `watchApplied` call until the committed cursor reached `head` (ms). */
   readonly ms: number;
+  /** Same as `delivered`, so a FoldRun compares with a raw drain. */
+  readonly messages: number;
   /** The applied cursor when the watch was stopped. */
   readonly cursor: bigint | undefined;
   /** Flushes (store commits) that it took. */
@@ -77,7 +79,7 @@ export async function foldToHead(
   }
   const ms = performance.now() - t0;
   const final = await watch.stop();
-  return { delivered, ms, cursor: final.revision, flushes: watch.stats.flushes };
+  return { delivered, messages: delivered, ms, cursor: final.revision, flushes: watch.stats.flushes };
 }
 
 /**

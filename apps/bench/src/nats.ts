@@ -124,15 +124,22 @@ export async function writeTail(
   return { puts, deletes, head: (await b.kv.status()).lastSeq };
 }
 
+/** Messages per pull of the tuned raw consumer (the default `consume()` pulls 100). */
+export const RAW_PULL = 5000;
+
 /**
- * Raw baseline: a plain nats.js ordered consumer (deliver all, default `consume()` settings)
- * drains the stream up to `head`.
+ * Raw baseline: a plain nats.js ordered consumer (deliver all) drains the stream up to
+ * `head` with `consume()`, either with its default pull size or with `maxMessages` per pull.
  * @returns messages received and the time from consumer creation to the last one (ms)
  */
-export async function rawOrderedDrain(b: NatsBench, head: bigint): Promise<{ messages: number; ms: number }> {
+export async function rawOrderedDrain(
+  b: NatsBench,
+  head: bigint,
+  maxMessages?: number,
+): Promise<{ messages: number; ms: number }> {
   const t0 = performance.now();
   const consumer = await b.js.consumers.get(b.stream, { deliver_policy: DeliverPolicy.All });
-  const messages = await consumer.consume();
+  const messages = await consumer.consume(maxMessages === undefined ? undefined : { max_messages: maxMessages });
   let n = 0;
   for await (const m of messages) {
     n++;

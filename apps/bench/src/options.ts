@@ -10,7 +10,7 @@ export interface BenchOptions {
   readonly delta: number;
   /** Updates per `apply` / `level` batch in the hydration benchmark. */
   readonly applyBatch: number;
-  /** Alternating baseline/ours rounds of the in-process benchmarks (hydration); the best of each counts. */
+  /** Alternating baseline/ours rounds of the throughput benchmarks (fold, hydration); the best of each counts. */
   readonly rounds: number;
   /** Progress lines (default: none). */
   readonly log?: (line: string) => void;
@@ -20,7 +20,7 @@ export interface BenchOptions {
 export const FULL: BenchOptions = { entries: 100_000, valueBytes: 170, delta: 1_000, applyBatch: 1000, rounds: 3 };
 
 /** `--quick`: a smoke run of a few seconds per benchmark. */
-export const QUICK: BenchOptions = { entries: 10_000, valueBytes: 170, delta: 100, applyBatch: 1000, rounds: 1 };
+export const QUICK: BenchOptions = { entries: 10_000, valueBytes: 170, delta: 100, applyBatch: 1000, rounds: 2 };
 
 /** Validates sizes; throws a TypeError naming the bad one. */
 export function validateOptions(o: BenchOptions): BenchOptions {
