@@ -72,6 +72,9 @@ export function mapNatsError(err: unknown, what: string): SlipstreamError {
       return new SlipstreamError("BACKEND", `${what}: no JetStream responders (is JetStream enabled on the server?)`, {
         cause: err,
       });
+    case "InvalidArgumentError":
+      // e.g. a value larger than the server's max_payload: bad input, not a server fault.
+      return new SlipstreamError("INVALID_ARGUMENT", `${what}: ${detail}`, { cause: err });
     case "PermissionViolationError":
       return new SlipstreamError("BACKEND", `${what}: permission denied (${detail})`, { cause: err });
     default:

@@ -176,6 +176,11 @@ for (const version of ["2.9", "2.10"] as const) {
       expect((await stores[0]!.status()).history).toBe(2);
     });
 
+    it("a value larger than the server's max_payload is INVALID_ARGUMENT", async () => {
+      const err = await kv.writer.put("big.value", new Uint8Array(2 * 1024 * 1024)).catch((e) => e);
+      expect(SlipstreamError.is(err, "INVALID_ARGUMENT")).toBe(true);
+    });
+
     it("an early break from scan removes its consumer", async () => {
       const store = await conn.store({ name: bucketName("brk") });
       for (let i = 0; i < 50; i++) await store.writer.put(`b.${i}`, enc("x"));
