@@ -68,3 +68,20 @@ export function stallingProxy(targetPort: number, responseBytes: number): Promis
     });
   });
 }
+
+/** A transparent forwarder to `127.0.0.1:targetPort` that counts the bytes of the answers. */
+export async function countingProxy(targetPort: number): Promise<FaultEndpoint & { responseBytes(): number }> {
+  let bytes = 0;
+  const endpoint = await serve((client) => {
+    const upstream = connect({ host: "127.0.0.1", port: targetPort });
+    upstream.on("error", () => client.destroy());
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+    upstream.on("data", (chunk: Buffer) => {
+      bytes += chunk.byteLength;
+    });
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  return { ...endpoint, responseBytes: () => bytes };
+}
