@@ -57,8 +57,8 @@ export const DEFAULT_PART_SIZE_BYTES = 8 * MiB;
 export const MIN_PART_SIZE_BYTES = 5 * MiB;
 /** Default number of parts uploaded concurrently: 4. */
 export const DEFAULT_QUEUE_SIZE = 4;
-/** Most parts uploaded concurrently this store allows: 16. */
-export const MAX_QUEUE_SIZE = 16;
+/** Most parts uploaded concurrently this store allows: 8. */
+export const MAX_QUEUE_SIZE = 8;
 /**
  * Once a put's body has been read completely, the remaining parts and the completion of the
  * multipart upload get this many times `timeoutMs` between two signs of progress: S3 may
@@ -88,13 +88,14 @@ export interface S3BlobStoreOptions {
    */
   conditionalWrites?: boolean;
   /**
-   * Size of one multipart upload part (at least 5 MiB). Memory held by one put is about
-   * `partSizeBytes × (queueSize + 1)`.
+   * Size of one multipart upload part (at least 5 MiB). A body that fits in one part is sent
+   * with a single PutObject. One put holds about `1.5 × partSizeBytes × (queueSize + 1)` of
+   * memory (lib-storage copies each part once while cutting it): about 60 MiB by default.
    * @defaultValue 8 MiB
    */
   partSizeBytes?: number;
   /**
-   * Parts uploaded concurrently by one put (1 to 16).
+   * Parts uploaded concurrently by one put (1 to 8).
    * @defaultValue 4
    */
   queueSize?: number;
@@ -148,6 +149,7 @@ export class S3BlobStore implements BlobStore {
   readonly #timeoutMs: number;
   readonly #log: Logger;
 
+  /** Validates the options (a `TypeError` names the first bad one); makes no request. */
   constructor(opts: S3BlobStoreOptions) {
     if (typeof opts !== "object" || opts === null) throw new TypeError("S3BlobStore needs an options object");
     const { client, bucket } = opts;
@@ -200,6 +202,13 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /**
+   * Streams `body` to `key` with lib-storage's `Upload`: one PutObject when it fits in a part,
+   * else a multipart upload (`queueSize` parts in flight). S3 shows the object only once the
+   * upload completes. On failure or abort every in-flight request is cancelled and the
+   * multipart upload is aborted. Rejects with `ABORTED` (the signal), `TIMEOUT` (no progress
+   * for `timeoutMs`), `INVALID_ARGUMENT` (`opts.size` disagrees with the body) or `BACKEND`.
+   */
   async put(key: string, body: AsyncIterable<Uint8Array>, opts: BlobPutOptions = {}): Promise<void> {
     const objectKey = this.objectKey(key);
     const what = `s3 put ${key}`;
@@ -267,16 +276,13 @@ export class S3BlobStore implements BlobStore {
       },
     }) as S3Client;
 
+    const readable = Readable.from(counted(), { objectMode: false });
     let upload: Upload | undefined;
     try {
       touch();
       upload = new Upload({
         client: scoped,
-        params: {
-          Bucket: this.bucket,
-          Key: objectKey,
-          Body: Readable.from(counted(), { objectMode: false }),
-        },
+        params: { Bucket: this.bucket, Key: objectKey, Body: readable },
         partSize: this.#partSize,
         queueSize: this.#queueSize,
         leavePartsOnError: false,
@@ -287,6 +293,8 @@ export class S3BlobStore implements BlobStore {
     } catch (err) {
       const reason: unknown = ctl.signal.reason;
       fire(new SlipstreamError("ABORTED", `${what} failed`));
+      // Stop reading the caller's body (closes its iterator once it yields again).
+      readable.destroy();
       await this.#abortMultipart(upload, key, objectKey);
       if (SlipstreamError.is(reason)) throw reason;
       throw backendError(what, sourceError ?? err);
@@ -323,6 +331,12 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /**
+   * GetObject, streamed: `size` is the Content-Length. Each wait for the next chunk is bounded
+   * by `timeoutMs`; `opts.signal` also ends the stream. Read the body to the end or call
+   * `return()` on its iterator (a `for await` with `break` does), or the connection stays open.
+   * `undefined` when there is no such object.
+   */
   async get(key: string, opts: BlobOpOptions = {}): Promise<BlobBody | undefined> {
     const objectKey = this.objectKey(key);
     const what = `s3 get ${key}`;
@@ -344,6 +358,10 @@ export class S3BlobStore implements BlobStore {
     return { size, body: guardedBody(stream, { what, size, idleMs: this.#timeoutMs, signal: opts.signal }) };
   }
 
+  /**
+   * A ranged GetObject (`Range: bytes=0-<maxBytes>`), so at most `maxBytes + 1` bytes travel;
+   * the object's size comes from Content-Range. The version is the ETag (quotes included).
+   */
   async readSmall(key: string, opts: BlobReadSmallOptions): Promise<SmallBlob | undefined> {
     const objectKey = this.objectKey(key);
     const maxBytes = opts?.maxBytes;
@@ -395,6 +413,12 @@ export class S3BlobStore implements BlobStore {
     return this.#call(what, opts.signal, (signal) => attempt(signal, true));
   }
 
+  /**
+   * PutObject with `If-None-Match: *` (`ifAbsent`) or `If-Match: <ETag>` (`ifVersion`). A 412
+   * PreconditionFailed, a 409 ConditionalRequestConflict, or a 404 on a replace is
+   * `{ status: "conflict" }`. Throws `BACKEND` when the store was built with
+   * `conditionalWrites: false`.
+   */
   async conditionalPut(
     key: string,
     bytes: Uint8Array,
@@ -440,6 +464,10 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /**
+   * ListObjectsV2 under the store's prefix + `prefix`, page by page (each page bounded by
+   * `timeoutMs`). Objects whose names are not valid keys (written by other tools) are skipped.
+   */
   async *list(prefix: string, opts: BlobOpOptions = {}): AsyncGenerator<BlobInfo> {
     if (typeof prefix !== "string") throw new TypeError("prefix must be a string");
     const what = `s3 list ${prefix === "" ? "(all)" : prefix}`;
@@ -471,6 +499,7 @@ export class S3BlobStore implements BlobStore {
     } while (token !== undefined);
   }
 
+  /** DeleteObject; an absent object is not an error. */
   async delete(key: string, opts: BlobOpOptions = {}): Promise<void> {
     const objectKey = this.objectKey(key);
     const what = `s3 delete ${key}`;
