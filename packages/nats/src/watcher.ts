@@ -41,6 +41,8 @@ import { type FilterPlan, planFilters } from "./keys.js";
 
 /** Pull batch of a watch consumer: at most this many messages are buffered per watch. */
 const WATCH_BATCH = 512;
+/** Grace between the two first-sequence reads of the idle floor probe. */
+const PROBE_GRACE_MS = 500;
 /** How often a watch waiting for the client to reconnect looks again. */
 const RECONNECT_POLL_MS = 50;
 /** Pause before re-pulling after a failed pull (the ordered consumer re-creates itself). */
@@ -126,6 +128,14 @@ class WatchSession {
   #watchdog: NodeJS.Timeout | undefined;
   #waitingSince: number | undefined;
   #lastAlive = Date.now();
+  /** Highest stream sequence the consumer has handed us (in scope or not). */
+  #lastSeen: bigint | undefined;
+  /** A resume is live from its first message; a state-sync once the re-list is drained. */
+  #live = false;
+  /** Messages received so far (lets the floor probe tell whether anything arrived meanwhile). */
+  #received = 0;
+  #probing = false;
+  #lastProbe = Date.now();
   /** Fires when the watch ends or fails, cutting short any setup or re-creation in flight. */
   readonly #halt = new AbortController();
 
@@ -277,6 +287,13 @@ class WatchSession {
   /** Never stall silently: waiting with neither messages nor heartbeats for too long fails. */
   #checkStall(): void {
     if (this.#waitingSince === undefined) return;
+    if (this.#guardGaps && this.#live && !this.#probing && Date.now() - this.#lastProbe >= this.#ctx.watchStallMs) {
+      this.#probing = true;
+      this.#lastProbe = Date.now();
+      void this.#probeFloor().finally(() => {
+        this.#probing = false;
+      });
+    }
     const quiet = Date.now() - Math.max(this.#waitingSince, this.#lastAlive);
     if (quiet > this.#ctx.watchStallMs) {
       this.#fail(
@@ -285,6 +302,39 @@ class WatchSession {
           `watch of bucket ${this.#ctx.bucket}: no message or heartbeat for ${quiet} ms (server unreachable?)`,
         ),
       );
+    }
+  }
+
+  /**
+   * Live floor backstop for an idle watch that sees the whole bucket: messages it has not
+   * been handed yet may expire with nothing after them, leaving no gap to notice. If the
+   * stream's first sequence has passed last seen + 1 and nothing arrived meanwhile (checked
+   * twice, a grace period apart, so a message in flight is not mistaken for a loss), the
+   * watch ends with CURSOR_EXPIRED.
+   */
+  async #probeFloor(): Promise<void> {
+    const ctx = this.#ctx;
+    const expired = async (): Promise<bigint | undefined> => {
+      const seen = this.#lastSeen;
+      const received = this.#received;
+      if (seen === undefined) return undefined;
+      const first = BigInt((await streamInfo(ctx, this.#halt.signal)).state.first_seq);
+      if (this.#received !== received || this.#waitingSince === undefined) return undefined;
+      return resumeWindowOk(seen, first) ? undefined : first;
+    };
+    try {
+      if ((await expired()) === undefined) return;
+      await delay(PROBE_GRACE_MS);
+      const first = await expired();
+      if (first === undefined) return;
+      this.#fail(
+        new SlipstreamError(
+          "CURSOR_EXPIRED",
+          `watch of bucket ${ctx.bucket}: retention removed revisions after ${this.#lastSeen} before they were delivered (first retained ${first}); resync`,
+        ),
+      );
+    } catch (err) {
+      ctx.logger.debug("floor probe failed", { bucket: ctx.bucket, error: String(err) });
     }
   }
 
@@ -308,13 +358,13 @@ class WatchSession {
     const consumer = this.#consumer;
     if (!consumer) return;
     // Highest stream sequence the consumer has handed us (in scope or not).
-    let lastSeen = this.#resumeAfter;
+    this.#lastSeen = this.#resumeAfter;
     // The consumer at creation; a message from another one means nats.js re-created it
     // by itself (it does on a delivery-sequence gap), which needs the same first_seq check.
     const created = await consumer.info(true);
     let consumerName = created.name;
-    // A resume is live from its first message; a state-sync once the re-list is drained.
-    let live = this.#resumeAfter !== undefined || created.num_pending === 0;
+    // A resume is this.#live from its first message; a state-sync once the re-list is drained.
+    this.#live = this.#resumeAfter !== undefined || created.num_pending === 0;
     let it: AsyncIterator<JsMsg> | undefined;
     let recreate = false;
     while (true) {
@@ -333,7 +383,7 @@ class WatchSession {
           const old = this.#consumer;
           this.#consumer = undefined;
           if (old) await this.#deleteConsumer(old);
-          const fresh = await this.#createConsumer(lastSeen, this.#halt.signal);
+          const fresh = await this.#createConsumer(this.#lastSeen, this.#halt.signal);
           if (this.#ended || this.#failure) {
             // Released meanwhile: this consumer is nobody's to delete but ours.
             await this.#deleteConsumer(fresh);
@@ -343,7 +393,7 @@ class WatchSession {
           this.#consumer = fresh;
           consumerName = (await fresh.info(true)).name;
           recreate = false;
-          ctx.logger.info("watch consumer re-created", { bucket: ctx.bucket, cursor: lastSeen?.toString() });
+          ctx.logger.info("watch consumer re-created", { bucket: ctx.bucket, cursor: this.#lastSeen?.toString() });
         }
         const c = this.#consumer;
         if (!c) throw new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: no consumer`);
@@ -380,8 +430,12 @@ class WatchSession {
       const seq = BigInt(m.seq);
       const recreated = m.info.consumer !== consumerName;
       consumerName = m.info.consumer;
-      if (lastSeen !== undefined && seq <= lastSeen) continue;
-      if (lastSeen !== undefined && liveGapSuspect(lastSeen, seq) && (recreated || (live && this.#guardGaps))) {
+      if (this.#lastSeen !== undefined && seq <= this.#lastSeen) continue;
+      if (
+        this.#lastSeen !== undefined &&
+        liveGapSuspect(this.#lastSeen, seq) &&
+        (recreated || (this.#live && this.#guardGaps))
+      ) {
         let first: bigint;
         try {
           first = BigInt((await streamInfo(ctx, this.#halt.signal)).state.first_seq);
@@ -390,21 +444,22 @@ class WatchSession {
           if (this.#ended) return;
           throw new SlipstreamError(
             "WATCH_FAILED",
-            `watch of bucket ${ctx.bucket}: cannot check a gap after ${lastSeen}`,
+            `watch of bucket ${ctx.bucket}: cannot check a gap after ${this.#lastSeen}`,
             {
               cause: err,
             },
           );
         }
-        if (!liveGapOk(lastSeen, first)) {
+        if (!liveGapOk(this.#lastSeen, first)) {
           throw new SlipstreamError(
             "CURSOR_EXPIRED",
-            `watch of bucket ${ctx.bucket}: retention overran the watch (next delivered ${seq} after ${lastSeen}, first retained ${first}); resync`,
+            `watch of bucket ${ctx.bucket}: retention overran the watch (next delivered ${seq} after ${this.#lastSeen}, first retained ${first}); resync`,
           );
         }
       }
-      lastSeen = seq;
-      if (!live && m.info.pending === 0) live = true;
+      this.#lastSeen = seq;
+      this.#received++;
+      if (!this.#live && m.info.pending === 0) this.#live = true;
       const key = keyOf(ctx.subjectPrefix, m.subject);
       if (key === undefined || !this.#plan.accepts(key)) continue;
       yield toUpdate(key, m.seq, m.headers, m.data);

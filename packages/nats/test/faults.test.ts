@@ -11,6 +11,7 @@ import {
   consumerNames,
   enc,
   type NatsServerHandle,
+  nextWithin,
   show,
   startNats,
   take,
@@ -70,18 +71,38 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
     expect(SlipstreamError.is(err, "NOT_CONNECTED")).toBe(true);
   });
 
-  it("an idle watch is kept alive by heartbeats well past watchStallMs", async () => {
-    const { conn } = await setup(2500);
+  it("an idle watch is kept alive by heartbeats well past watchStallMs (and a benign purge does not trip the floor probe)", async () => {
+    const { conn, admin } = await setup(2500);
     const kv = await conn.store({ name: bucketName("idle") });
     await kv.writer.put("a", enc("1"));
     const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
     await take(it, 1);
     const pending = it.next();
+    // Everything was delivered, so emptying the stream (first_seq = 2) loses nothing.
+    const jsm = await jetstreamManager(admin.client);
+    await jsm.streams.purge(`KV_${kv.name}`);
     await new Promise((r) => setTimeout(r, 5500));
     await kv.writer.put("b", enc("2"));
     const r = await pending;
     expect(r.done ? "ended" : show(r.value)).toBe("put b=2@2");
     await it.return?.();
+  });
+
+  it("floor probe: revisions evicted before delivery, with nothing after them, end an idle watch with CURSOR_EXPIRED", async () => {
+    const { conn, admin } = await setup(2000);
+    const kv = await conn.store({ name: bucketName("probe") });
+    await kv.writer.put("seed", enc("0"));
+    const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
+    await take(it, 1);
+    const kvAdmin = await admin.store({ name: kv.name });
+    // Complete the first pull batch, then hold: nothing is pulled while we do not ask.
+    for (let i = 2; i <= 512; i++) await kvAdmin.writer.put(`k.${i}`, enc("x"));
+    await take(it, 511);
+    for (let i = 513; i <= 515; i++) await kvAdmin.writer.put(`k.${i}`, enc("x"));
+    const jsm = await jetstreamManager(admin.client);
+    await jsm.streams.purge(`KV_${kv.name}`); // 513..515 are gone, and nothing follows them
+    expect((await kv.status()).firstSeq).toBe(516n);
+    await expect(nextWithin(it, 15_000)).rejects.toMatchObject({ code: "CURSOR_EXPIRED" });
   });
 
   it("back-pressure: a watch whose caller is slow buffers a bounded batch, not the whole bucket", async () => {
