@@ -8,12 +8,14 @@ export interface CliArgs {
   /** Benchmark ids to run, in registry order; all when empty. */
   readonly only: readonly string[];
   readonly json: string | undefined;
+  /** Run every benchmark in this process instead of one child process each. */
+  readonly inProcess: boolean;
   readonly help: boolean;
 }
 
 /** The `--help` text. */
 export const USAGE = `usage: node dist/index.js [--quick] [--only fold,resume,hydrate,transfer,bootstrap]
-                         [--entries N] [--value-bytes N] [--delta N] [--rounds N] [--json FILE]
+                         [--entries N] [--value-bytes N] [--delta N] [--rounds N] [--json FILE] [--in-process]
 
   --quick          smoke sizes (10k entries, delta 100, 2 rounds): ~15 s
   --only IDS       run only these benchmarks (comma-separated)
@@ -22,6 +24,8 @@ export const USAGE = `usage: node dist/index.js [--quick] [--only fold,resume,hy
   --delta N        changes written while a node is down (env BENCH_DELTA, default 1% of entries)
   --rounds N       fold and hydration rounds, best of each side (env BENCH_ROUNDS, default 3)
   --json FILE      also write the results as JSON to FILE
+  --in-process     run every benchmark in this process (default: one child process each,
+                   so each one's RSS figures are its own)
 Exit code 1 when a correctness check fails or a benchmark throws.`;
 
 function intValue(flag: string, raw: string | undefined): number {
@@ -36,6 +40,7 @@ function intValue(flag: string, raw: string | undefined): number {
 export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CliArgs {
   let quick = false;
   let help = false;
+  let inProcess = false;
   let json: string | undefined;
   let only: string[] = [];
   const sizes: { entries?: number; valueBytes?: number; delta?: number; rounds?: number } = {};
@@ -49,6 +54,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
     switch (arg) {
       case "--quick":
         quick = true;
+        break;
+      case "--in-process":
+        inProcess = true;
         break;
       case "--help":
       case "-h":
@@ -91,5 +99,5 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
     delta: sizes.delta ?? (sizes.entries !== undefined ? Math.max(1, Math.round(entries / 100)) : base.delta),
     rounds: sizes.rounds ?? base.rounds,
   });
-  return { mode: custom ? "custom" : quick ? "quick" : "full", options, only, json, help };
+  return { mode: custom ? "custom" : quick ? "quick" : "full", options, only, json, inProcess, help };
 }

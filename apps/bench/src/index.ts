@@ -9,6 +9,7 @@ import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs, USAGE } from "./args.js";
 import { BENCHMARKS } from "./benchmarks.js";
+import { runIsolated } from "./isolate.js";
 import { type BenchFailure, buildReport, formatReport } from "./report.js";
 import type { BenchResult } from "./result.js";
 
@@ -20,6 +21,7 @@ export { benchHydrate } from "./bench-hydrate.js";
 export { benchResume } from "./bench-resume.js";
 export { benchTransfer } from "./bench-transfer.js";
 export { BENCHMARKS, type Benchmark } from "./benchmarks.js";
+export { runIsolated } from "./isolate.js";
 export { type BenchOptions, FULL, QUICK, validateOptions } from "./options.js";
 export { type BenchFailure, buildReport, formatReport, type RunReport } from "./report.js";
 export type { BenchResult, Check, Figure, MemoryFigures } from "./result.js";
@@ -41,7 +43,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   for (const b of selected) {
     console.error(`[${b.id}]`);
     try {
-      const r = await b.run({ ...args.options, log });
+      const r = args.inProcess ? await b.run({ ...args.options, log }) : await runIsolated(b.id, args.options, log);
       results.push(r);
       console.error(`  ${b.id}: ratio ${r.ratio.toFixed(2)}× in ${(r.wallMs / 1000).toFixed(1)} s`);
     } catch (err) {
@@ -50,7 +52,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.error(`  ${b.id} failed: ${error}`);
     }
   }
-  const report = buildReport(startedAt, args.mode, args.options, results, failures);
+  const report = buildReport(startedAt, args.mode, args.inProcess, args.options, results, failures);
   console.log(formatReport(report));
   if (args.json) {
     const file = resolve(args.json);

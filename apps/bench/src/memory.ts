@@ -53,6 +53,7 @@ export class RssSampler {
     return {
       rssAtStart: this.#rssAtStart,
       peakRss: this.#peak,
+      processMaxRss: process.resourceUsage().maxRSS * 1024,
       peakRssByPhase: { ...this.#byPhase },
       ...(this.#childPeak !== undefined ? { natsServerPeakRss: this.#childPeak } : {}),
     };

@@ -13,6 +13,8 @@ export interface BenchFailure {
 export interface RunReport {
   readonly startedAt: string;
   readonly mode: "full" | "quick" | "custom";
+  /** Whether the benchmarks shared one process (else one child process each). */
+  readonly inProcess: boolean;
   readonly machine: { node: string; platform: string; cpus: number; cpuModel: string; totalMemBytes: number };
   readonly sizes: Omit<BenchOptions, "log">;
   readonly results: readonly BenchResult[];
@@ -25,6 +27,7 @@ export interface RunReport {
 export function buildReport(
   startedAt: Date,
   mode: RunReport["mode"],
+  inProcess: boolean,
   o: BenchOptions,
   results: readonly BenchResult[],
   failures: readonly BenchFailure[],
@@ -33,6 +36,7 @@ export function buildReport(
   return {
     startedAt: startedAt.toISOString(),
     mode,
+    inProcess,
     machine: {
       node: process.version,
       platform: `${process.platform}-${process.arch}`,
@@ -103,7 +107,7 @@ export function formatReport(r: RunReport): string {
   const lines: string[] = [];
   const m = r.machine;
   lines.push(
-    `slipstream benchmarks — ${r.startedAt}, ${r.mode} run; node ${m.node}, ${m.cpus} × ${m.cpuModel}, ${formatBytes(m.totalMemBytes)} RAM`,
+    `slipstream benchmarks — ${r.startedAt}, ${r.mode} run (${r.inProcess ? "one process" : "one process per benchmark"}); node ${m.node}, ${m.cpus} × ${m.cpuModel}, ${formatBytes(m.totalMemBytes)} RAM`,
   );
   lines.push(
     `sizes: ${formatNumber(r.sizes.entries)} entries × ${r.sizes.valueBytes} B values, delta ${formatNumber(r.sizes.delta)}, apply batch ${r.sizes.applyBatch}, rounds (fold, hydrate) ${r.sizes.rounds}`,
@@ -135,7 +139,7 @@ export function formatReport(r: RunReport): string {
       .map(([k, v]) => `${k} ${formatBytes(v)}`)
       .join(", ");
     lines.push(
-      `  RSS: at start ${formatBytes(mem.rssAtStart)}, peak ${formatBytes(mem.peakRss)} (${phases})` +
+      `  RSS: at start ${formatBytes(mem.rssAtStart)}, peak ${formatBytes(mem.peakRss)} (${phases}), process high-water mark ${formatBytes(mem.processMaxRss)}` +
         (mem.natsServerPeakRss !== undefined ? `; nats-server peak ${formatBytes(mem.natsServerPeakRss)}` : "") +
         `; wall ${formatNumber(res.wallMs / 1000)} s`,
     );

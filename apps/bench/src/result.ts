@@ -27,6 +27,11 @@ export interface MemoryFigures {
   readonly rssAtStart: number;
   /** Highest sampled RSS of this process over the whole benchmark. */
   readonly peakRss: number;
+  /**
+   * The kernel's high-water mark of this process's RSS (`process.resourceUsage().maxRSS`):
+   * exact, but for the whole process lifetime, so per benchmark only in a child process.
+   */
+  readonly processMaxRss: number;
   /** Highest sampled RSS per phase (`baseline`, `ours`, `setup`, …). */
   readonly peakRssByPhase: Readonly<Record<string, number>>;
   /** Highest sampled RSS of the benchmark's nats-server child process, when it had one (Linux only). */
