@@ -115,8 +115,9 @@ async function* listLast(ctx: BucketContext, prefix: string, opts: ListOptions):
       }
       const cur = it;
       const r = await withTimeout(what, ctx.timeoutMs, opts.signal, () => cur.next());
+      // Closing the connection ends a listing at once, even with messages still buffered.
+      if (ctx.resources.closing) throw new SlipstreamError("NOT_CONNECTED", `${what}: the connection was closed`);
       if (r.done) {
-        if (ctx.resources.closing) throw new SlipstreamError("NOT_CONNECTED", `${what}: the connection was closed`);
         it = undefined;
         continue;
       }

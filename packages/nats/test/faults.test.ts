@@ -123,6 +123,36 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
     await it.return?.();
   });
 
+  it("close() during a listing ends it with NOT_CONNECTED; twenty watches close without a consumer left", async () => {
+    const { conn, admin } = await setup();
+    const kv = await conn.store({ name: bucketName("many") });
+    for (let i = 0; i < 30; i++) await kv.writer.put(`k.${i}`, enc("x"));
+    const watches = Array.from({ length: 20 }, (_, i) =>
+      (async () => {
+        let n = 0;
+        for await (const _ of kv.watcher.watch(i % 2 ? { kind: "all" } : { kind: "prefix", prefix: "k.1" })) n++;
+        return n;
+      })(),
+    );
+    await waitFor(async () => (await consumerCount(admin, kv.name)) === 20, {
+      timeoutMs: 10_000,
+      message: "20 watch consumers",
+    });
+    const listing = (async () => {
+      for await (const _ of kv.reader.scan("k.")) await new Promise((r) => setTimeout(r, 50));
+      return "completed";
+    })().catch((e) => e);
+    await waitFor(async () => (await consumerCount(admin, kv.name)) === 21, {
+      timeoutMs: 10_000,
+      message: "listing consumer",
+    });
+    await conn.close();
+    const counts = await Promise.all(watches);
+    expect(counts.every((n) => n > 0)).toBe(true);
+    expect(await listing).toMatchObject({ code: "NOT_CONNECTED" });
+    expect(await consumerCount(admin, kv.name)).toBe(0);
+  });
+
   for (const [version, how] of [
     ["2.10", "restart"],
     ["2.9", "restart"],
