@@ -227,7 +227,8 @@ export class AzureBlobStore implements BlobStore {
 
   /**
    * Streams `body` into `key`: stages it block by block (`concurrency` at a time) and commits
-   * the block list last, so the object appears (or is replaced) only when complete. A failed,
+   * the block list last, so the object appears (or is replaced) only when complete (a body
+   * that fits in one block is a single Put Blob). A failed,
    * aborted or timed-out put commits nothing; its staged blocks are never visible and Azure
    * discards them. Rejects with `ABORTED`, `TIMEOUT` (no progress for `timeoutMs`) or `BACKEND`.
    */
@@ -259,35 +260,56 @@ export class AzureBlobStore implements BlobStore {
     const onAbort = (): void => stages.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
     let failure: { err: unknown } | undefined;
+    const stage = async (block: Buffer): Promise<void> => {
+      if (ids.length >= MAX_BLOCKS) {
+        throw new SlipstreamError(
+          "BACKEND",
+          `azure blob store: ${key} needs more than ${MAX_BLOCKS} blocks of ${this.#blockSize} bytes; raise blockSizeBytes`,
+        );
+      }
+      const id = blockId(uploadId, ids.length);
+      ids.push(id);
+      const staged: Promise<void> = blob
+        .stageBlock(id, block, block.byteLength, { abortSignal: stages.signal })
+        .then(
+          () => progress(),
+          (err: unknown) => {
+            failure ??= { err };
+            stages.abort(err);
+          },
+        )
+        .finally(() => inflight.delete(staged));
+      inflight.add(staged);
+      while (inflight.size >= this.#concurrency) await Promise.race(inflight);
+      if (failure) throw failure.err;
+    };
+    // The first block is held back until a second one exists: a body that fits in one block
+    // goes up as a single Put Blob (one request, just as atomic).
+    let first: Buffer | undefined;
     try {
       for await (const block of blocksOf(body, this.#blockSize, signal, progress)) {
         if (failure) throw failure.err;
-        if (ids.length >= MAX_BLOCKS) {
-          throw new SlipstreamError(
-            "BACKEND",
-            `azure blob store: ${key} needs more than ${MAX_BLOCKS} blocks of ${this.#blockSize} bytes; raise blockSizeBytes`,
-          );
+        if (ids.length === 0 && first === undefined) {
+          first = block;
+          continue;
         }
-        const id = blockId(uploadId, ids.length);
-        ids.push(id);
-        const staged: Promise<void> = blob
-          .stageBlock(id, block, block.byteLength, { abortSignal: stages.signal })
-          .then(
-            () => progress(),
-            (err: unknown) => {
-              failure ??= { err };
-              stages.abort(err);
-            },
-          )
-          .finally(() => inflight.delete(staged));
-        inflight.add(staged);
-        while (inflight.size >= this.#concurrency) await Promise.race(inflight);
+        if (first !== undefined) {
+          await stage(first);
+          first = undefined;
+        }
+        await stage(block);
       }
       await Promise.all(inflight);
       if (failure) throw failure.err;
       throwIfAborted(signal, `azure blob store: put ${key}`);
+      const headers = { blobHTTPHeaders: { blobContentType: CONTENT_TYPE } };
+      if (ids.length === 0) {
+        const whole = first ?? Buffer.alloc(0);
+        await blob.upload(whole, whole.byteLength, { abortSignal: signal, ...headers });
+        return;
+      }
       // Visible only when complete: the blob (or its new content) exists from this commit on.
-      await blob.commitBlockList(ids, { abortSignal: signal, blobHTTPHeaders: { blobContentType: CONTENT_TYPE } });
+      await blob.commitBlockList(ids, { abortSignal: signal, ...headers });
     } catch (err) {
       stages.abort(err);
       await Promise.allSettled(inflight);

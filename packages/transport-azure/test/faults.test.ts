@@ -62,13 +62,18 @@ describe("a stalled endpoint (accepts connections, never answers)", () => {
       `http://127.0.0.1:${stalled.port}/devstoreaccount1/stalled`,
       new AnonymousCredential(),
     );
-    return { stalled, store: new AzureBlobStore({ container, timeoutMs }) };
+    return { stalled, store: new AzureBlobStore({ container, timeoutMs, blockSizeBytes: 64 * 1024 }) };
   }
 
   const calls: [string, RegExp, (s: AzureBlobStore) => Promise<unknown>][] = [
     ["readSmall", /read k timed out after 300 ms/, (s) => s.readSmall("k", { maxBytes: 100 })],
     ["get", /get k stalled/, (s) => s.get("k")],
-    ["put", /put k stalled/, (s) => s.put("k", chunks(enc.encode("payload")))],
+    ["put (one block: a single Put Blob)", /put k stalled/, (s) => s.put("k", chunks(enc.encode("payload")))],
+    [
+      "put (staged blocks)",
+      /put k stalled/,
+      (s) => s.put("k", chunks(...Array.from({ length: 8 }, () => randomFillSync(Buffer.alloc(64 * 1024))))),
+    ],
     [
       "conditionalPut (create)",
       /create k timed out/,
