@@ -11,11 +11,14 @@
  * - Live floor guard: while a watch sees every message of the bucket, a delivered sequence
  *   that jumps past the last one seen + 1 triggers a first-sequence check; benign interior
  *   gaps pass, an overrun by retention ends with `CURSOR_EXPIRED`. The same check runs after
- *   the ordered consumer re-creates itself (reconnect, server restart), for every scope.
- * - Lost connection / restarted server: nats.js re-creates the ordered consumer from the
- *   last delivered sequence + 1, and the check above guards that resume. A watch that waits
- *   longer than `watchStallMs` with neither a message nor a heartbeat, or whose connection
- *   closes underneath it, ends with `WATCH_FAILED`; it never stalls silently.
+ *   any re-creation of the consumer, for every scope, and an idle whole-bucket watch probes
+ *   the first sequence every `watchStallMs` (evicted revisions with nothing after them).
+ * - Lost connection / restarted server: a failed pull re-creates the consumer from the last
+ *   delivered sequence + 1, with the resume checks above. A watch that waits longer than
+ *   `watchStallMs` with neither a message nor a heartbeat, or whose connection closes
+ *   underneath it, ends with `WATCH_FAILED`; it never stalls silently.
+ * - Back-pressure: messages are pulled in batches, the next one only once the caller has
+ *   taken the previous, so a slow caller never buffers the whole bucket.
  * - Breaking the loop, aborting the signal or closing the connection deletes the consumer.
  */
 
@@ -45,7 +48,7 @@ const WATCH_BATCH = 512;
 const PROBE_GRACE_MS = 500;
 /** How often a watch waiting for the client to reconnect looks again. */
 const RECONNECT_POLL_MS = 50;
-/** Pause before re-pulling after a failed pull (the ordered consumer re-creates itself). */
+/** Pause before re-creating the consumer after a failed pull. */
 const PULL_RETRY_MS = 250;
 
 /** True when the bucket's stream no longer exists (fatal for a watch). */
@@ -54,8 +57,9 @@ function isStreamGone(err: unknown): boolean {
 }
 
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
 /**
  * Pull request lifetime for a stall bound: the idle heartbeat is half of it, and at least
  * four heartbeats fit in `watchStallMs` (nats.js needs expires ≥ 1 s, heartbeats ≤ 5 s here).
@@ -63,6 +67,7 @@ function delay(ms: number): Promise<void> {
 export function pullExpiresMs(watchStallMs: number): number {
   return Math.max(1000, Math.min(10_000, Math.floor(watchStallMs / 4) * 2));
 }
+
 /** Server-side backstop: a watch consumer nobody pulls from for this long is removed. */
 const WATCH_INACTIVE_MS = 120_000;
 
