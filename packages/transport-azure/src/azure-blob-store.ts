@@ -227,10 +227,10 @@ export class AzureBlobStore implements BlobStore {
 
   /**
    * Streams `body` into `key`: stages it block by block (`concurrency` at a time) and commits
-   * the block list last, so the object appears (or is replaced) only when complete (a body
-   * that fits in one block is a single Put Blob). A failed,
-   * aborted or timed-out put commits nothing; its staged blocks are never visible and Azure
-   * discards them. Rejects with `ABORTED`, `TIMEOUT` (no progress for `timeoutMs`) or `BACKEND`.
+   * the block list last, so the object appears (or is replaced) only when complete; a body
+   * that fits in one block is a single Put Blob. A failed, aborted or timed-out put commits
+   * nothing; its staged blocks are never visible and Azure discards them. Rejects with
+   * `ABORTED`, `TIMEOUT` (no progress for `timeoutMs`) or `BACKEND`.
    */
   async put(key: string, body: AsyncIterable<Uint8Array>, opts: BlobPutOptions = {}): Promise<void> {
     const blob = this.#blob(key);
