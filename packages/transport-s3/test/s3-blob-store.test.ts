@@ -194,6 +194,47 @@ describe("S3BlobStore on s3rver", () => {
     expect(received.digest("hex")).toBe(sent.digest("hex"));
   });
 
+  it("a body that fits in one part is sent with a single PutObject", async () => {
+    const client = s3.client();
+    const log = recording(client);
+    const store = freshStore(client, s3.server.bucket);
+    await store.put("one/x", chunks(Buffer.alloc(3 * MiB, 1), Buffer.alloc(MiB, 2)));
+    expect(log.map((r) => r.command)).toEqual(["PutObjectCommand"]);
+    const got = await store.get("one/x");
+    expect(got?.size).toBe(4 * MiB);
+    const bytes = await readAll(got!.body);
+    expect(bytes.subarray(0, 3 * MiB).every((b) => b === 1)).toBe(true);
+    expect(bytes.subarray(3 * MiB).every((b) => b === 2)).toBe(true);
+  });
+
+  it("a multipart upload that cannot be aborted is logged as a warning naming its upload id", async () => {
+    // Fault injection: the proxy fails AbortMultipartUpload (DELETE ?uploadId=…).
+    const p = await proxy((req) =>
+      req.method === "DELETE" && req.url?.includes("uploadId=")
+        ? { kind: "error", status: 403, code: "AccessDenied" }
+        : undefined,
+    );
+    const client = clientFor(p.endpoint);
+    const log = recording(client);
+    const warnings: [string, Record<string, unknown> | undefined][] = [];
+    const noop = () => {};
+    const store = freshStore(client, s3.server.bucket, {
+      logger: { debug: noop, info: noop, error: noop, warn: (msg, attrs) => warnings.push([msg, attrs]) },
+    });
+    async function* body(): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < 10; i++) yield Buffer.alloc(MiB, i);
+      await waitFor(() => log.some((r) => r.command === "UploadPartCommand" && r.output), { timeoutMs: 30_000 });
+      throw new Error("the source broke");
+    }
+    const err = await store.put("warn/x", body()).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/the source broke/);
+    const uploadId = log.find((r) => r.command === "CreateMultipartUploadCommand")?.output?.UploadId;
+    expect(typeof uploadId).toBe("string");
+    expect(
+      warnings.some(([msg, attrs]) => /abort the multipart upload/.test(msg) && attrs?.uploadId === uploadId),
+    ).toBe(true);
+  });
+
   it("a put whose declared size disagrees with its body fails and writes nothing", async () => {
     const store = freshStore(s3.client(), s3.server.bucket);
     expect(await codeOf(store.put("sz/x", chunks("12345"), { size: 4 }))).toBe("INVALID_ARGUMENT");
