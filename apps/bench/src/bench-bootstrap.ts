@@ -32,7 +32,9 @@ export async function benchBootstrap(o: BenchOptions): Promise<BenchResult> {
   mem.watchChild(nats.server.pid);
 
   o.log?.(`bootstrap: seeding ${o.entries} entries; node A folds, exports and uploads`);
+  const seedStart = performance.now();
   const seeded = await seed(nats, o.entries, o.valueBytes);
+  const seedMs = performance.now() - seedStart;
   const a = await LevelSnapshotStore.open(w("node-a"));
   await foldToHead(nats.kv, a, seeded);
   const transport = new ArtifactTransport(new FsBlobStore(w("remote")), { prefix: "artifacts" });
@@ -95,6 +97,7 @@ export async function benchBootstrap(o: BenchOptions): Promise<BenchResult> {
       valueBytes: o.valueBytes,
       delta: o.delta,
       rounds: o.rounds,
+      seedMs,
       importMs: ours.importMs,
       resumeMs: ours.resume.ms,
       delivered: delivered.find((d) => d !== o.delta) ?? o.delta,

@@ -37,7 +37,9 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
   await using dir = await tempDir("slipstream-bench-");
   mem.watchChild(nats.server.pid);
   o.log?.(`fold: seeding ${o.entries} entries`);
+  const seedStart = performance.now();
   const head = await seed(nats, o.entries, o.valueBytes);
+  const seedMs = performance.now() - seedStart;
 
   let rawDefault: Drain | undefined;
   let rawTuned: Drain | undefined;
@@ -94,6 +96,7 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
       entries: o.entries,
       valueBytes: o.valueBytes,
       rounds: o.rounds,
+      seedMs,
       rawDefaultPullRate: rawDefaultRate,
       rawPull5000Rate: rawTunedRate,
       rawKvWatchRate: kvWatchRate,

@@ -27,7 +27,9 @@ export async function benchResume(o: BenchOptions): Promise<BenchResult> {
   await using dir = await tempDir("slipstream-bench-");
   mem.watchChild(nats.server.pid);
   o.log?.(`resume: seeding ${o.entries} entries and folding them`);
+  const seedStart = performance.now();
   const seeded = await seed(nats, o.entries, o.valueBytes);
+  const seedMs = performance.now() - seedStart;
   const foldDir = join(dir.path, "fold");
   const first = await LevelSnapshotStore.open(foldDir);
   const initial = await foldToHead(nats.kv, first, seeded);
@@ -85,6 +87,7 @@ export async function benchResume(o: BenchOptions): Promise<BenchResult> {
       valueBytes: o.valueBytes,
       delta: o.delta,
       rounds: o.rounds,
+      seedMs,
       deltaPuts: tail.puts,
       deltaDeletes: tail.deletes,
       delivered: delivered.find((d) => d !== o.delta) ?? o.delta,

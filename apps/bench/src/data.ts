@@ -25,11 +25,15 @@ export function valueFor(i: number, valueBytes: number, gen = 0): Uint8Array {
   return out;
 }
 
-/** N put updates (entry i at revision i + 1), built up front so generation is not timed. */
-export function putUpdates(entries: number, valueBytes: number): KvUpdate[] {
-  const out: KvUpdate[] = new Array(entries);
-  for (let i = 0; i < entries; i++) {
-    out[i] = {
+/**
+ * Put updates of entries `from..from+count-1` (entry i at revision i + 1); build them up
+ * front where generation must not be timed.
+ */
+export function putUpdates(count: number, valueBytes: number, from = 0): KvUpdate[] {
+  const out: KvUpdate[] = new Array(count);
+  for (let n = 0; n < count; n++) {
+    const i = from + n;
+    out[n] = {
       type: "put",
       entry: { key: keyOf(i), value: valueFor(i, valueBytes), version: VersionToken.fromRevision(BigInt(i + 1)) },
     };
