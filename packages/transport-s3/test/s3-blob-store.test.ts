@@ -316,6 +316,18 @@ describe("S3BlobStore on s3rver", () => {
     expect(store.objectKey("a/b")).toBe("pfx-test/inner/a/b");
   });
 
+  it("keys with spaces, plus signs and non-ASCII characters round-trip and list", async () => {
+    const store = freshStore(s3.client(), s3.server.bucket);
+    const key = "odd/with space/plus+sign/ünïcødé.bin";
+    await store.put(key, chunks("odd"));
+    expect(Buffer.from((await store.readSmall(key, { maxBytes: 10 }))?.bytes ?? []).toString()).toBe("odd");
+    const listed = [];
+    for await (const item of store.list("odd/")) listed.push(item.key);
+    expect(listed).toEqual([key]);
+    await store.delete(key);
+    expect(await store.get(key)).toBeUndefined();
+  });
+
   it("refuses bad options with TypeError and bad keys with INVALID_ARGUMENT", async () => {
     const client = s3.client();
     const bucket = s3.server.bucket;
