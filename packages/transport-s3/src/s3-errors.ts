@@ -14,8 +14,17 @@ export interface S3ErrorInfo {
 /** Extracts {@link S3ErrorInfo} from anything thrown by `S3Client.send`. */
 export function s3ErrorInfo(err: unknown): S3ErrorInfo {
   if (typeof err !== "object" || err === null) return { code: undefined, status: undefined };
-  const e = err as { name?: unknown; Code?: unknown; $metadata?: { httpStatusCode?: unknown } };
-  const code = typeof e.Code === "string" ? e.Code : typeof e.name === "string" ? e.name : undefined;
+  const e = err as { name?: unknown; code?: unknown; Code?: unknown; $metadata?: { httpStatusCode?: unknown } };
+  // An SDK service error carries its S3 code as `Code`/`name`; a network error its errno code.
+  const fromService = typeof e.$metadata === "object" && e.$metadata !== null;
+  const code =
+    typeof e.Code === "string"
+      ? e.Code
+      : fromService && typeof e.name === "string"
+        ? e.name
+        : typeof e.code === "string"
+          ? e.code
+          : undefined;
   const status = typeof e.$metadata?.httpStatusCode === "number" ? e.$metadata.httpStatusCode : undefined;
   return { code, status };
 }

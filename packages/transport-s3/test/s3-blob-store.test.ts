@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { MANIFEST_FILE, SlipstreamError } from "@slipstream/core";
-import { tempDir, waitFor } from "@slipstream/testkit";
+import { freePort, tempDir, waitFor } from "@slipstream/testkit";
 import { ArtifactTransport, makeTestArtifact } from "@slipstream/transport";
 import { afterEach, describe, expect, it } from "vitest";
 import { S3BlobStore } from "../src/index.js";
@@ -342,6 +342,14 @@ describe("S3BlobStore on s3rver", () => {
       expect(await codeOf(store.readSmall(bad, { maxBytes: 1 }))).toBe("INVALID_ARGUMENT");
       expect(await codeOf(store.delete(bad))).toBe("INVALID_ARGUMENT");
     }
+  });
+
+  it("a server that refuses connections is BACKEND naming ECONNREFUSED", async () => {
+    const port = await freePort();
+    const store = freshStore(s3.client(`http://127.0.0.1:${port}`), s3.server.bucket);
+    const err = await store.readSmall("x", { maxBytes: 1 }).catch((e: unknown) => e);
+    expect(SlipstreamError.is(err, "BACKEND")).toBe(true);
+    expect((err as Error).message).toMatch(/ECONNREFUSED/);
   });
 
   it("a missing bucket is BACKEND (NoSuchBucket), not an absent object", async () => {
