@@ -389,6 +389,22 @@ describe("bounded waits against a server that stops answering", () => {
     });
   }
 
+  it("a part that stalls mid-upload fails the put with TIMEOUT and the multipart upload is aborted", async () => {
+    const p = await proxy((req) =>
+      req.method === "PUT" && /[?&]partNumber=2(&|$)/.test(req.url ?? "") ? { kind: "stall" } : undefined,
+    );
+    const store = freshStore(clientFor(p.endpoint), s3.server.bucket, { timeoutMs: 500 });
+    expect(await codeOf(store.put("mid/x", chunks(...Array.from({ length: 20 }, () => Buffer.alloc(MiB, 5)))))).toBe(
+      "TIMEOUT",
+    );
+    const created = p.seen.find((r) => r.startsWith("POST ") && r.includes("uploads"));
+    expect(created).toBeDefined();
+    expect(p.seen.some((r) => r.startsWith("DELETE ") && r.includes("uploadId="))).toBe(true);
+    expect(p.seen.some((r) => r.startsWith("POST ") && r.includes("uploadId="))).toBe(false);
+    const direct = new S3BlobStore({ client: s3.client(), bucket: s3.server.bucket, prefix: store.prefix });
+    expect(await direct.get("mid/x")).toBeUndefined();
+  });
+
   it("the caller's signal ends a stalled call with ABORTED", async () => {
     const store = await stalledStore({ kind: "stall" }, 60_000);
     for (const [name, op] of ops) {
