@@ -55,6 +55,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
       case "--quick":
         quick = true;
         break;
+      case "--":
+        // pnpm may pass its argument separator through to the script.
+        break;
       case "--in-process":
         inProcess = true;
         break;
