@@ -22,7 +22,7 @@ export const USAGE = `usage: node dist/index.js [--quick] [--only fold,resume,hy
   --entries N      entries in the bucket / store        (env BENCH_ENTRIES, default 100000)
   --value-bytes N  bytes per value                      (env BENCH_VALUE_BYTES, default 170)
   --delta N        changes written while a node is down (env BENCH_DELTA, default 1% of entries)
-  --rounds N       fold and hydration rounds, best of each side (env BENCH_ROUNDS, default 3)
+  --rounds N       alternating rounds, best of each side counts (env BENCH_ROUNDS, default 3)
   --json FILE      also write the results as JSON to FILE
   --in-process     run every benchmark in this process (default: one child process each,
                    so each one's RSS figures are its own)

@@ -10,7 +10,7 @@ export interface BenchOptions {
   readonly delta: number;
   /** Updates per `apply` / `level` batch in the hydration benchmark. */
   readonly applyBatch: number;
-  /** Alternating baseline/ours rounds of the throughput benchmarks (fold, hydration); the best of each counts. */
+  /** Alternating baseline/ours rounds of every benchmark; the best of each side counts. */
   readonly rounds: number;
   /** Progress lines (default: none). */
   readonly log?: (line: string) => void;

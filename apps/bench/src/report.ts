@@ -110,7 +110,7 @@ export function formatReport(r: RunReport): string {
     `slipstream benchmarks — ${r.startedAt}, ${r.mode} run (${r.inProcess ? "one process" : "one process per benchmark"}); node ${m.node}, ${m.cpus} × ${m.cpuModel}, ${formatBytes(m.totalMemBytes)} RAM`,
   );
   lines.push(
-    `sizes: ${formatNumber(r.sizes.entries)} entries × ${r.sizes.valueBytes} B values, delta ${formatNumber(r.sizes.delta)}, apply batch ${r.sizes.applyBatch}, rounds (fold, hydrate) ${r.sizes.rounds}`,
+    `sizes: ${formatNumber(r.sizes.entries)} entries × ${r.sizes.valueBytes} B values, delta ${formatNumber(r.sizes.delta)}, apply batch ${r.sizes.applyBatch}, rounds ${r.sizes.rounds}`,
   );
   lines.push("ratio = ours relative to the baseline, higher is better (rates: ours/baseline; times: baseline/ours)");
   lines.push("");
