@@ -3,7 +3,7 @@
  * cursor reaches a given head, and a full comparison of two folds.
  */
 import type { KvUpdate, SnapshotStore } from "@slipstream/core";
-import { watchApplied } from "@slipstream/fold";
+import { type BatchOptions, watchApplied } from "@slipstream/fold";
 import type { NatsKvStore } from "@slipstream/nats";
 
 /** Batching used by every fold in the benchmarks (max 1000 updates or 20 ms per flush). */
@@ -26,13 +26,14 @@ export interface FoldRun {
 /**
  * Runs `watchApplied` over the whole bucket into `store` (resuming from `store.cursor`, so a
  * fresh store means a full state-sync) until the cursor committed to the store is ≥ `head`,
- * then stops the watch. The store stays open. Without a store it is a state-sync with a
+ * then stops the watch. The store stays open. `batch` defaults to {@link FOLD_BATCH}. Without a store it is a state-sync with a
  * no-op apply (the watch and batching alone).
  */
 export async function foldToHead(
   kv: NatsKvStore,
   store: SnapshotStore | undefined,
   head: bigint,
+  batch: BatchOptions = FOLD_BATCH,
   timeoutMs = 300_000,
 ): Promise<FoldRun> {
   let delivered = 0;
@@ -47,7 +48,7 @@ export async function foldToHead(
     reader: kv.reader,
     ...(store ? { store } : {}),
     scope: { kind: "all" },
-    batch: FOLD_BATCH,
+    batch,
     parse: (u) => u,
     apply: (batch) => {
       delivered += batch.length;
