@@ -149,6 +149,7 @@ function isLive(m: JsMsg, headersOnly: boolean): boolean {
 export class NatsKvReader implements KvReader {
   readonly #ctx: BucketContext;
 
+  /** @internal vended by `NatsConnection.store`. */
   constructor(ctx: BucketContext) {
     this.#ctx = ctx;
   }

@@ -496,6 +496,7 @@ class WatchSession {
 export class NatsKvWatcher implements KvWatcher {
   readonly #ctx: BucketContext;
 
+  /** @internal vended by `NatsConnection.store`. */
   constructor(ctx: BucketContext) {
     this.#ctx = ctx;
   }

@@ -38,6 +38,7 @@ function checkValue(value: unknown, what: string): asserts value is Uint8Array {
 export class NatsKvWriter implements KvWriter {
   readonly #ctx: BucketContext;
 
+  /** @internal vended by `NatsConnection.store`. */
   constructor(ctx: BucketContext) {
     this.#ctx = ctx;
   }
