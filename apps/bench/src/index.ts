@@ -55,7 +55,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const report = buildReport(startedAt, args.mode, args.inProcess, args.options, results, failures);
   console.log(formatReport(report));
   if (args.json) {
-    const file = resolve(args.json);
+    // Under `pnpm bench` the script runs in apps/bench; a relative path means the caller's directory.
+    const file = resolve(process.env.INIT_CWD ?? process.cwd(), args.json);
     await mkdir(dirname(file), { recursive: true });
     await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`\nJSON written to ${args.json}`);
