@@ -28,8 +28,8 @@ function best<T extends Drain>(a: T | undefined, b: T): T {
  * pull, and with nats.js `kv.watch`; runs `watchApplied` without a store (the watch and
  * batching alone); and folds them with `watchApplied` into a fresh LevelSnapshotStore until
  * the committed cursor is the stream's last sequence (the figure; once more with the
- * library's default batching, for reference). The baseline is the
- * fastest of the raw drains: the limit of the client on this machine in this run.
+ * library's default batching, for reference). The baseline is the fastest of the raw
+ * drains: the limit of the client on this machine in this run.
  */
 export async function benchFold(o: BenchOptions): Promise<BenchResult> {
   const t0 = performance.now();

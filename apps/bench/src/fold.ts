@@ -26,8 +26,8 @@ export interface FoldRun {
 /**
  * Runs `watchApplied` over the whole bucket into `store` (resuming from `store.cursor`, so a
  * fresh store means a full state-sync) until the cursor committed to the store is ≥ `head`,
- * then stops the watch. The store stays open. `batch` defaults to {@link FOLD_BATCH}. Without a store it is a state-sync with a
- * no-op apply (the watch and batching alone).
+ * then stops the watch. The store stays open. `batch` defaults to {@link FOLD_BATCH}.
+ * Without a store it is a state-sync with a no-op apply (the watch and batching alone).
  */
 export async function foldToHead(
   kv: NatsKvStore,
