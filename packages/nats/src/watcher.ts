@@ -368,8 +368,11 @@ class WatchSession {
     // by itself (it does on a delivery-sequence gap), which needs the same first_seq check.
     const created = await consumer.info(true);
     let consumerName = created.name;
-    // A resume is this.#live from its first message; a state-sync once the re-list is drained.
+    // A resume is live from its first message; a state-sync once its re-list is drained:
+    // the re-list is the first num_pending messages (counted, so a busy bucket whose pending
+    // never reaches 0 still goes live), or earlier if the server reports nothing pending.
     this.#live = this.#resumeAfter !== undefined || created.num_pending === 0;
+    let relistLeft = this.#live ? 0 : created.num_pending;
     let it: AsyncIterator<JsMsg> | undefined;
     let recreate = false;
     while (true) {
@@ -396,7 +399,12 @@ class WatchSession {
             return;
           }
           this.#consumer = fresh;
-          consumerName = (await fresh.info(true)).name;
+          const freshInfo = await fresh.info(true);
+          consumerName = freshInfo.name;
+          // From a sequence every message is delivered, so gaps mean loss: live. A state-sync
+          // that had delivered nothing yet starts its re-list over.
+          this.#live = this.#lastSeen !== undefined || freshInfo.num_pending === 0;
+          relistLeft = this.#live ? 0 : freshInfo.num_pending;
           recreate = false;
           ctx.logger.info("watch consumer re-created", { bucket: ctx.bucket, cursor: this.#lastSeen?.toString() });
         }
@@ -464,7 +472,7 @@ class WatchSession {
       }
       this.#lastSeen = seq;
       this.#received++;
-      if (!this.#live && m.info.pending === 0) this.#live = true;
+      if (!this.#live && (--relistLeft <= 0 || m.info.pending === 0)) this.#live = true;
       const key = keyOf(ctx.subjectPrefix, m.subject);
       if (key === undefined || !this.#plan.accepts(key)) continue;
       yield toUpdate(key, m.seq, m.headers, m.data);
