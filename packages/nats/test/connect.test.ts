@@ -212,6 +212,13 @@ describe("credentials input", () => {
     expect(SlipstreamError.is(err, "INVALID_ARGUMENT")).toBe(true);
   });
 
+  it("a fired signal aborts the dial with ABORTED", async () => {
+    const ctl = new AbortController();
+    ctl.abort();
+    const err = await connect({ servers: "nats://127.0.0.1:1", signal: ctl.signal }).catch((e) => e);
+    expect(SlipstreamError.is(err, "ABORTED")).toBe(true);
+  });
+
   it("no server listening → CONNECTION_FAILED", async () => {
     const port = await freePort();
     const err = await connect({ servers: `nats://127.0.0.1:${port}`, timeoutMs: 3000 }).catch((e) => e);

@@ -176,6 +176,20 @@ for (const version of ["2.9", "2.10"] as const) {
       expect((await stores[0]!.status()).history).toBe(2);
     });
 
+    it("a fired signal makes reader and writer calls reject with ABORTED", async () => {
+      const ctl = new AbortController();
+      ctl.abort();
+      for (const op of [
+        () => kv.writer.put("ab.k", enc("v"), { signal: ctl.signal }),
+        () => kv.reader.get("ab.k", { signal: ctl.signal }),
+        () => kv.writer.delete("ab.k", { signal: ctl.signal }),
+      ]) {
+        const err = await op().catch((e) => e);
+        expect(SlipstreamError.is(err, "ABORTED")).toBe(true);
+      }
+      expect(await kv.reader.get("ab.k")).toBeUndefined();
+    });
+
     it("a value larger than the server's max_payload is INVALID_ARGUMENT", async () => {
       const err = await kv.writer.put("big.value", new Uint8Array(2 * 1024 * 1024)).catch((e) => e);
       expect(SlipstreamError.is(err, "INVALID_ARGUMENT")).toBe(true);
