@@ -237,7 +237,12 @@ export class AzureBlobStore implements BlobStore {
     throwIfAborted(opts.signal, `azure blob store: put ${key}`);
     const deadline = new IdleDeadline(`azure blob store: put ${key}`, this.#timeoutMs, opts.signal);
     try {
-      await deadline.run((signal) => this.#stageAndCommit(blob, key, body, signal, () => deadline.arm()));
+      await deadline.run((signal) =>
+        this.#stageAndCommit(blob, key, body, signal, () => {
+          deadline.arm();
+          opts.onProgress?.();
+        }),
+      );
     } catch (err) {
       throw toSlipstreamError(err, `put ${key}`, deadline.signal);
     } finally {

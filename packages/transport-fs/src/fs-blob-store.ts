@@ -7,7 +7,7 @@
  * semantics) can publish through the same root safely.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, type ReadStream } from "node:fs";
 import { type FileHandle, link, lstat, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
@@ -211,7 +211,7 @@ export class FsBlobStore implements BlobStore {
       // An abort before the caller starts reading must not become an uncaught 'error' event;
       // the error still reaches the caller's iteration.
       body.on("error", () => {});
-      return { size: st.size, body };
+      return { size: st.size, body: closingIterable(body) };
     } catch (err) {
       await fh.close().catch(() => {});
       throw backend(`reading ${key}`, err);
@@ -456,4 +456,29 @@ export class FsBlobStore implements BlobStore {
     }
     await unlink(aside).catch(() => {});
   }
+}
+
+/**
+ * The stream as an async iterable whose iterator releases the file on `return()` even before
+ * the first `next()` (a Readable's own iterator only cleans up once iteration has started,
+ * so a caller that opens a body and gives up at once would leak the file handle).
+ */
+function closingIterable(stream: ReadStream): AsyncIterable<Uint8Array> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+      const inner = stream[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+      return {
+        next: () => inner.next(),
+        return: async (value?: unknown) => {
+          stream.destroy();
+          await inner.return?.();
+          return { done: true, value: value as undefined };
+        },
+        throw: (err?: unknown) => {
+          stream.destroy();
+          return inner.throw ? inner.throw(err) : Promise.reject(err);
+        },
+      };
+    },
+  };
 }

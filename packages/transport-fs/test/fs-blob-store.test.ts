@@ -171,3 +171,27 @@ describe("FsBlobStore", () => {
     expect(() => new FsBlobStore("x", { lockWaitMs: -1 })).toThrow(TypeError);
   });
 });
+
+describe("FsBlobStore bodies", () => {
+  const openFds = async () => (await readdir("/proc/self/fd")).length;
+
+  it("releases the file when the caller gives up before reading", async () => {
+    const dir = await tempDir("slipstream-fs-fd-");
+    cleanups.push(dir.cleanup);
+    const store = new FsBlobStore(dir.path);
+    await store.put(
+      "obj",
+      (async function* () {
+        yield new Uint8Array(1024);
+      })(),
+    );
+    const before = await openFds();
+    for (let i = 0; i < 20; i++) {
+      const got = await store.get("obj");
+      await got?.body[Symbol.asyncIterator]().return?.();
+    }
+    // Closing is asynchronous; give the event loop a moment.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await openFds()).toBeLessThanOrEqual(before + 1);
+  });
+});

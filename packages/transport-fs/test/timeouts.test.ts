@@ -5,6 +5,7 @@ import { tempDir } from "@slipstream/testkit";
 import {
   ArtifactTransport,
   type BlobOperation,
+  type BlobStore,
   FaultInjectingBlobStore,
   makeTestArtifact,
   stallUntilAborted,
@@ -58,5 +59,56 @@ describe("bounded waits", () => {
     const pending = w.transport.manifest("k", { signal: ctl.signal }).catch((e: unknown) => e);
     ctl.abort();
     expect(SlipstreamError.is(await pending, "ABORTED")).toBe(true);
+  });
+});
+
+// A store that reads its body ahead and then uploads slowly (like a parallel multipart
+// upload on a slow link) reports accepted parts through `onProgress`; that keeps the
+// transfer's idle deadline from firing while no new body bytes are pulled.
+describe("progress reported by the store", () => {
+  async function slowUpload(reportProgress: boolean) {
+    const root = await tempDir("slipstream-progress-");
+    cleanups.push(root.cleanup);
+    const inner = new FsBlobStore(join(root.path, "remote"));
+    const slow: BlobStore = {
+      capabilities: inner.capabilities,
+      get: (k, o) => inner.get(k, o),
+      readSmall: (k, o) => inner.readSmall(k, o),
+      conditionalPut: (k, b, c, o) => inner.conditionalPut(k, b, c, o),
+      list: (p, o) => inner.list(p, o),
+      delete: (k, o) => inner.delete(k, o),
+      async put(key, body, opts) {
+        const chunks: Uint8Array[] = [];
+        for await (const c of body) {
+          chunks.push(c);
+          if (chunks.length > 1) continue;
+          // After the first part: 500 ms without pulling a byte (idle bound 250 ms) while
+          // "parts" complete every 100 ms.
+          for (let part = 0; part < 5; part++) {
+            await new Promise((r) => setTimeout(r, 100));
+            if (reportProgress) opts?.onProgress?.();
+          }
+        }
+        await inner.put(
+          key,
+          (async function* () {
+            yield* chunks;
+          })(),
+          opts,
+        );
+      },
+    };
+    const transport = new ArtifactTransport(slow, { timeoutMs: 250 });
+    await makeTestArtifact(join(root.path, "a5"), { revision: 5n });
+    return transport.upload("k", join(root.path, "a5"));
+  }
+
+  it("a slow store that reports progress completes", async () => {
+    expect((await slowUpload(true)).outcome).toBe("published");
+  });
+
+  it("the same store without progress reports times out", async () => {
+    const err = await slowUpload(false).catch((e: unknown) => e);
+    expect(SlipstreamError.is(err, "TIMEOUT"), String(err)).toBe(true);
   });
 });

@@ -288,7 +288,10 @@ export class S3BlobStore implements BlobStore {
         leavePartsOnError: false,
         abortController: ctl,
       });
-      upload.on("httpUploadProgress", touch);
+      upload.on("httpUploadProgress", () => {
+        touch();
+        opts.onProgress?.();
+      });
       await upload.done();
     } catch (err) {
       const reason: unknown = ctl.signal.reason;

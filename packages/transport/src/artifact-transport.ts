@@ -351,7 +351,11 @@ export class ArtifactTransport {
         // The body is complete; a store may take longer than one idle period to commit it.
         deadline.touch(finishMs);
       })();
-      await deadline.run((signal) => this.#store.put(payloadKey, counted, { signal }));
+      // Parts accepted by the store count as progress too: a parallel multipart upload may pull
+      // no body bytes for longer than one idle period on a slow link while parts complete.
+      await deadline.run((signal) =>
+        this.#store.put(payloadKey, counted, { signal, onProgress: () => deadline.touch() }),
+      );
       opts.onProgress?.({ phase: "upload", bytesDone: total, bytesTotal: total });
     } catch (err) {
       throw SlipstreamError.wrap(err, "BACKEND", `object store: upload ${payloadKey}`);

@@ -15,6 +15,12 @@ export interface BlobOpOptions {
 export interface BlobPutOptions extends BlobOpOptions {
   /** The exact size of the body, when known (stores that need a content length use it). */
   size?: number;
+  /**
+   * Called whenever the store has moved bytes to the backend (e.g. a part or block was
+   * accepted). A store that reads its body ahead and uploads in parallel calls it so the
+   * caller's idle deadline sees progress while no new body chunk is being pulled.
+   */
+  onProgress?: () => void;
 }
 
 /** Options of {@link BlobStore.readSmall}. */
@@ -27,7 +33,11 @@ export interface BlobReadSmallOptions extends BlobOpOptions {
 export interface BlobBody {
   /** The object's size in bytes. */
   readonly size: number;
-  /** The bytes, streamed (a Node Readable qualifies). Must be consumed or abandoned via the signal. */
+  /**
+   * The bytes, streamed. Consume them, or end the iteration early with `return()` (a `break`
+   * out of `for await`), which must release the underlying resource even before the first
+   * `next()` — a bare Node Readable does not, so wrap it.
+   */
   readonly body: AsyncIterable<Uint8Array>;
 }
 
