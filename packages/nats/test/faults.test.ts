@@ -1,5 +1,5 @@
 import { jetstreamManager } from "@nats-io/jetstream";
-import { type KvUpdate, SlipstreamError } from "@slipstream/core";
+import { SlipstreamError } from "@slipstream/core";
 import { hasNats, waitFor } from "@slipstream/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import type { NatsConnection } from "../src/index.js";
