@@ -31,26 +31,12 @@ export interface NatsBench extends AsyncDisposable {
 }
 
 /**
- * Runs `fn` with a referenced timer pending. The test kit unrefs the server process and its
- * grace timer, so in a plain script whose last work is `server.close()` the event loop would
- * empty and Node would exit before the server is gone.
- */
-async function keepAlive<T>(fn: () => Promise<T>): Promise<T> {
-  const timer = setInterval(() => undefined, 60_000);
-  try {
-    return await fn();
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-/**
  * Starts a nats-server (free loopback port, temp store dir), connects twice and creates a
  * history-1 bucket big enough for `entries` values of `valueBytes`.
  */
 export async function openNats(opts: { bucket: string; entries: number; valueBytes: number }): Promise<NatsBench> {
   const server = await startNats();
-  const closers: (() => Promise<void>)[] = [() => keepAlive(() => server.close())];
+  const closers: (() => Promise<void>)[] = [() => server.close()];
   const close = async (): Promise<void> => {
     for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
   };

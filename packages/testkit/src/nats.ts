@@ -429,11 +429,16 @@ class NatsServer implements NatsServerHandle {
   private async signalAndWait(signal: NodeJS.Signals, graceMs: number): Promise<void> {
     if (!this.running) return;
     this.child?.kill(signal);
-    // An unref'd grace timer: a server that exits promptly must not keep the process alive.
+    // The grace timer keeps the event loop alive while we wait (the child itself is unref'd),
+    // and is cleared as soon as the server exits, so it never delays the caller's exit.
+    let timer: NodeJS.Timeout | undefined;
     const done = await Promise.race([
       this.exited.then(() => true),
-      sleep(graceMs, undefined, { ref: false }).then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), graceMs);
+      }),
     ]);
+    clearTimeout(timer);
     if (!done && this.running) {
       this.child?.kill("SIGKILL");
       await this.exited;
