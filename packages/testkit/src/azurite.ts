@@ -1,12 +1,12 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp } from "node:fs/promises";
 import { request } from "node:http";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { trackChild, trackDir, untrackDir } from "./cleanup.js";
+import { trackDir } from "./cleanup.js";
+import { AddressInUse, launchWithRetry, ServerProcess } from "./process.js";
 import { freePort } from "./port.js";
 import { waitFor } from "./wait.js";
 
@@ -64,8 +64,6 @@ export interface AzuriteHandle extends AsyncDisposable {
 
 const MAX_LOG_LINES = 200;
 
-class AddressInUse extends Error {}
-
 /** The `azurite-blob` entry of the test kit's own `azurite` dependency. */
 function azuriteBlobEntry(): string {
   const require = createRequire(import.meta.url);
@@ -92,45 +90,24 @@ function answersHttp(port: number, timeoutMs = 1_000): Promise<boolean> {
   });
 }
 
-class AzuriteServer implements AzuriteHandle {
+class AzuriteServer extends ServerProcess implements AzuriteHandle {
   readonly connectionString: string;
   readonly blobEndpoint: string;
   readonly accountName = AZURITE_ACCOUNT_NAME;
   readonly accountKey = AZURITE_ACCOUNT_KEY;
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private logLines: string[] = [];
-  private closed = false;
 
   constructor(
     readonly port: number,
-    private readonly baseDir: string,
+    baseDir: string,
     readonly location: string | undefined,
     private readonly argv: string[],
     private readonly readyTimeoutMs: number,
   ) {
+    super(baseDir, MAX_LOG_LINES, 10_000);
     this.blobEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT_NAME}`;
     this.connectionString =
       `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT_NAME};` +
       `AccountKey=${AZURITE_ACCOUNT_KEY};BlobEndpoint=${this.blobEndpoint};`;
-  }
-
-  get running(): boolean {
-    const c = this.child;
-    return c !== undefined && c.exitCode === null && c.signalCode === null;
-  }
-
-  get pid(): number | undefined {
-    return this.running ? this.child?.pid : undefined;
-  }
-
-  logs(): string {
-    return this.logLines.join("\n");
-  }
-
-  private appendLog(text: string): void {
-    for (const line of text.split("\n")) if (line) this.logLines.push(line);
-    if (this.logLines.length > MAX_LOG_LINES) this.logLines.splice(0, this.logLines.length - MAX_LOG_LINES);
   }
 
   /** Spawns the process and waits until the blob endpoint answers HTTP. */
@@ -139,18 +116,7 @@ class AzuriteServer implements AzuriteHandle {
     if (this.running) throw new Error("azurite is already running");
     // cwd: whatever Azurite writes beside its location stays in our temp dir.
     const child = spawn(process.execPath, this.argv, { cwd: this.baseDir, stdio: ["ignore", "pipe", "pipe"] });
-    this.child = child;
-    trackChild(child);
-    // Never keep the test process alive for a forgotten server; the exit hook kills it.
-    child.unref();
-    for (const stream of [child.stdout, child.stderr]) {
-      stream?.on("data", (chunk: Buffer) => this.appendLog(chunk.toString("utf8")));
-      (stream as unknown as { unref?: () => void } | null)?.unref?.();
-    }
-    this.exited = new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) resolve();
-      else child.once("exit", () => resolve());
-    });
+    this.adopt(child);
     const spawnError = new Promise<never>((_, reject) => child.once("error", reject));
     const exitedEarly = this.exited.then(() => {
       throw this.logs().includes("EADDRINUSE")
@@ -180,54 +146,6 @@ class AzuriteServer implements AzuriteHandle {
       exitedEarly.catch(() => {});
       spawnError.catch(() => {});
     }
-  }
-
-  private async signalAndWait(signal: NodeJS.Signals, graceMs: number): Promise<void> {
-    if (!this.running) return;
-    this.child?.kill(signal);
-    const done = await Promise.race([
-      this.exited.then(() => true),
-      sleep(graceMs, undefined, { ref: false }).then(() => false),
-    ]);
-    if (!done && this.running) {
-      this.child?.kill("SIGKILL");
-      await this.exited;
-    }
-  }
-
-  stop(): Promise<void> {
-    return this.signalAndWait("SIGTERM", 10_000);
-  }
-
-  kill(): Promise<void> {
-    return this.signalAndWait("SIGKILL", 10_000);
-  }
-
-  async restart(): Promise<void> {
-    await this.stop();
-    // The same port is required; someone may have taken it meanwhile, so retry briefly.
-    const deadline = Date.now() + 5_000;
-    for (;;) {
-      try {
-        await this.launch();
-        return;
-      } catch (err) {
-        if (!(err instanceof AddressInUse) || Date.now() > deadline) throw err;
-        await sleep(100);
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.kill();
-    await rm(this.baseDir, { recursive: true, force: true, maxRetries: 3 });
-    untrackDir(this.baseDir);
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 }
 
@@ -264,7 +182,7 @@ export async function startAzurite(opts: StartAzuriteOptions = {}): Promise<Azur
         ...(opts.extentMemoryLimitMb === undefined ? [] : ["--extentMemoryLimit", String(opts.extentMemoryLimitMb)]),
       ];
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
-  for (let attempt = 1; ; attempt++) {
+  return launchWithRetry(baseDir, async () => {
     const port = await freePort();
     const argv = [
       entry,
@@ -279,15 +197,6 @@ export async function startAzurite(opts: StartAzuriteOptions = {}): Promise<Azur
       "--disableTelemetry",
       ...(opts.args ?? []),
     ];
-    const server = new AzuriteServer(port, baseDir, location, argv, readyTimeoutMs);
-    try {
-      await server.launch();
-      return server;
-    } catch (err) {
-      if (err instanceof AddressInUse && attempt < 10) continue;
-      await rm(baseDir, { recursive: true, force: true, maxRetries: 3 });
-      untrackDir(baseDir);
-      throw err;
-    }
-  }
+    return new AzuriteServer(port, baseDir, location, argv, readyTimeoutMs);
+  });
 }

@@ -1,11 +1,11 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { accessSync, constants as fsConstants, statSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { trackChild, trackDir, untrackDir } from "./cleanup.js";
+import { trackDir } from "./cleanup.js";
+import { AddressInUse, launchWithRetry, ServerProcess } from "./process.js";
 import { freePort } from "./port.js";
 import { tryRepoRoot } from "./root.js";
 import { waitFor } from "./wait.js";
@@ -305,48 +305,25 @@ export function readNatsInfo(port: number, opts: { host?: string; timeoutMs?: nu
 
 const MAX_LOG_LINES = 400;
 
-class AddressInUse extends Error {}
-
-class NatsServer implements NatsServerHandle {
+class NatsServer extends ServerProcess implements NatsServerHandle {
   readonly url: string;
   readonly version: string;
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private logLines: string[] = [];
-  private closed = false;
 
   constructor(
     readonly binary: NatsBinary,
     readonly port: number,
-    private readonly baseDir: string,
+    baseDir: string,
     readonly storeDir: string,
     private readonly argv: (port: number) => string[],
     private readonly readyTimeoutMs: number,
   ) {
+    super(baseDir, MAX_LOG_LINES, 10_000);
     this.url = `nats://127.0.0.1:${port}`;
     this.version = binary.version;
   }
 
-  get running(): boolean {
-    const c = this.child;
-    return c !== undefined && c.exitCode === null && c.signalCode === null;
-  }
-
-  get pid(): number | undefined {
-    return this.running ? this.child?.pid : undefined;
-  }
-
-  logs(): string {
-    return this.logLines.join("\n");
-  }
-
   info(): Promise<NatsInfo> {
     return readNatsInfo(this.port);
-  }
-
-  private appendLog(text: string): void {
-    for (const line of text.split("\n")) if (line) this.logLines.push(line);
-    if (this.logLines.length > MAX_LOG_LINES) this.logLines.splice(0, this.logLines.length - MAX_LOG_LINES);
   }
 
   /** Spawns the process and waits for "Server is ready" plus a JetStream-enabled INFO. */
@@ -354,31 +331,19 @@ class NatsServer implements NatsServerHandle {
     if (this.closed) throw new Error("nats-server handle is closed");
     if (this.running) throw new Error("nats-server is already running");
     const child = spawn(this.binary.path, this.argv(this.port), { stdio: ["ignore", "pipe", "pipe"] });
-    this.child = child;
-    trackChild(child);
-    // Never keep the test process alive for a forgotten server; the exit hook kills it.
-    child.unref();
+    this.adopt(child);
     let ready = false;
     let onReady: () => void = () => {};
     const readySeen = new Promise<void>((resolve) => {
       onReady = resolve;
     });
     const onOutput = (chunk: Buffer): void => {
-      const text = chunk.toString("utf8");
-      this.appendLog(text);
-      if (!ready && text.includes("Server is ready")) {
+      if (!ready && chunk.toString("utf8").includes("Server is ready")) {
         ready = true;
         onReady();
       }
     };
-    for (const stream of [child.stdout, child.stderr]) {
-      stream?.on("data", onOutput);
-      (stream as unknown as { unref?: () => void } | null)?.unref?.();
-    }
-    this.exited = new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) resolve();
-      else child.once("exit", () => resolve());
-    });
+    for (const stream of [child.stdout, child.stderr]) stream?.on("data", onOutput);
     const spawnError = new Promise<never>((_, reject) => child.once("error", reject));
     const exitedEarly = this.exited.then(() => {
       throw this.logs().includes("address already in use")
@@ -424,60 +389,6 @@ class NatsServer implements NatsServerHandle {
       exitedEarly.catch(() => {});
       spawnError.catch(() => {});
     }
-  }
-
-  private async signalAndWait(signal: NodeJS.Signals, graceMs: number): Promise<void> {
-    if (!this.running) return;
-    this.child?.kill(signal);
-    // The grace timer keeps the event loop alive while we wait (the child itself is unref'd),
-    // and is cleared as soon as the server exits, so it never delays the caller's exit.
-    let timer: NodeJS.Timeout | undefined;
-    const done = await Promise.race([
-      this.exited.then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), graceMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (!done && this.running) {
-      this.child?.kill("SIGKILL");
-      await this.exited;
-    }
-  }
-
-  stop(): Promise<void> {
-    return this.signalAndWait("SIGTERM", 10_000);
-  }
-
-  kill(): Promise<void> {
-    return this.signalAndWait("SIGKILL", 10_000);
-  }
-
-  async restart(): Promise<void> {
-    await this.stop();
-    // The same port is required; someone may have taken it meanwhile, so retry briefly.
-    const deadline = Date.now() + 5_000;
-    for (;;) {
-      try {
-        await this.launch();
-        return;
-      } catch (err) {
-        if (!(err instanceof AddressInUse) || Date.now() > deadline) throw err;
-        await sleep(100);
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.kill();
-    await rm(this.baseDir, { recursive: true, force: true, maxRetries: 3 });
-    untrackDir(this.baseDir);
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 }
 
@@ -531,16 +442,8 @@ export async function startNats(opts: StartNatsOptions = {}): Promise<NatsServer
   ];
 
   const readyTimeoutMs = opts.readyTimeoutMs ?? 20_000;
-  for (let attempt = 1; ; attempt++) {
-    const server = new NatsServer(binary, await freePort(), baseDir, storeDir, argv, readyTimeoutMs);
-    try {
-      await server.launch();
-      return server;
-    } catch (err) {
-      if (err instanceof AddressInUse && attempt < 10) continue;
-      await rm(baseDir, { recursive: true, force: true, maxRetries: 3 });
-      untrackDir(baseDir);
-      throw err;
-    }
-  }
+  return launchWithRetry(
+    baseDir,
+    async () => new NatsServer(binary, await freePort(), baseDir, storeDir, argv, readyTimeoutMs),
+  );
 }

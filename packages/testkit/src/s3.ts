@@ -1,9 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { trackChild, trackDir, untrackDir } from "./cleanup.js";
+import { trackDir } from "./cleanup.js";
+import { adoptChild, removeBaseDir, ServerProcess } from "./process.js";
+
+const MAX_LOG_LINES = 200;
 
 /** Options for {@link startS3rver}. */
 export interface StartS3rverOptions {
@@ -88,32 +91,29 @@ server.run().then(
 );
 `;
 
-class S3rverServer implements S3rverHandle {
+class S3rverServer extends ServerProcess implements S3rverHandle {
   readonly endpoint: string;
-  private closed = false;
-  private readonly exited: Promise<void>;
 
   constructor(
-    private readonly child: ChildProcess,
+    child: ChildProcess,
     readonly port: number,
     readonly bucket: string,
     readonly directory: string,
-    private readonly baseDir: string,
-    private readonly stderr: () => string,
+    baseDir: string,
   ) {
+    super(baseDir, MAX_LOG_LINES, 5_000);
+    this.adopt(child, false);
     this.endpoint = `http://127.0.0.1:${port}`;
-    this.exited = new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) resolve();
-      else child.once("exit", () => resolve());
-    });
   }
 
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+  /** The child binds its port only when spawned; a new process is a new handle ({@link startS3rver}). */
+  launch(): Promise<void> {
+    return Promise.reject(new Error("an s3rver handle cannot be relaunched; start a new one"));
   }
 
-  get pid(): number | undefined {
-    return this.running ? this.child.pid : undefined;
+  /** Records the child's stderr (it was read before this handle existed). */
+  log(text: string): void {
+    this.appendLog(text);
   }
 
   client(): S3ClientConfigLike {
@@ -123,48 +123,6 @@ class S3rverServer implements S3rverHandle {
       forcePathStyle: true,
       credentials: { ...S3RVER_CREDENTIALS },
     };
-  }
-
-  logs(): string {
-    return this.stderr();
-  }
-
-  private async signalAndWait(signal: NodeJS.Signals, graceMs: number): Promise<void> {
-    if (!this.running) return;
-    this.child.kill(signal);
-    // A ref'd timer: it keeps the process alive while we wait (the child itself is unref'd).
-    let timer: NodeJS.Timeout | undefined;
-    const done = await Promise.race([
-      this.exited.then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), graceMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (!done && this.running) {
-      this.child.kill("SIGKILL");
-      await this.exited;
-    }
-  }
-
-  stop(): Promise<void> {
-    return this.signalAndWait("SIGTERM", 5_000);
-  }
-
-  kill(): Promise<void> {
-    return this.signalAndWait("SIGKILL", 5_000);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.kill();
-    await rm(this.baseDir, { recursive: true, force: true, maxRetries: 3 });
-    untrackDir(this.baseDir);
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 }
 
@@ -197,12 +155,7 @@ export async function startS3rver(opts: StartS3rverOptions = {}): Promise<S3rver
   const child = spawn(process.execPath, ["-e", CHILD, JSON.stringify(cfg)], {
     stdio: ["pipe", "pipe", "pipe"],
   });
-  trackChild(child);
-  // Never keep the test process alive for a forgotten server; the exit hook kills it.
-  child.unref();
-  for (const stream of [child.stdin, child.stdout, child.stderr]) {
-    (stream as unknown as { unref?: () => void } | null)?.unref?.();
-  }
+  adoptChild(child);
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr = (stderr + chunk.toString("utf8")).slice(-16_384);
@@ -228,11 +181,13 @@ export async function startS3rver(opts: StartS3rverOptions = {}): Promise<S3rver
       );
       timer = setTimeout(() => reject(new Error(`s3rver not ready within ${readyTimeoutMs} ms`)), readyTimeoutMs);
     });
-    return new S3rverServer(child, port, bucket, directory, baseDir, () => stderr);
+    const server = new S3rverServer(child, port, bucket, directory, baseDir);
+    server.log(stderr);
+    child.stderr?.on("data", (chunk: Buffer) => server.log(chunk.toString("utf8")));
+    return server;
   } catch (err) {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    await rm(baseDir, { recursive: true, force: true, maxRetries: 3 });
-    untrackDir(baseDir);
+    await removeBaseDir(baseDir);
     throw new Error(`${(err as Error).message}\n  log:\n${stderr}`, { cause: err });
   } finally {
     clearTimeout(timer);
