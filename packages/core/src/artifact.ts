@@ -4,7 +4,7 @@
  * stage, then one atomic rename). Nothing half-made ever appears at a final path.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { constants, createReadStream, createWriteStream } from "node:fs";
 import { lstat, mkdir, mkdtemp, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { Transform } from "node:stream";
@@ -235,9 +235,12 @@ export async function readManifest(dir: string): Promise<{ manifest: ExportManif
   const path = join(dir, MANIFEST_FILE);
   let fh: Awaited<ReturnType<typeof open>>;
   try {
-    fh = await open(path, "r");
+    // O_NOFOLLOW: a symlinked manifest could point anywhere; an artifact holds regular files only.
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw artifactInvalid(`no ${MANIFEST_FILE} in ${dir}`, err);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw artifactInvalid(`no ${MANIFEST_FILE} in ${dir}`, err);
+    if (code === "ELOOP") throw artifactInvalid(`${path} is a symlink, not a regular file`, err);
     throw ioError(`opening ${path}`, err);
   }
   try {

@@ -1,4 +1,4 @@
-import { mkdtemp, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -185,6 +185,14 @@ describe("verifyAndStageImport", () => {
       /non-regular file/,
     ],
     ["a missing manifest", async () => rm(join(art, MANIFEST_FILE)), /no MANIFEST.json/],
+    [
+      "a symlinked manifest",
+      async () => {
+        await rename(join(art, MANIFEST_FILE), join(root, "elsewhere.json"));
+        await symlink(join(root, "elsewhere.json"), join(art, MANIFEST_FILE));
+      },
+      /is a symlink/,
+    ],
     [
       "a wrong backend",
       async () => {
