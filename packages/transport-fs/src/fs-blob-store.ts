@@ -8,7 +8,19 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, type ReadStream } from "node:fs";
-import { type FileHandle, link, lstat, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
+import {
+  type FileHandle,
+  link,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  rename,
+  stat,
+  unlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import { abortedError, fsyncPath, SlipstreamError, sleep, throwIfAborted } from "@slipstream/core";
@@ -388,7 +400,11 @@ export class FsBlobStore implements BlobStore {
         if (!isTemp && !isLock) continue;
         const st = await lstat(abs).catch(() => undefined);
         if (!st || st.mtimeMs > cutoff) continue;
-        if (isLock && Date.now() - st.mtimeMs < this.#staleLockMs) continue;
+        if (isLock) {
+          // Through the recovery protocol, so a live lock is never removed.
+          if (await this.#recoverStaleLock(abs)) removed++;
+          continue;
+        }
         await unlink(abs).then(
           () => removed++,
           () => {},
@@ -400,61 +416,159 @@ export class FsBlobStore implements BlobStore {
   }
 
   /**
-   * Runs `fn` holding the lock file of `path` (created exclusively beside it). A lock older
-   * than `staleLockMs` is taken over: renamed away atomically (only one contender can win
-   * that rename) and checked to be the very file judged stale before it is removed.
+   * Runs `fn` holding the lock file of `path`. A lock is created complete and exclusively
+   * (a temp file with a unique nonce, then `link()`), refreshed while held, and released
+   * only by its owner (matched by nonce). See {@link FsBlobStore.#recoverStaleLock} for
+   * how a crashed writer's lock is taken over without ever removing a live one.
    */
   async #withLock<T>(path: string, key: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
     const lockPath = join(dirname(path), `${LOCK_PREFIX}${path.slice(dirname(path).length + 1)}`);
     const deadline = Date.now() + this.#lockWaitMs;
-    let fh: FileHandle | undefined;
+    const me = newLockOwner();
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(signal, `fs blob store lock of ${key}`);
-      try {
-        fh = await open(lockPath, "wx", 0o644);
-        await fh.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() }));
-        break;
-      } catch (err) {
-        await fh?.close().catch(() => {});
-        fh = undefined;
-        if (errno(err) === "ENOENT") {
-          await mkdir(dirname(path), { recursive: true });
-          continue;
-        }
-        if (errno(err) !== "EEXIST") throw err;
-      }
+      if (await this.#createLock(lockPath, me)) break;
       await this.#recoverStaleLock(lockPath);
       if (Date.now() > deadline) {
         throw new SlipstreamError("TIMEOUT", `fs blob store: waited ${this.#lockWaitMs} ms for the lock of ${key}`);
       }
       await sleep(Math.min(100, 2 + attempt * 2 + Math.floor(Math.random() * 5)), signal);
     }
-    const mine = await fh.stat();
+    // A held lock stays fresh, so a slow critical section is never mistaken for a crash.
+    const refresh = setInterval(
+      () => {
+        const now = new Date();
+        utimes(lockPath, now, now).catch(() => {});
+      },
+      Math.max(50, Math.floor(this.#staleLockMs / 3)),
+    );
+    refresh.unref();
     try {
       return await fn();
     } finally {
-      await fh.close().catch(() => {});
-      // Remove the lock only if it is still ours (a stale-lock recovery may have replaced it).
-      const now = await lstat(lockPath).catch(() => undefined);
-      if (now && now.ino === mine.ino && now.dev === mine.dev) await unlink(lockPath).catch(() => {});
+      clearInterval(refresh);
+      // Only the owner removes a live lock; recovery removes only dead ones.
+      if ((await readLock(lockPath))?.raw === me.raw) await unlink(lockPath).catch(() => {});
     }
   }
 
-  async #recoverStaleLock(lockPath: string): Promise<void> {
-    const st = await lstat(lockPath).catch(() => undefined);
-    if (!st || Date.now() - st.mtimeMs < this.#staleLockMs) return;
-    const aside = `${lockPath}.stale-${randomBytes(6).toString("hex")}`;
+  /** Creates `lockPath` holding `owner`, complete, if absent; false when it exists. */
+  async #createLock(lockPath: string, owner: LockOwner): Promise<boolean> {
+    const tmp = join(dirname(lockPath), `${TMP_PREFIX}${randomBytes(8).toString("hex")}`);
     try {
-      await rename(lockPath, aside);
+      await writeFile(tmp, owner.raw, { flag: "wx", mode: 0o644 });
+    } catch (err) {
+      if (errno(err) !== "ENOENT") throw err;
+      await mkdir(dirname(lockPath), { recursive: true });
+      await writeFile(tmp, owner.raw, { flag: "wx", mode: 0o644 });
+    }
+    try {
+      await link(tmp, lockPath);
+      return true;
+    } catch (err) {
+      if (errno(err) === "EEXIST") return false;
+      throw err;
+    } finally {
+      await unlink(tmp).catch(() => {});
+    }
+  }
+
+  /**
+   * A lock is stale when its owner is a dead process on this host, or when it has not been
+   * refreshed for `staleLockMs` (owners refresh theirs every `staleLockMs / 3`).
+   */
+  #isStale(owner: LockOwner | undefined, mtimeMs: number): boolean {
+    if (Date.now() - mtimeMs > this.#staleLockMs) return true;
+    return owner?.host === hostname() && owner.pid !== undefined && !processAlive(owner.pid);
+  }
+
+  /**
+   * Takes over a crashed writer's lock. Recoverers serialise on a second, short-lived lock
+   * (`<lock>.recover`); under it, the main lock is removed only if it still holds exactly the
+   * content judged stale. A live owner's lock is never removed: it is not stale, and a new
+   * lock always has a new nonce. Returns true when it removed a lock.
+   */
+  async #recoverStaleLock(lockPath: string): Promise<boolean> {
+    const seen = await readLock(lockPath);
+    if (!seen || !this.#isStale(seen, seen.mtimeMs)) return false;
+    const recoverPath = `${lockPath}.recover`;
+    const me = newLockOwner();
+    if (!(await this.#createLock(recoverPath, me))) {
+      // Another recoverer is at it. Its lock is held for a few system calls; one left by a
+      // crash in that window is cleared by the same staleness rule.
+      const other = await readLock(recoverPath);
+      if (other && this.#isStale(other, other.mtimeMs)) {
+        const again = await readLock(recoverPath);
+        if (again?.raw === other.raw) await unlink(recoverPath).catch(() => {});
+      }
+      return false;
+    }
+    try {
+      const now = await readLock(lockPath);
+      if (!now || now.raw !== seen.raw || !this.#isStale(now, now.mtimeMs)) return false;
+      await unlink(lockPath);
+      return true;
     } catch {
-      return; // someone else recovered it (or its owner released it)
+      return false;
+    } finally {
+      if ((await readLock(recoverPath))?.raw === me.raw) await unlink(recoverPath).catch(() => {});
     }
-    const moved = await lstat(aside).catch(() => undefined);
-    if (moved && (moved.ino !== st.ino || moved.dev !== st.dev)) {
-      // We raced another recoverer and moved a fresh lock: put it back if the name is free.
-      await link(aside, lockPath).catch(() => {});
+  }
+}
+
+/** The identity written into a lock file; `raw` is its exact content. */
+interface LockOwner {
+  readonly raw: string;
+  readonly pid: number | undefined;
+  readonly host: string | undefined;
+}
+
+/** A lock content unique to this acquisition (nonce), naming this process and host. */
+function newLockOwner(): LockOwner {
+  const doc = {
+    nonce: randomBytes(12).toString("hex"),
+    pid: process.pid,
+    host: hostname(),
+    at: new Date().toISOString(),
+  };
+  return { raw: JSON.stringify(doc), pid: doc.pid, host: doc.host };
+}
+
+/** Reads a lock file: its content, owner and mtime; undefined when absent. */
+async function readLock(path: string): Promise<(LockOwner & { mtimeMs: number }) | undefined> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, "r");
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = await fh.stat();
+    const raw = (await fh.readFile({ encoding: "utf8" })).slice(0, 4096);
+    let pid: number | undefined;
+    let host: string | undefined;
+    try {
+      const doc = JSON.parse(raw) as { pid?: unknown; host?: unknown };
+      if (Number.isSafeInteger(doc.pid)) pid = doc.pid as number;
+      if (typeof doc.host === "string") host = doc.host;
+    } catch {
+      // unparseable (foreign or damaged): judged by its age alone
     }
-    await unlink(aside).catch(() => {});
+    return { raw, pid, host, mtimeMs: st.mtimeMs };
+  } catch {
+    return undefined;
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
+/** Whether a process with this pid exists on this host. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errno(err) === "EPERM";
   }
 }
 

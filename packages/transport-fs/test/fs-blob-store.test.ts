@@ -195,3 +195,85 @@ describe("FsBlobStore bodies", () => {
     expect(await openFds()).toBeLessThanOrEqual(before + 1);
   });
 });
+
+describe("FsBlobStore lock recovery", () => {
+  it("a stale lock and 12 racing compare-and-swaps: exactly one winner, every round", async () => {
+    const dir = await tempDir("slipstream-fs-stale-race-");
+    cleanups.push(dir.cleanup);
+    const stores = Array.from({ length: 12 }, () => new FsBlobStore(dir.path, { staleLockMs: 1_000 }));
+    const first = stores[0] as FsBlobStore;
+    const lock = join(dir.path, "k", `${RESERVED_PREFIX}lock-pointer`);
+    const old = new Date(Date.now() - 60_000);
+    for (let round = 0; round < 30; round++) {
+      await first.put(
+        "k/pointer",
+        (async function* () {
+          yield new TextEncoder().encode(`base-${round}`);
+        })(),
+      );
+      const base = (await first.readSmall("k/pointer", { maxBytes: 100 }))?.version ?? "";
+      // A crashed writer's lock: a foreign host, not refreshed for a minute.
+      await writeFile(lock, JSON.stringify({ nonce: `dead-${round}`, pid: 1, host: "gone" }));
+      await utimes(lock, old, old);
+      const results = await Promise.all(
+        stores.map((s, i) =>
+          s.conditionalPut("k/pointer", new TextEncoder().encode(`r${round}-w${i}`), { ifVersion: base }),
+        ),
+      );
+      expect(
+        results.filter((r) => r.status === "written"),
+        `round ${round}`,
+      ).toHaveLength(1);
+    }
+    expect((await readdir(join(dir.path, "k"))).sort()).toEqual(["pointer"]);
+  });
+
+  it("takes over at once a lock whose owner is a dead process on this host", async () => {
+    const dir = await tempDir("slipstream-fs-dead-pid-");
+    cleanups.push(dir.cleanup);
+    const store = new FsBlobStore(dir.path, { staleLockMs: 60_000, lockWaitMs: 5_000 });
+    await store.conditionalPut("k/pointer", new TextEncoder().encode("v1"), { ifAbsent: true });
+    const { pid } = await promisify(execFile)(process.execPath, [
+      "-e",
+      "process.stdout.write(String(process.pid))",
+    ]).then((r) => ({ pid: Number(r.stdout) }));
+    const { hostname } = await import("node:os");
+    await writeFile(
+      join(dir.path, "k", `${RESERVED_PREFIX}lock-pointer`),
+      JSON.stringify({ nonce: "x", pid, host: hostname() }),
+    );
+    const v1 = (await store.readSmall("k/pointer", { maxBytes: 10 }))?.version ?? "";
+    expect((await store.conditionalPut("k/pointer", new TextEncoder().encode("v2"), { ifVersion: v1 })).status).toBe(
+      "written",
+    );
+  });
+
+  it("never takes over a live lock that keeps being refreshed, however long it is held", async () => {
+    const dir = await tempDir("slipstream-fs-live-lock-");
+    cleanups.push(dir.cleanup);
+    const store = new FsBlobStore(dir.path, { staleLockMs: 200, lockWaitMs: 800 });
+    await store.conditionalPut("k/pointer", new TextEncoder().encode("v1"), { ifAbsent: true });
+    const v1 = (await store.readSmall("k/pointer", { maxBytes: 10 }))?.version ?? "";
+    // A live holder on this host (this very process) that refreshes its lock, as owners do.
+    const { hostname } = await import("node:os");
+    const lock = join(dir.path, "k", `${RESERVED_PREFIX}lock-pointer`);
+    const content = JSON.stringify({ nonce: "live", pid: process.pid, host: hostname() });
+    await writeFile(lock, content);
+    const refresh = setInterval(() => {
+      const now = new Date();
+      utimes(lock, now, now).catch(() => {});
+    }, 50);
+    try {
+      const err = await store
+        .conditionalPut("k/pointer", new TextEncoder().encode("v2"), { ifVersion: v1 })
+        .catch((e: unknown) => e);
+      expect(SlipstreamError.is(err, "BACKEND") || SlipstreamError.is(err, "TIMEOUT"), String(err)).toBe(true);
+      expect(String(err)).toMatch(/waited 800 ms for the lock/);
+      const { readFile } = await import("node:fs/promises");
+      expect(await readFile(lock, "utf8")).toBe(content);
+    } finally {
+      clearInterval(refresh);
+    }
+    expect(Buffer.from((await store.readSmall("k/pointer", { maxBytes: 10 }))?.bytes ?? []).toString()).toBe("v1");
+  });
+});
