@@ -9,7 +9,7 @@ import { lstat, mkdir, mkdtemp, open, readdir, rename, rm, rmdir, stat } from "n
 import { basename, dirname, join, resolve } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { throwIfAborted } from "./async.js";
+import { abortedError, throwIfAborted } from "./async.js";
 import type { WatchCursor } from "./cursor.js";
 import { SlipstreamError, artifactInvalid } from "./errors.js";
 import { fsyncParent, fsyncPath } from "./fsync.js";
@@ -35,6 +35,16 @@ export const TEMP_PREFIX = {
 
 function ioError(what: string, err: unknown): SlipstreamError {
   return SlipstreamError.wrap(err, "BACKEND", what);
+}
+
+/**
+ * Every failure leaves as a SlipstreamError: a fired signal → `ABORTED` (whatever Node threw
+ * for it), other raw errors (file system) → `BACKEND`.
+ */
+function typed(err: unknown, signal: AbortSignal | undefined, what: string): SlipstreamError {
+  if (SlipstreamError.is(err)) return err;
+  if (signal?.aborted) return abortedError(signal, what);
+  return ioError(what, err);
 }
 
 /** Streams `path` through SHA-256; returns its size and lowercase hex digest. */
@@ -166,6 +176,14 @@ export interface SealOptions {
  * with {@link renameIntoPlace}.
  */
 export async function sealArtifact(stageDir: string, opts: SealOptions): Promise<ExportManifest> {
+  try {
+    return await sealArtifactUntyped(stageDir, opts);
+  } catch (err) {
+    throw typed(err, opts.signal, `sealing ${stageDir}`);
+  }
+}
+
+async function sealArtifactUntyped(stageDir: string, opts: SealOptions): Promise<ExportManifest> {
   const dataDir = join(stageDir, PAYLOAD_DIR);
   await mkdir(dataDir, { recursive: true });
   const { files, dirs } = await listPayload(dataDir);
@@ -212,6 +230,14 @@ export interface ExportArtifactOptions extends SealOptions {
  * stage is removed and nothing appears at `destDir`.
  */
 export async function exportArtifact(destDir: string, opts: ExportArtifactOptions): Promise<ExportManifest> {
+  try {
+    return await exportArtifactUntyped(destDir, opts);
+  } catch (err) {
+    throw typed(err, opts.signal, `export to ${destDir}`);
+  }
+}
+
+async function exportArtifactUntyped(destDir: string, opts: ExportArtifactOptions): Promise<ExportManifest> {
   await checkDestAvailable(destDir);
   const stage = await createStageBeside(destDir, TEMP_PREFIX.artifact);
   try {
@@ -299,6 +325,18 @@ async function copyHashing(from: string, to: string, signal: AbortSignal | undef
  * artifact's `data/` at its root. Any failure removes the stage; nothing appears at `destDir`.
  */
 export async function verifyAndStageImport(
+  artifactDir: string,
+  destDir: string,
+  opts: StageImportOptions,
+): Promise<ExportManifest> {
+  try {
+    return await verifyAndStageImportUntyped(artifactDir, destDir, opts);
+  } catch (err) {
+    throw typed(err, opts.signal, `import of ${artifactDir}`);
+  }
+}
+
+async function verifyAndStageImportUntyped(
   artifactDir: string,
   destDir: string,
   opts: StageImportOptions,

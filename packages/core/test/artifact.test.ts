@@ -273,3 +273,63 @@ describe("destination helpers", () => {
     expect(await readdir(join(root, "dest"))).toEqual(["x"]);
   });
 });
+
+describe("aborts and I/O failures are typed", () => {
+  const big = {
+    backend: "test",
+    backendVersion: "1",
+    cursor: WatchCursor.fromRevision(1n),
+    writePayload: async (dataDir: string) => {
+      await writeFile(join(dataDir, "big.bin"), Buffer.alloc(24 * 1024 * 1024, 1));
+    },
+  };
+
+  it("an abort in the middle of sealing is ABORTED and leaves nothing", async () => {
+    const ctl = new AbortController();
+    const dest = join(root, "art");
+    const err = await exportArtifact(dest, {
+      ...big,
+      signal: ctl.signal,
+      writePayload: async (d) => {
+        await big.writePayload(d);
+        ctl.abort();
+      },
+    }).catch((e: unknown) => e);
+    expect(SlipstreamError.is(err, "ABORTED"), String(err)).toBe(true);
+    expect(await exists(dest)).toBe(false);
+    expect(await leftovers(root)).toEqual([]);
+  });
+
+  it("an abort in the middle of an import copy is ABORTED and leaves nothing", async () => {
+    const art = join(root, "art");
+    await exportArtifact(art, big);
+    const ctl = new AbortController();
+    const dest = join(root, "fold");
+    const err = await verifyAndStageImport(art, dest, {
+      ...importOpts,
+      signal: ctl.signal,
+      onProgress: (p) => {
+        if (p.bytesDone > 0) ctl.abort();
+      },
+    }).catch((e: unknown) => e);
+    expect(SlipstreamError.is(err, "ABORTED"), String(err)).toBe(true);
+    expect(await exists(dest)).toBe(false);
+    expect(await leftovers(root)).toEqual([]);
+  });
+
+  it("a missing artifact directory is a typed error", async () => {
+    const err = await verifyAndStageImport(join(root, "nope"), join(root, "fold"), importOpts).catch((e: unknown) => e);
+    expect(SlipstreamError.is(err, "ARTIFACT_INVALID"), String(err)).toBe(true);
+  });
+
+  it("a payload writer's own file-system error becomes BACKEND", async () => {
+    const err = await exportArtifact(join(root, "art"), {
+      ...big,
+      writePayload: async (d) => {
+        await writeFile(join(d, "missing-dir", "x"), "x");
+      },
+    }).catch((e: unknown) => e);
+    expect(SlipstreamError.is(err, "BACKEND"), String(err)).toBe(true);
+    expect(await leftovers(root)).toEqual([]);
+  });
+});
