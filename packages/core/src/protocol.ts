@@ -22,7 +22,7 @@ export function resumeWindowOk(revision: bigint, firstSeq: bigint): boolean {
 export function resumeStartSequence(revision: bigint): bigint {
   if (revision < 0n) throw new SlipstreamError("INVALID_ARGUMENT", `negative revision ${revision}`);
   if (revision >= MAX_REVISION) {
-    throw new SlipstreamError("WATCH_FAILED", "resume revision is 2^64-1; refusing to wrap to 0");
+    throw new SlipstreamError("INVALID_ARGUMENT", "resume revision is 2^64-1; refusing to wrap to 0");
   }
   return revision + 1n;
 }

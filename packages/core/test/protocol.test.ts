@@ -42,7 +42,7 @@ describe("resumeStartSequence", () => {
     try {
       resumeStartSequence(MAX_REVISION);
     } catch (err) {
-      expect(SlipstreamError.is(err, "WATCH_FAILED")).toBe(true);
+      expect(SlipstreamError.is(err, "INVALID_ARGUMENT")).toBe(true);
     }
   });
   it("refuses negative revisions", () => {

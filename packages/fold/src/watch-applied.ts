@@ -150,6 +150,15 @@ function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * Failures a re-subscribe cannot cure: bad input (a cursor the watcher cannot resume, a bad
+ * scope), a closed connection, and programmer errors thrown by the watcher.
+ */
+function isPermanent(err: unknown): boolean {
+  if (SlipstreamError.is(err)) return err.code === "INVALID_ARGUMENT" || err.code === "NOT_CONNECTED";
+  return err instanceof TypeError;
+}
+
 function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
@@ -350,9 +359,14 @@ class AppliedLoop<U> implements AppliedWatch {
           if (!completed) break;
           // The synthetic deletes are committed: only now start the re-list (state-sync).
           from = WatchCursor.none();
+          // The re-list defines the cursor afresh: its revisions may all lie below the old
+          // cursor (a bucket deleted and recreated), and keeping the old one would let a later
+          // resume skip everything between the re-list and it.
+          this.#applied = WatchCursor.none();
           continue;
         }
-        if (outcome.kind === "error" && SlipstreamError.is(outcome.error, "INVALID_ARGUMENT")) throw outcome.error;
+        // Permanent refusals stop the watch; re-subscribing could only fail the same way forever.
+        if (outcome.kind === "error" && isPermanent(outcome.error)) throw outcome.error;
         this.#stats.resubscribes++;
         const delay = jittered(
           this.#resubscribeAttempt++,

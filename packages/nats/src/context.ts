@@ -1,5 +1,11 @@
 /** What a bucket's reader, writer and watcher share. */
-import type { JetStreamClient, JetStreamManager, StreamInfo } from "@nats-io/jetstream";
+import type {
+  Consumer,
+  JetStreamClient,
+  JetStreamManager,
+  OrderedConsumerOptions,
+  StreamInfo,
+} from "@nats-io/jetstream";
 import type { NatsConnection as NatsClient } from "@nats-io/nats-core";
 import { type Logger, withTimeout } from "@slipstream/core";
 import { mapNatsError } from "./errors.js";
@@ -98,4 +104,30 @@ export function timed<T>(
       throw mapNatsError(err, what);
     }
   });
+}
+
+/**
+ * Creates an ordered consumer on the bucket's stream, bounded by the timeout and `signal`.
+ * Giving up does not cancel the server-side creation, so whatever it still creates is
+ * deleted when it arrives: an abort during setup never leaves a consumer behind.
+ */
+export async function createOrderedConsumer(
+  ctx: BucketContext,
+  what: string,
+  signal: AbortSignal | undefined,
+  opts: Partial<OrderedConsumerOptions>,
+): Promise<Consumer> {
+  const creating = ctx.js.consumers.get(ctx.stream, opts);
+  try {
+    return await timed(ctx, what, signal, () => creating);
+  } catch (err) {
+    creating.then(
+      (late) =>
+        withTimeout(`deleting an abandoned consumer of bucket ${ctx.bucket}`, ctx.timeoutMs, undefined, () =>
+          late.delete(),
+        ).catch(() => {}),
+      () => {},
+    );
+    throw err;
+  }
 }

@@ -16,7 +16,7 @@ import {
   VersionToken,
   withTimeout,
 } from "@slipstream/core";
-import { type BucketContext, timed } from "./context.js";
+import { type BucketContext, createOrderedConsumer, timed } from "./context.js";
 import { type KvOperation, keyOf, MSG_SIZE, operationOf } from "./decode.js";
 import { mapNatsError } from "./errors.js";
 import { planFilters, validateKey } from "./keys.js";
@@ -87,17 +87,20 @@ async function* listLast(ctx: BucketContext, prefix: string, opts: ListOptions):
     }
   };
   try {
-    consumer = await timed(ctx, what, opts.signal, () =>
-      ctx.js.consumers.get(ctx.stream, {
-        filter_subjects: subject,
-        deliver_policy: DeliverPolicy.LastPerSubject,
-        headers_only: opts.headersOnly,
-        inactive_threshold: LIST_INACTIVE_MS,
-      }),
-    );
+    consumer = await createOrderedConsumer(ctx, what, opts.signal, {
+      filter_subjects: subject,
+      deliver_policy: DeliverPolicy.LastPerSubject,
+      headers_only: opts.headersOnly,
+      inactive_threshold: LIST_INACTIVE_MS,
+    });
     release = ctx.resources.add({ release: cleanup });
     const info = await consumer.info(true);
-    if (info.num_pending === 0) return;
+    // The listing is the last message per subject as of now: exactly the consumer's initial
+    // pending count. Messages written meanwhile are not part of it (they would repeat keys
+    // and, under steady writes, never let the listing end).
+    const total = info.num_pending;
+    if (total === 0) return;
+    let delivered = 0;
     const name = info.name;
     const c = consumer;
     let it: AsyncIterator<JsMsg> | undefined;
@@ -129,8 +132,9 @@ async function* listLast(ctx: BucketContext, prefix: string, opts: ListOptions):
         throw new SlipstreamError("BACKEND", `${what}: interrupted by a reconnect; retry the listing`);
       }
       const pending = m.info.pending;
+      delivered++;
       if (plan.accepts(keyOf(ctx.subjectPrefix, m.subject) ?? "")) yield m;
-      if (pending === 0) return;
+      if (pending === 0 || delivered >= total) return;
     }
   } catch (err) {
     throw mapNatsError(err, what);

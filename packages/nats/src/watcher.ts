@@ -37,7 +37,7 @@ import {
   type WatchScope,
   withTimeout,
 } from "@slipstream/core";
-import { type BucketContext, streamInfo, timed } from "./context.js";
+import { type BucketContext, createOrderedConsumer, streamInfo, timed } from "./context.js";
 import { keyOf, toUpdate } from "./decode.js";
 import { JS_CODES, jsApiCode } from "./errors.js";
 import { type FilterPlan, planFilters } from "./keys.js";
@@ -177,7 +177,9 @@ class WatchSession {
       clientClosed: () =>
         this.#fail(new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: the NATS connection closed`)),
     });
-    if (ctx.resources.closing) return;
+    if (ctx.resources.closing) {
+      throw new SlipstreamError("NOT_CONNECTED", `watch of bucket ${ctx.bucket}: the connection is closed`);
+    }
     try {
       this.#opening = this.#open();
       await this.#opening;
@@ -216,20 +218,25 @@ class WatchSession {
       opts.deliver_policy = DeliverPolicy.LastPerSubject;
     } else {
       const start = resumeStartSequence(after);
+      // The window first: a cursor ahead of the stream (a recreated bucket) is CURSOR_EXPIRED,
+      // which a fold cures by resyncing, whatever its size.
+      const before = await streamInfo(ctx, signal);
+      checkWindow(ctx, after, BigInt(before.state.first_seq), BigInt(before.state.last_seq));
       // nats.js carries sequences as JS numbers; refuse what it cannot represent exactly.
       if (start > BigInt(Number.MAX_SAFE_INTEGER)) {
         throw new SlipstreamError(
-          "WATCH_FAILED",
+          "INVALID_ARGUMENT",
           `resume sequence ${start} exceeds 2^53-1, which nats.js cannot represent`,
         );
       }
-      const before = await streamInfo(ctx, signal);
-      checkWindow(ctx, after, BigInt(before.state.first_seq), BigInt(before.state.last_seq));
       opts.deliver_policy = DeliverPolicy.StartSequence;
       opts.opt_start_seq = Number(start);
     }
-    const consumer = await timed(ctx, `creating the watch consumer of bucket ${ctx.bucket}`, signal, () =>
-      ctx.js.consumers.get(ctx.stream, opts),
+    const consumer = await createOrderedConsumer(
+      ctx,
+      `creating the watch consumer of bucket ${ctx.bucket}`,
+      signal,
+      opts,
     );
     if (after !== undefined) {
       try {
