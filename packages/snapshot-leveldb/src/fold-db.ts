@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { SlipstreamError, throwIfAborted, type WatchCursor } from "@slipstream/core";
 import { Level } from "level";
 import { mapLevelError, mapOpenError } from "./errors.js";
+import { decodeValueRecord } from "./record.js";
 import {
   checkFormat,
   DATA_END,
@@ -306,6 +307,44 @@ export class FoldDb {
     return scanned;
   }
 
+  /**
+   * Reads every data record and checks it decodes: the key is UTF-8 and the value a valid
+   * value record. Returns the number of records. Used on untrusted copies (imports), so a
+   * fold that would fail on its first read never goes into place.
+   */
+  async verifyRecords(signal?: AbortSignal): Promise<number> {
+    let scanned = 0;
+    const utf8 = new TextDecoder("utf-8", { fatal: true });
+    const it = this.#db.iterator({ gte: DATA_PREFIX, lt: DATA_END });
+    try {
+      for (;;) {
+        throwIfAborted(signal, "fold verification");
+        let batch: [Buffer, Buffer][];
+        try {
+          batch = await it.nextv(4096);
+        } catch (err) {
+          throw mapLevelError(err, `reading ${this.dir}`);
+        }
+        if (batch.length === 0) break;
+        for (const [k, v] of batch) {
+          let key: string;
+          try {
+            key = utf8.decode(k.subarray(DATA_PREFIX.length));
+          } catch (err) {
+            throw new SlipstreamError("SNAPSHOT_INVALID_FORMAT", `record ${scanned} has a key that is not UTF-8`, {
+              cause: err,
+            });
+          }
+          decodeValueRecord(v, key);
+          scanned++;
+        }
+      }
+    } finally {
+      await it.close();
+    }
+    return scanned;
+  }
+
   /** An explicit read snapshot (close it when done). */
   snapshot(): ReadSnapshot {
     return this.#db.snapshot();
@@ -347,7 +386,7 @@ export interface FoldInspection {
 export async function inspectFold(dir: string, signal?: AbortSignal): Promise<FoldInspection> {
   const fold = await FoldDb.open(dir, "inspect");
   try {
-    const scanned = await fold.scanCount(signal);
+    const scanned = await fold.verifyRecords(signal);
     return { cursor: fold.initialCursor, count: fold.initialCount, scanned };
   } finally {
     await fold.close();

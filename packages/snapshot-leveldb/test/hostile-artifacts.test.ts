@@ -169,6 +169,41 @@ describe("LevelSnapshotStore.import refuses hostile artifacts", () => {
     await expectRefused(dir, /not a slipstream fold/);
   });
 
+  it("a fold with an undecodable value record → refused before it goes into place", async () => {
+    const dir = await sealPayload("badrecord", async (dataDir) => {
+      const store = await LevelSnapshotStore.open(dataDir);
+      await store.apply([put("a", "1", 6), put("k", "2", 7)], at(7));
+      await store.close();
+      // Overwrite k's value record with one declaring a 255-byte version (count unchanged).
+      const db = new Level<string, Buffer>(dataDir, { valueEncoding: "buffer" });
+      await db.open();
+      await db.sublevel<string, Buffer>("data", { valueEncoding: "buffer" }).put("k", Buffer.from([0xff, 1, 2]));
+      await db.close();
+    });
+    await expectRefused(dir, /255-byte version/);
+  });
+
+  it("a fold with a key that is not UTF-8 → refused", async () => {
+    const dir = await sealPayload("badkey", async (dataDir) => {
+      const store = await LevelSnapshotStore.open(dataDir);
+      await store.apply([put("a", "1", 7)], at(7));
+      await store.close();
+      const db = new Level<Buffer, Buffer>(dataDir, { keyEncoding: "buffer", valueEncoding: "buffer" });
+      await db.open();
+      // Replace "a" by a key with an invalid UTF-8 byte, keeping the count at 1.
+      await db.batch([
+        { type: "del", key: Buffer.from("!data!a") },
+        {
+          type: "put",
+          key: Buffer.concat([Buffer.from("!data!"), Buffer.from([0xc3, 0x28])]),
+          value: Buffer.from([8, 0, 0, 0, 0, 0, 0, 0, 7, 0x31]),
+        },
+      ]);
+      await db.close();
+    });
+    await expectRefused(dir, /not UTF-8/);
+  });
+
   it("a payload that is no LevelDB at all → not a LevelDB database", async () => {
     const dir = await sealPayload("junk", async (dataDir) => {
       await writeFile(join(dataDir, "fold.snap"), "PGSS\u0002\u0000");
