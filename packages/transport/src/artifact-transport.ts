@@ -462,7 +462,15 @@ export class ArtifactTransport {
   async prune(key: string, graceMs: number, opts: RemoteOptions = {}): Promise<string[]> {
     if (typeof graceMs !== "number" || Number.isNaN(graceMs)) throw new TypeError("graceMs must be a number");
     const pointerKey = this.pointerKey(key);
-    const pointer = await this.#readPointer(pointerKey, opts.signal);
+    let pointer: PointerState;
+    try {
+      pointer = await this.#readPointer(pointerKey, opts.signal);
+    } catch (err) {
+      // An oversized pointer is unreadable like a corrupt one: nothing can be pruned safely.
+      if (!SlipstreamError.is(err, "ARTIFACT_INVALID")) throw err;
+      this.#log.warn("remote pointer is unreadable; pruning nothing", { key: pointerKey, error: err.message });
+      return [];
+    }
     if (pointer.kind === "absent" || !pointer.manifest) return [];
     const pointerRank = cursorRank(pointer.manifest.cursor);
     const prefix = payloadPrefixOf(this.#prefix, key);

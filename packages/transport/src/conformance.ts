@@ -587,6 +587,8 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
           await rejectsWith(t.manifest("big"), "ARTIFACT_INVALID", /exceeds/);
           await rejectsWith(t.download("big", join(scratch, "dest")), "ARTIFACT_INVALID", /exceeds/);
           assert.deepEqual(await readdir(scratch), []);
+          // Unreadable like a corrupt pointer: prune deletes nothing and does not fail.
+          assert.deepEqual(await t.prune("big", 0), []);
         }));
 
       const hostile: [string, (manifest: Uint8Array) => TarEntrySpec[], RegExp][] = [
