@@ -28,31 +28,41 @@ export async function withTimeout<T>(
 ): Promise<T> {
   throwIfAborted(signal, what);
   const ctl = new AbortController();
-  let onAbort: (() => void) | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  const timer = setTimeout(
+    () => ctl.abort(new SlipstreamError("TIMEOUT", `${what} timed out after ${timeoutMs} ms`)),
+    timeoutMs,
+  );
+  const onAbort = () => ctl.abort(abortedError(signal, what));
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await runUnder(ctl.signal, fn);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * Runs `fn(signal)` and settles as soon as `signal` fires, even if `fn` ignores it: the
+ * call then rejects with the signal's reason when that is a SlipstreamError (so the code
+ * says which deadline fired), else with `fn`'s own error.
+ */
+export async function runUnder<T>(signal: AbortSignal, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  let onFire: (() => void) | undefined;
   const stop = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const err = new SlipstreamError("TIMEOUT", `${what} timed out after ${timeoutMs} ms`);
-      ctl.abort(err);
-      reject(err);
-    }, timeoutMs);
-    onAbort = () => {
-      const err = abortedError(signal, what);
-      ctl.abort(err);
-      reject(err);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
+    onFire = () => reject(signal.reason);
+    if (signal.aborted) onFire();
+    else signal.addEventListener("abort", onFire, { once: true });
   });
   stop.catch(() => {});
   try {
-    return await Promise.race([fn(ctl.signal), stop]);
+    return await Promise.race([fn(signal), stop]);
   } catch (err) {
-    // Whichever fired decides the code, even when fn rejected with its own abort error first.
-    if (ctl.signal.aborted && SlipstreamError.is(ctl.signal.reason)) throw ctl.signal.reason;
+    // Whichever deadline fired decides the code, even when fn rejected with its own abort error first.
+    if (signal.aborted && SlipstreamError.is(signal.reason)) throw signal.reason;
     throw err;
   } finally {
-    clearTimeout(timer);
-    if (onAbort) signal?.removeEventListener("abort", onAbort);
+    if (onFire) signal.removeEventListener("abort", onFire);
   }
 }
 

@@ -25,7 +25,7 @@ export type {
   SnapshotStore,
   SnapshotImporter,
 } from "./types.js";
-export { DEFAULT_TIMEOUT_MS, withTimeout, sleep, throwIfAborted, abortedError, collect } from "./async.js";
+export { DEFAULT_TIMEOUT_MS, withTimeout, runUnder, sleep, throwIfAborted, abortedError, collect } from "./async.js";
 export {
   MANIFEST_FILE,
   PAYLOAD_DIR,

@@ -33,6 +33,7 @@ import {
   resumeStartSequence,
   resumeWindowOk,
   SlipstreamError,
+  scopePrefixes,
   type WatchOptions,
   type WatchScope,
   withTimeout,
@@ -71,20 +72,16 @@ export function pullExpiresMs(watchStallMs: number): number {
 /** Server-side backstop: a watch consumer nobody pulls from for this long is removed. */
 const WATCH_INACTIVE_MS = 120_000;
 
-/** The byte prefixes a scope covers, validated. */
+/** The byte prefixes a scope covers, after checking its shape. */
 function scopeToPrefixes(scope: WatchScope): readonly string[] {
   if (typeof scope !== "object" || scope === null) throw new TypeError("scope must be a WatchScope object");
-  switch (scope.kind) {
-    case "all":
-      return [""];
-    case "prefix":
-      return [scope.prefix];
-    case "prefixes":
-      if (!Array.isArray(scope.prefixes)) throw new TypeError("scope.prefixes must be an array");
-      return scope.prefixes;
-    default:
-      throw invalidArgument(`unknown watch scope kind ${JSON.stringify((scope as { kind?: unknown }).kind)}`);
+  if (scope.kind !== "all" && scope.kind !== "prefix" && scope.kind !== "prefixes") {
+    throw invalidArgument(`unknown watch scope kind ${JSON.stringify((scope as { kind?: unknown }).kind)}`);
   }
+  if (scope.kind === "prefixes" && !Array.isArray(scope.prefixes)) {
+    throw new TypeError("scope.prefixes must be an array");
+  }
+  return scopePrefixes(scope);
 }
 
 /** The revision a watch resumes after, or undefined for a state-sync. */

@@ -3,7 +3,7 @@
  * has moved for `idleMs`, or when it has run longer than `overallMs`, or when the caller's
  * signal fires — and the error says which.
  */
-import { abortedError, SlipstreamError, throwIfAborted } from "@slipstream/core";
+import { abortedError, runUnder, SlipstreamError, throwIfAborted } from "@slipstream/core";
 
 /** A deadline for one streamed transfer. */
 export interface TransferDeadline {
@@ -65,21 +65,7 @@ export function transferDeadline(what: string, opts: TransferDeadlineOptions): T
       if (!ctl.signal.aborted) armIdle(ms);
     },
     async run<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-      let onFire: (() => void) | undefined;
-      const stop = new Promise<never>((_, reject) => {
-        onFire = () => reject(ctl.signal.reason);
-        if (ctl.signal.aborted) onFire();
-        else ctl.signal.addEventListener("abort", onFire, { once: true });
-      });
-      stop.catch(() => {});
-      try {
-        return await Promise.race([fn(ctl.signal), stop]);
-      } catch (err) {
-        if (ctl.signal.aborted && SlipstreamError.is(ctl.signal.reason)) throw ctl.signal.reason;
-        throw err;
-      } finally {
-        if (onFire) ctl.signal.removeEventListener("abort", onFire);
-      }
+      return runUnder(ctl.signal, fn);
     },
     dispose,
   };
