@@ -3,7 +3,7 @@
  * armed for makes no progress for `idleMs`, or when the caller's signal fires. Time spent in
  * the caller's own hands (between chunks it consumes) is not counted.
  */
-import { abortedError, SlipstreamError } from "@slipstream/core";
+import { abortedError, runUnder, SlipstreamError } from "@slipstream/core";
 
 /** An idle deadline for one streamed call. */
 export class IdleDeadline {
@@ -47,23 +47,8 @@ export class IdleDeadline {
   }
 
   /** Runs `fn`, rejecting with the deadline's error as soon as it fires, even if `fn` ignores the signal. */
-  async run<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const signal = this.#ctl.signal;
-    let onFire: (() => void) | undefined;
-    const stop = new Promise<never>((_, reject) => {
-      onFire = () => reject(signal.reason);
-      if (signal.aborted) onFire();
-      else signal.addEventListener("abort", onFire, { once: true });
-    });
-    stop.catch(() => {});
-    try {
-      return await Promise.race([fn(signal), stop]);
-    } catch (err) {
-      if (signal.aborted && SlipstreamError.is(signal.reason)) throw signal.reason;
-      throw err;
-    } finally {
-      if (onFire) signal.removeEventListener("abort", onFire);
-    }
+  run<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return runUnder(this.#ctl.signal, fn);
   }
 
   /** Clears the timer and stops listening to the caller's signal. Idempotent. */
