@@ -15,9 +15,12 @@ export const MAX_REVISION = (1n << 64n) - 1n;
 export class VersionToken {
   static readonly #UNKNOWN = new VersionToken(new Uint8Array(0));
   readonly #bytes: Uint8Array;
+  /** The decoded revision, once asked for (undefined: not yet; null: not an 8-byte token). */
+  #revision: bigint | null | undefined;
 
-  private constructor(bytes: Uint8Array) {
+  private constructor(bytes: Uint8Array, revision?: bigint) {
     this.#bytes = bytes;
+    this.#revision = revision;
   }
 
   /** The empty token: a version nobody knows (e.g. a synthetic delete during resync). */
@@ -33,6 +36,28 @@ export class VersionToken {
     }
     const bytes = new Uint8Array(8);
     new DataView(bytes.buffer).setBigUint64(0, revision, false);
+    return new VersionToken(bytes, revision);
+  }
+
+  /**
+   * The token of a stream sequence that is a JS number (a safe integer ≥ 0), as NATS clients
+   * hand them over: the same 8-byte big-endian token as {@link VersionToken.fromRevision},
+   * without a bigint on the way (a watch makes one token per message).
+   */
+  static fromSequence(sequence: number): VersionToken {
+    if (!Number.isSafeInteger(sequence) || sequence < 0) {
+      throw invalidArgument(`sequence ${sequence} is not a safe integer ≥ 0`);
+    }
+    const bytes = new Uint8Array(8);
+    const hi = Math.floor(sequence / 0x1_0000_0000);
+    const lo = sequence >>> 0;
+    bytes[1] = hi >>> 16;
+    bytes[2] = hi >>> 8;
+    bytes[3] = hi;
+    bytes[4] = lo >>> 24;
+    bytes[5] = lo >>> 16;
+    bytes[6] = lo >>> 8;
+    bytes[7] = lo;
     return new VersionToken(bytes);
   }
 
@@ -54,13 +79,34 @@ export class VersionToken {
 
   /** The revision when the token is 8 bytes long, else `undefined`. */
   get revision(): bigint | undefined {
-    if (this.#bytes.length !== 8) return undefined;
-    return new DataView(this.#bytes.buffer, this.#bytes.byteOffset, 8).getBigUint64(0, false);
+    if (this.#revision === undefined) {
+      this.#revision =
+        this.#bytes.length === 8
+          ? new DataView(this.#bytes.buffer, this.#bytes.byteOffset, 8).getBigUint64(0, false)
+          : null;
+    }
+    return this.#revision ?? undefined;
   }
 
   /** A copy of the raw bytes. */
   get bytes(): Uint8Array {
     return Uint8Array.from(this.#bytes);
+  }
+
+  /** The number of raw bytes (0 for unknown). */
+  get length(): number {
+    return this.#bytes.length;
+  }
+
+  /**
+   * Copies the raw bytes into `target` at `offset` (no intermediate copy, for encoders).
+   * @returns the number of bytes written
+   */
+  writeTo(target: Uint8Array, offset = 0): number {
+    const bytes = this.#bytes;
+    // A loop beats TypedArray#set for the ≤ 10 bytes a token holds.
+    for (let i = 0; i < bytes.length; i++) target[offset + i] = bytes[i] as number;
+    return bytes.length;
   }
 
   /** True for the empty token. */

@@ -103,3 +103,33 @@ describe("WatchCursor", () => {
     expect(JSON.stringify({ c: WatchCursor.fromRevision(255n) })).toBe('{"c":"00000000000000ff"}');
   });
 });
+
+describe("VersionToken.fromSequence / writeTo / length", () => {
+  it("makes the same token as fromRevision for every safe sequence shape", () => {
+    for (const n of [0, 1, 255, 256, 65_535, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 12_345, Number.MAX_SAFE_INTEGER]) {
+      const a = VersionToken.fromSequence(n);
+      const b = VersionToken.fromRevision(BigInt(n));
+      expect(a.toHex()).toBe(b.toHex());
+      expect(a.equals(b)).toBe(true);
+      expect(a.revision).toBe(BigInt(n));
+      expect(a.length).toBe(8);
+    }
+  });
+
+  it("refuses what is not a safe integer ≥ 0", () => {
+    for (const bad of [-1, 1.5, Number.NaN, 2 ** 53, Number.POSITIVE_INFINITY]) {
+      expect(() => VersionToken.fromSequence(bad)).toThrow(
+        expect.objectContaining({ code: "INVALID_ARGUMENT" }) as Error,
+      );
+    }
+  });
+
+  it("writes its raw bytes at an offset", () => {
+    const token = VersionToken.fromBytes(new Uint8Array([1, 2, 3]));
+    const out = new Uint8Array(6).fill(9);
+    expect(token.writeTo(out, 2)).toBe(3);
+    expect(Array.from(out)).toEqual([9, 9, 1, 2, 3, 9]);
+    expect(VersionToken.unknown().writeTo(out)).toBe(0);
+    expect(VersionToken.unknown().length).toBe(0);
+  });
+});

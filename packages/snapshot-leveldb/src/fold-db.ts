@@ -40,13 +40,8 @@ export interface ReadSnapshot {
   close(): Promise<void>;
 }
 
-/** One data mutation on a root key (see `dataKey`): `value` undefined deletes it. */
-export interface DataOp {
-  key: Buffer;
-  value: Buffer | undefined;
-}
-
-type BatchOp = { type: "put"; key: Buffer; value: Buffer } | { type: "del"; key: Buffer };
+/** One data mutation on a root key (see `dataKey`), in the shape LevelDB's batch takes. */
+export type DataOp = { type: "put"; key: Buffer; value: Buffer } | { type: "del"; key: Buffer };
 
 interface ClassicExtras {
   compactRange(start: Buffer, end: Buffer): Promise<void>;
@@ -227,17 +222,15 @@ export class FoldDb {
   /**
    * Commits `ops`, the cursor and the entry count in ONE LevelDB batch (data and cursor
    * together: after any crash the recovered cursor names exactly the recovered data).
+   * Takes ownership of `ops` (the meta records are appended to it).
    */
-  async commit(ops: readonly DataOp[], cursor: WatchCursor, count: number, sync: boolean): Promise<void> {
-    const batch: BatchOp[] = new Array(ops.length + 3);
-    let i = 0;
-    for (const op of ops) {
-      batch[i++] =
-        op.value === undefined ? { type: "del", key: op.key } : { type: "put", key: op.key, value: op.value };
-    }
-    batch[i++] = { type: "put", key: FORMAT_KEY, value: encodeFormat() };
-    batch[i++] = { type: "put", key: CURSOR_KEY, value: encodeCursor(cursor) };
-    batch[i++] = { type: "put", key: COUNT_KEY, value: encodeCount(count) };
+  async commit(ops: DataOp[], cursor: WatchCursor, count: number, sync: boolean): Promise<void> {
+    const batch = ops;
+    batch.push(
+      { type: "put", key: FORMAT_KEY, value: encodeFormat() },
+      { type: "put", key: CURSOR_KEY, value: encodeCursor(cursor) },
+      { type: "put", key: COUNT_KEY, value: encodeCount(count) },
+    );
     try {
       await this.#db.batch(batch, { sync });
     } catch (err) {
@@ -247,7 +240,7 @@ export class FoldDb {
 
   /** Appends raw root-key records (no meta) in one batch; used to build a copy. */
   async appendRaw(records: ReadonlyArray<readonly [Buffer, Buffer]>): Promise<void> {
-    const batch: BatchOp[] = records.map(([key, value]) => ({ type: "put", key, value }));
+    const batch: DataOp[] = records.map(([key, value]) => ({ type: "put", key, value }));
     try {
       await this.#db.batch(batch);
     } catch (err) {

@@ -7,11 +7,11 @@ import { SlipstreamError, VERSION_TOKEN_CAPACITY, VersionToken } from "@slipstre
 
 /** Encodes a value record. */
 export function encodeValueRecord(version: VersionToken, value: Uint8Array): Buffer {
-  const ver = version.bytes;
-  const out = Buffer.allocUnsafe(1 + ver.length + value.length);
-  out[0] = ver.length;
-  out.set(ver, 1);
-  out.set(value, 1 + ver.length);
+  const verLen = version.length;
+  const out = Buffer.allocUnsafe(1 + verLen + value.length);
+  out[0] = verLen;
+  version.writeTo(out, 1);
+  out.set(value, 1 + verLen);
   return out;
 }
 

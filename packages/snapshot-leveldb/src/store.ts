@@ -29,6 +29,7 @@ import {
   prefixUpperBound,
   READABLE_GENERATIONS,
 } from "./format.js";
+import { KeyFilter } from "./key-filter.js";
 import { decodeValueRecord, encodeValueRecord } from "./record.js";
 
 /** Options of {@link LevelSnapshotStore.open}. */
@@ -73,10 +74,11 @@ function closedError(dir: string): SlipstreamError {
 }
 
 // A lone surrogate has no UTF-8 form (it would be stored as U+FFFD, aliasing another key).
-const LONE_SURROGATE = /\p{Cs}/u;
+// String.prototype.isWellFormed (Node ≥ 20) is ES2024; typed here to keep the ES2023 lib.
+const isWellFormed = (String.prototype as unknown as { isWellFormed: (this: string) => boolean }).isWellFormed;
 
 function checkKey(key: string, where: string): void {
-  if (LONE_SURROGATE.test(key)) {
+  if (!isWellFormed.call(key)) {
     throw new SlipstreamError(
       "INVALID_ARGUMENT",
       `${where} ${JSON.stringify(key)} contains a lone surrogate; keys must be valid Unicode`,
@@ -122,6 +124,8 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
   readonly #logger: Logger;
   #cursor: WatchCursor;
   #count: number;
+  /** Which keys may exist (see key-filter.ts); complete only for a fold opened empty. */
+  readonly #filter: KeyFilter;
   #closed = false;
   #exporting = false;
   // Serialises apply / export / close: the count bookkeeping needs applies in order, and an
@@ -136,6 +140,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
     this.#logger = opts.logger ?? silentLogger;
     this.#cursor = fold.initialCursor;
     this.#count = fold.initialCount;
+    this.#filter = new KeyFilter(fold.initialCount === 0);
   }
 
   /**
@@ -228,34 +233,82 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
   }
 
   async #applyNow(batch: readonly KvUpdate[], cursor: WatchCursor): Promise<void> {
-    // Encode each distinct key once and learn which already exist, so the entry count in
-    // the same batch stays exact (one native hasMany per batch, not a get per update).
-    const keyBytes = new Map<string, Buffer>();
-    for (const u of batch) {
-      const key = u.type === "put" ? u.entry.key : u.key;
-      if (!keyBytes.has(key)) keyBytes.set(key, dataKey(key));
-    }
-    const keys = [...keyBytes.keys()];
-    const has = await this.#fold.hasMany([...keyBytes.values()]);
-    const present = new Map<string, boolean>(keys.map((k, i) => [k, has[i] === true]));
-    let count = this.#count;
-    const ops: DataOp[] = [];
-    for (const u of batch) {
-      if (u.type === "put") {
-        const { key, value, version } = u.entry;
-        ops.push({ key: keyBytes.get(key) as Buffer, value: encodeValueRecord(version, value) });
-        if (!present.get(key)) count++;
-        present.set(key, true);
-      } else {
-        ops.push({ key: keyBytes.get(u.key) as Buffer, value: undefined });
-        if (present.get(u.key)) count--;
-        present.set(u.key, false);
-      }
-    }
+    const fresh = this.#freshBatch(batch);
+    const { ops, count } = fresh ?? (await this.#lookedUpBatch(batch));
     // Data and cursor together: one batch, so the recovered cursor always names the data.
     await this.#fold.commit(ops, cursor, count, this.#sync);
     this.#cursor = cursor;
     this.#count = count;
+  }
+
+  /**
+   * The batch's ops and the new entry count when the key filter proves every key of the
+   * batch absent before it and no key repeats (a hydration or a replay: no read at all);
+   * undefined as soon as a key might exist or repeats.
+   */
+  #freshBatch(batch: readonly KvUpdate[]): { ops: DataOp[]; count: number } | undefined {
+    const filter = this.#filter;
+    if (!filter.complete) return undefined;
+    let count = this.#count;
+    const ops: DataOp[] = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const u = batch[i] as KvUpdate;
+      const key = u.type === "put" ? u.entry.key : u.key;
+      // A repeat within the batch shows up here too: its first put added it to the filter.
+      if (filter.mightContain(key)) return undefined;
+      if (u.type === "put") {
+        ops[i] = { type: "put", key: dataKey(key), value: encodeValueRecord(u.entry.version, u.entry.value) };
+        count++;
+        // Added before the commit: a key of a batch that then fails is only a "maybe".
+        filter.add(key);
+      } else {
+        // Deleting an absent key changes nothing, but stays in the batch (harmless, exact).
+        ops[i] = { type: "del", key: dataKey(key) };
+      }
+    }
+    return { ops, count };
+  }
+
+  /**
+   * The batch's ops and the new entry count, learning which keys already exist: keys the
+   * filter has never seen since the fold was empty are certainly absent; the rest are looked
+   * up in one native hasMany per batch (exact count).
+   */
+  async #lookedUpBatch(batch: readonly KvUpdate[]): Promise<{ ops: DataOp[]; count: number }> {
+    const filter = this.#filter;
+    const present = new Map<string, boolean>();
+    let lookup: string[] | undefined;
+    for (const u of batch) {
+      const key = u.type === "put" ? u.entry.key : u.key;
+      if (present.has(key)) continue;
+      if (filter.mightContain(key)) {
+        present.set(key, true); // placeholder, resolved by the lookup below
+        (lookup ??= []).push(key);
+      } else {
+        present.set(key, false);
+      }
+    }
+    if (lookup !== undefined) {
+      const has = await this.#fold.hasMany(lookup.map(dataKey));
+      for (let i = 0; i < lookup.length; i++) present.set(lookup[i] as string, has[i] === true);
+    }
+    let count = this.#count;
+    const ops: DataOp[] = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const u = batch[i] as KvUpdate;
+      if (u.type === "put") {
+        const { key, value, version } = u.entry;
+        ops[i] = { type: "put", key: dataKey(key), value: encodeValueRecord(version, value) };
+        if (!present.get(key)) count++;
+        present.set(key, true);
+        filter.add(key);
+      } else {
+        ops[i] = { type: "del", key: dataKey(u.key) };
+        if (present.get(u.key)) count--;
+        present.set(u.key, false);
+      }
+    }
+    return { ops, count };
   }
 
   /** The entry of `key`, or undefined when absent or deleted. */

@@ -1,0 +1,82 @@
+import { join } from "node:path";
+import { tempDir } from "@slipstream/testkit";
+import { describe, expect, it } from "vitest";
+import { KeyFilter } from "../src/key-filter.js";
+import { LevelSnapshotStore } from "../src/index.js";
+import { at, del, keysOf, put } from "./helpers.js";
+
+describe("KeyFilter", () => {
+  it("never answers no for a key it was given, through growth", () => {
+    const f = new KeyFilter(true);
+    const keys = Array.from({ length: 50_000 }, (_, i) => `route.svc-${i % 997}.${i}`);
+    for (const k of keys) f.add(k);
+    for (const k of keys) expect(f.mightContain(k)).toBe(true);
+    expect(f.size).toBeGreaterThan(49_000); // 32-bit fingerprints: a few collisions at most
+    // Keys never added are mostly "no" (that is the point of it).
+    let maybes = 0;
+    for (let i = 0; i < 10_000; i++) if (f.mightContain(`other.${i}`)) maybes++;
+    expect(maybes).toBeLessThan(10);
+  });
+
+  it("answers maybe for everything when incomplete or past its cap", () => {
+    const incomplete = new KeyFilter(false);
+    expect(incomplete.mightContain("a")).toBe(true);
+    const capped = new KeyFilter(true, 3000);
+    for (let i = 0; i < 2000; i++) capped.add(`k${i}`);
+    expect(capped.complete).toBe(true);
+    expect(capped.mightContain("absent")).toBe(false);
+    for (let i = 2000; i < 5000; i++) capped.add(`k${i}`);
+    expect(capped.complete).toBe(false);
+    expect(capped.mightContain("absent")).toBe(true);
+  });
+});
+
+describe("entry count through the no-read fast path", () => {
+  it("stays exact across fresh batches, in-batch repeats, put-then-delete, and a reopen", async () => {
+    await using tmp = await tempDir("slipstream-leveldb-");
+    const dir = join(tmp.path, "fold");
+    const store = await LevelSnapshotStore.open(dir);
+    // Fresh keys only (no read needed).
+    await store.apply([put("a", "1", 1), put("b", "1", 2), del("never", 3)], at(3));
+    expect(await store.count()).toBe(2);
+    // A repeat in the middle of a batch of otherwise fresh keys.
+    await store.apply([put("c", "1", 4), put("d", "1", 5), put("c", "2", 6), put("e", "1", 7)], at(7));
+    expect(await store.count()).toBe(5);
+    // Delete then put of a fresh key, put then delete of a fresh key, overwrite of an old one.
+    await store.apply([del("f", 8), put("f", "1", 9), put("g", "1", 10), del("g", 11), put("a", "2", 12)], at(12));
+    expect(await store.count()).toBe(6);
+    expect(await keysOf(store)).toEqual(["a", "b", "c", "d", "e", "f"]);
+    await store.close();
+    // Reopened non-empty: every key is looked up.
+    const again = await LevelSnapshotStore.open(dir);
+    await again.apply([put("a", "3", 13), put("h", "1", 14), del("b", 15), del("zz", 16)], at(16));
+    expect(await again.count()).toBe(6);
+    expect(await again.count()).toBe((await keysOf(again)).length);
+    await again.close();
+  });
+
+  it("stays exact through a random workload that mixes fresh and known keys", async () => {
+    await using tmp = await tempDir("slipstream-leveldb-");
+    const store = await LevelSnapshotStore.open(join(tmp.path, "fold"));
+    let seed = 99;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    let rev = 0;
+    let fresh = 0;
+    for (let b = 0; b < 80; b++) {
+      const batch = [];
+      const n = 1 + rand(60);
+      for (let i = 0; i < n; i++) {
+        rev++;
+        // Mostly new keys (hydration-like), some repeats of recent ones, some deletes.
+        const key = rand(4) === 0 ? `k.${rand(fresh + 1)}` : `k.${fresh++}`;
+        batch.push(rand(5) === 0 ? del(key, rev) : put(key, `v${rev}`, rev));
+      }
+      await store.apply(batch, at(rev));
+      expect(await store.count()).toBe((await keysOf(store)).length);
+    }
+    await store.close();
+  });
+});
