@@ -107,6 +107,13 @@ export interface KvWatcher {
    * before what the server still retains; breaking the loop or aborting releases the watch.
    */
   watch(scope: WatchScope, opts?: WatchOptions): AsyncIterable<KvUpdate>;
+  /**
+   * Optional: the same updates as {@link KvWatcher.watch}, in the same order and with the
+   * same errors, handed over as arrays of whatever arrived together (never empty). A
+   * consumer that handles many updates per step (such as `watchApplied`) saves a promise
+   * per update. Implementations that lack it are read one update at a time.
+   */
+  watchBatches?(scope: WatchScope, opts?: WatchOptions): AsyncIterable<readonly KvUpdate[]>;
 }
 
 /** What a KV implementation can do. */

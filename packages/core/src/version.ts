@@ -114,6 +114,28 @@ export class VersionToken {
     return this.#bytes.length === 0;
   }
 
+  /**
+   * Orders two tokens by their big-endian integer value (the order of `cursorRank`: for
+   * NATS tokens, revision order), without allocating. Unknown ranks as 0.
+   * @returns negative, zero or positive, as for `Array.prototype.sort`
+   */
+  static compare(a: VersionToken, b: VersionToken): number {
+    const x = a.#bytes;
+    const y = b.#bytes;
+    let i = 0;
+    let j = 0;
+    while (i < x.length && x[i] === 0) i++;
+    while (j < y.length && y[j] === 0) j++;
+    const lx = x.length - i;
+    const ly = y.length - j;
+    if (lx !== ly) return lx - ly;
+    for (; i < x.length; i++, j++) {
+      const d = (x[i] as number) - (y[j] as number);
+      if (d !== 0) return d;
+    }
+    return 0;
+  }
+
   /** Byte-wise equality. */
   equals(other: VersionToken): boolean {
     return Buffer.compare(this.#bytes, other.#bytes) === 0;

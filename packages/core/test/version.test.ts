@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MAX_REVISION, SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
+import { cursorRank, MAX_REVISION, SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
 
 describe("VersionToken", () => {
   it("encodes revisions as 8 big-endian bytes", () => {
@@ -131,5 +131,28 @@ describe("VersionToken.fromSequence / writeTo / length", () => {
     expect(Array.from(out)).toEqual([9, 9, 1, 2, 3, 9]);
     expect(VersionToken.unknown().writeTo(out)).toBe(0);
     expect(VersionToken.unknown().length).toBe(0);
+  });
+});
+
+describe("VersionToken.compare", () => {
+  it("orders like cursorRank, for equal and different lengths, without allocating", () => {
+    const tokens = [
+      VersionToken.unknown(),
+      VersionToken.fromBytes(new Uint8Array([0, 0])),
+      VersionToken.fromRevision(1n),
+      VersionToken.fromBytes(new Uint8Array([2])),
+      VersionToken.fromRevision(255n),
+      VersionToken.fromRevision(256n),
+      VersionToken.fromBytes(new Uint8Array([0, 1, 1])),
+      VersionToken.fromRevision(2n ** 40n),
+      VersionToken.fromBytes(new Uint8Array(10).fill(0xff)),
+    ];
+    const rank = (t: VersionToken) => cursorRank(WatchCursor.fromVersion(t));
+    for (const a of tokens) {
+      for (const b of tokens) {
+        const want = Math.sign(Number(rank(a) - rank(b)));
+        expect(Math.sign(VersionToken.compare(a, b))).toBe(want);
+      }
+    }
   });
 });

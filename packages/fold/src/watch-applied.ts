@@ -122,9 +122,13 @@ interface ExportJob {
 /** One subscription: a pump reads the watch into a bounded read-ahead buffer. */
 interface Subscription {
   ctl: AbortController;
-  iter: AsyncIterator<KvUpdate> | undefined;
-  buffer: KvUpdate[];
+  iter: AsyncIterator<readonly KvUpdate[]> | undefined;
+  /** Read-ahead, as the watch handed it over: arrays of updates (the first partly taken). */
+  batches: (readonly KvUpdate[])[];
+  /** Index of the next update in `batches[0]`. */
   head: number;
+  /** Updates in `batches` not yet taken. */
+  buffered: number;
   /** How the watch ended (after the buffer is drained). */
   terminal: { kind: "end" } | { kind: "error"; error: unknown } | undefined;
   /** The pump is awaiting iter.next(). */
@@ -138,6 +142,34 @@ type Outcome = { kind: "stop" } | { kind: "end" } | { kind: "error"; error: unkn
 
 function now(): number {
   return performance.now();
+}
+
+/** Updates taken from the read-ahead in one synchronous run of the loop, at most. */
+const TAKE_RUN = 512;
+
+/**
+ * The watch as an iterator of arrays: the watcher's own batches when it has
+ * `watchBatches`, else one-update arrays.
+ */
+function batchesOf(
+  watcher: KvWatcher,
+  scope: WatchScope,
+  opts: { from?: WatchCursor; signal: AbortSignal },
+): AsyncIterator<readonly KvUpdate[]> {
+  if (typeof watcher.watchBatches === "function") return watcher.watchBatches(scope, opts)[Symbol.asyncIterator]();
+  const inner = watcher.watch(scope, opts)[Symbol.asyncIterator]();
+  const single: AsyncIterator<readonly KvUpdate[]> = {
+    next: async () => {
+      const r = await inner.next();
+      return r.done ? { done: true, value: undefined } : { done: false, value: [r.value] };
+    },
+  };
+  if (inner.return)
+    single.return = async () => {
+      await inner.return?.();
+      return { done: true, value: undefined };
+    };
+  return single;
 }
 
 function jittered(attempt: number, initialMs: number, maxMs: number): number {
@@ -214,7 +246,10 @@ class AppliedLoop<U> implements AppliedWatch {
   #raw: KvUpdate[] = [];
   #received = 0;
   #high: VersionToken | undefined;
-  #highRank: bigint | undefined;
+  /** The commit (then onApplied) of the last flush while it runs. */
+  #inflight: Promise<void> | undefined;
+  /** How a commit in flight failed (fatal), until the loop rethrows it. */
+  #inflightFailure: { error: unknown } | undefined;
   #deadline: number | undefined;
 
   #stopping = false;
@@ -345,8 +380,10 @@ class AppliedLoop<U> implements AppliedWatch {
         }
         const outcome = await this.#consume(from);
         if (outcome.kind === "stop") break;
-        // Flush before anything else, so a re-subscribe starts right after what was applied.
+        // Flush (and commit) before anything else, so a re-subscribe starts right after what
+        // was applied.
         await this.#flush();
+        await this.#settle();
         // Expiry of a resume, or retention overrunning a live watch, is cured by a resync. A
         // state-sync that expires before delivering anything cannot be: treat that like any
         // other failure (re-subscribe with backoff) instead of looping hot.
@@ -386,10 +423,13 @@ class AppliedLoop<U> implements AppliedWatch {
         from = this.#applied;
       }
       await this.#flush();
+      await this.#settle();
       await this.#serveExports();
       this.#log.info("applied watch stopped", { cursor: this.#committed.toHex() });
       return this.#committed;
     } catch (err) {
+      // Nothing of ours runs after `done` settles: let a commit in flight end first.
+      await this.#inflight?.catch(() => {});
       this.#log.error("applied watch failed", { cursor: this.#committed.toHex(), error: describeError(err) });
       for (const job of this.#exports.splice(0)) {
         job.reject(
@@ -439,8 +479,9 @@ class AppliedLoop<U> implements AppliedWatch {
     const sub: Subscription = {
       ctl,
       iter: undefined,
-      buffer: [],
+      batches: [],
       head: 0,
+      buffered: 0,
       terminal: undefined,
       pending: false,
       closed: false,
@@ -448,7 +489,7 @@ class AppliedLoop<U> implements AppliedWatch {
     };
     try {
       const opts = from.isNone ? { signal: ctl.signal } : { from, signal: ctl.signal };
-      sub.iter = this.#watcher.watch(this.#scope, opts)[Symbol.asyncIterator]();
+      sub.iter = batchesOf(this.#watcher, this.#scope, opts);
     } catch (error) {
       sub.terminal = { kind: "error", error };
       return sub;
@@ -462,10 +503,10 @@ class AppliedLoop<U> implements AppliedWatch {
    * Reads the watch into the subscription's buffer, only while it has room (back-pressure:
    * a slow apply slows the watch; memory stays bounded by buffer + batch).
    */
-  async #pump(sub: Subscription, iter: AsyncIterator<KvUpdate>): Promise<void> {
+  async #pump(sub: Subscription, iter: AsyncIterator<readonly KvUpdate[]>): Promise<void> {
     try {
       while (!sub.closed) {
-        if (sub.buffer.length - sub.head >= this.#bufferSize) {
+        if (sub.buffered >= this.#bufferSize) {
           await new Promise<void>((resolve) => {
             sub.room = resolve;
           });
@@ -480,8 +521,11 @@ class AppliedLoop<U> implements AppliedWatch {
           sub.terminal = { kind: "end" };
           return;
         }
-        sub.buffer.push(r.value);
-        this.#wake();
+        if (r.value.length > 0) {
+          sub.batches.push(r.value);
+          sub.buffered += r.value.length;
+          this.#wake();
+        }
       }
       // Closed by the loop: release the watch (server-side consumer) if it is still open.
       await iter.return?.();
@@ -493,19 +537,16 @@ class AppliedLoop<U> implements AppliedWatch {
     }
   }
 
-  /** Takes the next buffered update, compacting the buffer and making room for the pump. */
+  /** Takes the next buffered update, making room for the pump. */
   #take(sub: Subscription): KvUpdate | undefined {
-    if (sub.head >= sub.buffer.length) return undefined;
-    const u = sub.buffer[sub.head] as KvUpdate;
-    sub.head++;
-    if (sub.head === sub.buffer.length) {
-      sub.buffer = [];
-      sub.head = 0;
-    } else if (sub.head >= 1024) {
-      sub.buffer = sub.buffer.slice(sub.head);
+    const first = sub.batches[0];
+    if (first === undefined) return undefined;
+    const u = first[sub.head++] as KvUpdate;
+    if (sub.head >= first.length) {
+      sub.batches.shift();
       sub.head = 0;
     }
-    sub.room?.();
+    if (--sub.buffered < this.#bufferSize) sub.room?.();
     return u;
   }
 
@@ -524,6 +565,7 @@ class AppliedLoop<U> implements AppliedWatch {
     const sub = this.#subscribe(from);
     try {
       for (;;) {
+        if (this.#inflightFailure) throw this.#inflightFailure.error;
         if (this.#stopping) return { kind: "stop" };
         if (this.#deadline !== undefined && now() >= this.#deadline) {
           await this.#flush();
@@ -534,12 +576,21 @@ class AppliedLoop<U> implements AppliedWatch {
           await this.#serveExports();
           continue;
         }
-        const update = this.#take(sub);
-        if (update !== undefined) {
+        // Take what is buffered in one synchronous run (bounded, so a stop, the window or
+        // an export is seen within TAKE_RUN updates), flushing when the batch is full.
+        let taken = 0;
+        let full = false;
+        while (taken < TAKE_RUN && !full) {
+          const update = this.#take(sub);
+          if (update === undefined) break;
+          taken++;
+          full = this.#receive(update);
+        }
+        if (taken > 0) {
           this.#resubscribeAttempt = 0;
-          this.#subReceived++;
-          this.#stats.received++;
-          if (this.#receive(update)) await this.#flush();
+          this.#subReceived += taken;
+          this.#stats.received += taken;
+          if (full) await this.#flush();
           continue;
         }
         // The buffer is drained: only now does the end (or failure) of the watch count.
@@ -557,12 +608,8 @@ class AppliedLoop<U> implements AppliedWatch {
     if (this.#store) this.#raw.push(update);
     const version = updateVersion(update);
     // Unknown versions (synthetic deletes, unparseable ACKs) never move the cursor.
-    if (!version.isUnknown) {
-      const rank = version.revision ?? cursorRank(WatchCursor.fromVersion(version));
-      if (this.#highRank === undefined || rank > this.#highRank) {
-        this.#high = version;
-        this.#highRank = rank;
-      }
+    if (!version.isUnknown && (this.#high === undefined || VersionToken.compare(version, this.#high) > 0)) {
+      this.#high = version;
     }
     this.#received++;
     if (this.#received === 1) this.#deadline = now() + this.#windowMs;
@@ -575,6 +622,9 @@ class AppliedLoop<U> implements AppliedWatch {
   /**
    * One flush, strictly: apply(batch) → cursor := highest revision of the batch → store
    * commit of the raw batch with that cursor (one atomic store.apply) → onApplied(cursor).
+   * The commit runs while the loop goes on with the next batch (the store works on its own
+   * thread meanwhile); the next flush waits for it first, so commits stay in order, one at
+   * a time, and `cursor`/onApplied move only once a commit has landed.
    */
   async #flush(): Promise<void> {
     if (this.#received === 0) return;
@@ -585,7 +635,6 @@ class AppliedLoop<U> implements AppliedWatch {
     this.#raw = [];
     this.#received = 0;
     this.#high = undefined;
-    this.#highRank = undefined;
     this.#deadline = undefined;
 
     if (batch.length > 0) await this.#apply(batch);
@@ -598,20 +647,52 @@ class AppliedLoop<U> implements AppliedWatch {
       if (previous.isNone || cursorRank(candidate) > cursorRank(previous)) next = candidate;
     }
     this.#applied = next;
-    // Data and cursor together: the raw batch (parse-rejected updates included) and the
-    // post-apply cursor go into one atomic store.apply.
-    if (this.#store && (raw.length > 0 || !next.equals(previous))) await this.#commit(raw, next);
-    this.#committed = next;
-    this.#stats.flushes++;
-    if (!next.equals(previous) && this.#onApplied) await this.#onApplied(next);
+    const moved = !next.equals(previous);
+    // One commit at a time, in order: the previous one (retries included) lands first.
+    await this.#settle();
+    if (this.#store && (raw.length > 0 || moved)) {
+      // Data and cursor together: the raw batch (parse-rejected updates included) and the
+      // post-apply cursor go into one atomic store.apply.
+      const run = this.#commitThenReport(raw, next, moved);
+      this.#inflight = run;
+      run.catch((error: unknown) => {
+        this.#inflightFailure ??= { error };
+        this.#wake();
+      });
+    } else {
+      this.#committed = next;
+      this.#stats.flushes++;
+      if (moved && this.#onApplied) await this.#onApplied(next);
+    }
     // Let timers, stop() and export requests in even when the watch delivers without pause.
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
+  async #commitThenReport(raw: KvUpdate[], cursor: WatchCursor, moved: boolean): Promise<void> {
+    await this.#commit(raw, cursor);
+    this.#committed = cursor;
+    this.#stats.flushes++;
+    if (moved && this.#onApplied) await this.#onApplied(cursor);
+  }
+
+  /** Waits for the commit in flight (if any); its failure is fatal for the watch. */
+  async #settle(): Promise<void> {
+    const run = this.#inflight;
+    if (run !== undefined) {
+      try {
+        await run;
+      } finally {
+        if (this.#inflight === run) this.#inflight = undefined;
+      }
+    }
+    if (this.#inflightFailure) throw this.#inflightFailure.error;
+  }
+
   /**
    * Commits with retries. A failed commit is never dropped: the same raw batch is committed
-   * again (with everything before it still uncommitted, nothing newer is pulled meanwhile),
-   * so no restart can resume past a hole. A streak of failures stops the watch.
+   * again (the next flush waits for it, so at most one later batch is applied meanwhile and
+   * none is committed), so no restart can resume past a hole. A streak of failures stops the
+   * watch.
    */
   async #commit(raw: KvUpdate[], cursor: WatchCursor): Promise<void> {
     const store = this.#store as SnapshotStore;
@@ -647,6 +728,9 @@ class AppliedLoop<U> implements AppliedWatch {
   }
 
   async #serveExports(): Promise<void> {
+    if (this.#exports.length === 0) return;
+    // The export must see the store at exactly the applied cursor: the last commit lands first.
+    await this.#settle();
     for (let job = this.#exports.shift(); job; job = this.#exports.shift()) {
       const store = this.#store as SnapshotStore;
       // Between two flushes: nothing is pending and no apply runs until exportTo returns,
@@ -710,6 +794,7 @@ class AppliedLoop<U> implements AppliedWatch {
     }
     if (this.#stopping) return false;
     await this.#flush();
+    await this.#settle();
 
     const vanished = new Set<string>();
     try {
@@ -728,7 +813,9 @@ class AppliedLoop<U> implements AppliedWatch {
       if (this.#receive({ type: "delete", key, version: VersionToken.unknown() })) await this.#flush();
       this.#stats.syntheticDeletes++;
     }
+    // The synthetic deletes must be committed before the re-list starts.
     await this.#flush();
+    await this.#settle();
     this.#log.info("resync deleted the keys that vanished during the gap", {
       cursor: this.#applied.toHex(),
       count: keys.length,

@@ -28,7 +28,7 @@ export function keyOf(subjectPrefix: string, subject: string): string | undefine
  * message's stream sequence.
  */
 export function toUpdate(key: string, seq: number, headers: MsgHdrs | undefined, data: Uint8Array): KvUpdate {
-  const version = VersionToken.fromRevision(BigInt(seq));
+  const version = VersionToken.fromSequence(seq);
   switch (operationOf(headers)) {
     case "DEL":
       return { type: "delete", key, version };

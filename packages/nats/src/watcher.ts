@@ -22,7 +22,14 @@
  * - Breaking the loop, aborting the signal or closing the connection deletes the consumer.
  */
 
-import type { Consumer, ConsumerMessages, JsMsg, OrderedConsumerOptions } from "@nats-io/jetstream";
+import type {
+  ConsumeCallback,
+  Consumer,
+  ConsumerMessages,
+  FetchOptions,
+  JsMsg,
+  OrderedConsumerOptions,
+} from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import {
   invalidArgument,
@@ -43,8 +50,18 @@ import { keyOf, toUpdate } from "./decode.js";
 import { JS_CODES, jsApiCode } from "./errors.js";
 import { type FilterPlan, planFilters } from "./keys.js";
 
-/** Pull batch of a watch consumer: at most this many messages are buffered per watch. */
-const WATCH_BATCH = 512;
+/**
+ * Pull sizing: a pull asks for about this many bytes of messages (by the average size seen
+ * so far), so a watch buffers at most about this much whatever its values weigh.
+ */
+const PULL_TARGET_BYTES = 4 * 1024 * 1024;
+/** Messages of the first pull, before any size is known (exported for the fault tests). */
+export const FIRST_PULL = 256;
+/** Bounds of a pull, in messages. */
+const MIN_PULL = 16;
+const MAX_PULL = 8192;
+/** Per-message bytes beyond subject and payload (reply subject, headers, framing), for sizing. */
+const MSG_OVERHEAD_BYTES = 128;
 /** Grace between the two first-sequence reads of the idle floor probe. */
 const PROBE_GRACE_MS = 500;
 /** How often a watch waiting for the client to reconnect looks again. */
@@ -120,7 +137,16 @@ class WatchSession {
   /** True when every message of the bucket reaches this consumer, so any gap is meaningful. */
   readonly #guardGaps: boolean;
   #consumer: Consumer | undefined;
+  /** The open pull (undefined between pulls and after the watch ends). */
   #messages: ConsumerMessages | undefined;
+  /** Messages delivered by the open pull and not yet handed over. */
+  #queue: JsMsg[] = [];
+  #pullOpen = false;
+  /** How the last pull failed, until the pump takes it. */
+  #pullError: unknown;
+  #wakePump: (() => void) | undefined;
+  /** Moving average of message sizes, for pull sizing. */
+  #avgMsgBytes: number | undefined;
   #failure: SlipstreamError | undefined;
   #ended = false;
   #released: Promise<void> | undefined;
@@ -154,6 +180,7 @@ class WatchSession {
     this.#ended = true;
     this.#halt.abort();
     this.#messages?.stop();
+    this.#kick();
   }
 
   /** Ends the watch with `err`, thrown from the iterator at its next step. */
@@ -162,9 +189,10 @@ class WatchSession {
     this.#failure = err;
     this.#halt.abort();
     this.#messages?.stop();
+    this.#kick();
   }
 
-  async *run(): AsyncGenerator<KvUpdate> {
+  async *run(): AsyncGenerator<KvUpdate[]> {
     const ctx = this.#ctx;
     if (this.#signal?.aborted) return;
     this.#onAbort = () => this.#end();
@@ -348,26 +376,88 @@ class WatchSession {
   }
 
   /**
-   * Pulls the next batch. Batches (not an endless consume) bound memory: the next pull is
-   * only sent once the caller has taken the previous batch (back-pressure).
+   * Starts the next pull. One pull at a time (not an endless consume), sized to about
+   * {@link PULL_TARGET_BYTES}, and the next one only once the caller has taken what the
+   * previous one delivered (back-pressure: memory stays bounded whatever the bucket holds).
+   * Messages land in {@link #queue} from the client's callback, without a promise each.
    */
-  async #nextBatch(consumer: Consumer): Promise<AsyncIterator<JsMsg>> {
+  async #startPull(consumer: Consumer): Promise<void> {
     const ctx = this.#ctx;
+    const pull: { messages?: ConsumerMessages } = {};
+    const maxMessages = this.#pullSize();
+    // nats.js delivers a fetch to a callback as it does a consume (the same implementation),
+    // though FetchOptions does not declare it; the watch tests exercise it on every pull.
+    const options: FetchOptions & ConsumeCallback = {
+      max_messages: maxMessages,
+      expires: pullExpiresMs(ctx.watchStallMs),
+      callback: (m: JsMsg) => {
+        // Until fetch() resolves, a message can only belong to this pull.
+        if (pull.messages !== undefined && this.#messages !== pull.messages) return;
+        this.#queue.push(m);
+        this.#kick();
+      },
+    };
     const messages = await timed(ctx, `pulling the watch of bucket ${ctx.bucket}`, undefined, () =>
-      consumer.fetch({ max_messages: WATCH_BATCH, expires: pullExpiresMs(ctx.watchStallMs) }),
+      consumer.fetch(options),
     );
+    pull.messages = messages;
     this.#messages = messages;
+    this.#pullOpen = true;
     if (this.#ended || this.#failure) messages.stop();
     void this.#observe(messages);
-    return messages[Symbol.asyncIterator]();
+    void messages.closed().then(
+      (err) => this.#pullClosed(messages, err),
+      (err: unknown) => this.#pullClosed(messages, err),
+    );
   }
 
-  async *#pump(): AsyncGenerator<KvUpdate> {
+  #pullClosed(messages: ConsumerMessages, err: unknown): void {
+    if (this.#messages !== messages) return;
+    this.#pullOpen = false;
+    // The pull is over (full, or expired by the server, which proves it is alive).
+    if (err) this.#pullError = err;
+    else if (!this.#ended && !this.#failure) this.#lastAlive = Date.now();
+    this.#kick();
+  }
+
+  /** Messages per pull: about PULL_TARGET_BYTES of the sizes seen so far, within bounds. */
+  #pullSize(): number {
+    const avg = this.#avgMsgBytes;
+    if (avg === undefined) return FIRST_PULL;
+    return Math.max(MIN_PULL, Math.min(MAX_PULL, Math.floor(PULL_TARGET_BYTES / Math.max(1, avg))));
+  }
+
+  /** Wakes the pump (a message, the end of a pull, a failure or the end of the watch). */
+  #kick(): void {
+    const wake = this.#wakePump;
+    this.#wakePump = undefined;
+    wake?.();
+  }
+
+  /** Resolves at the next {@link #kick}. */
+  #nextKick(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wakePump = resolve;
+    });
+  }
+
+  /** Drops the current pull (its queued messages included): the consumer is re-created. */
+  #abandonPull(): void {
+    const messages = this.#messages;
+    this.#messages = undefined;
+    this.#pullOpen = false;
+    this.#pullError = undefined;
+    this.#queue = [];
+    messages?.stop();
+  }
+
+  async *#pump(): AsyncGenerator<KvUpdate[]> {
     const ctx = this.#ctx;
     const consumer = this.#consumer;
     if (!consumer) return;
     // Highest stream sequence the consumer has handed us (in scope or not).
     this.#lastSeen = this.#resumeAfter;
+    let lastSeen = this.#resumeAfter === undefined ? undefined : Number(this.#resumeAfter);
     // The consumer at creation; a message from another one means nats.js re-created it
     // by itself (it does on a delivery-sequence gap), which needs the same first_seq check.
     const created = await consumer.info(true);
@@ -377,13 +467,15 @@ class WatchSession {
     // never reaches 0 still goes live), or earlier if the server reports nothing pending.
     this.#live = this.#resumeAfter !== undefined || created.num_pending === 0;
     let relistLeft = this.#live ? 0 : created.num_pending;
-    let it: AsyncIterator<JsMsg> | undefined;
     let recreate = false;
+    const subjectPrefix = ctx.subjectPrefix;
+    const accepts = this.#plan.accepts;
+    const acceptsAll = !this.#plan.clientFiltered;
     while (true) {
       if (this.#failure) throw this.#failure;
       if (this.#ended || ctx.resources.closing) return;
       this.#waitingSince ??= Date.now();
-      let r: IteratorResult<JsMsg>;
+      let queue: JsMsg[];
       try {
         if (recreate) {
           // Resume from the last delivered revision + 1, with the same expiry checks as a
@@ -414,10 +506,24 @@ class WatchSession {
         }
         const c = this.#consumer;
         if (!c) throw new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: no consumer`);
-        it ??= await this.#nextBatch(c);
-        r = await it.next();
+        if (this.#queue.length === 0) {
+          if (this.#pullError !== undefined) {
+            const err = this.#pullError;
+            this.#pullError = undefined;
+            throw err;
+          }
+          if (!this.#pullOpen) await this.#startPull(c);
+          if (this.#queue.length === 0 && this.#pullError === undefined && this.#pullOpen) {
+            if (this.#failure) throw this.#failure;
+            if (this.#ended) return;
+            await this.#nextKick();
+          }
+          continue;
+        }
+        queue = this.#queue;
+        this.#queue = [];
       } catch (err) {
-        it = undefined;
+        this.#abandonPull();
         if (this.#failure) throw this.#failure;
         if (this.#ended) return;
         if (SlipstreamError.is(err, "CURSOR_EXPIRED") || SlipstreamError.is(err, "WATCH_FAILED")) throw err;
@@ -433,53 +539,62 @@ class WatchSession {
         await delay(PULL_RETRY_MS);
         continue;
       }
-      if (r.done) {
-        // The batch is over (full, or expired by the server, which proves it is alive).
-        it = undefined;
-        if (!this.#ended && !this.#failure) this.#lastAlive = Date.now();
-        continue;
-      }
       if (this.#failure) throw this.#failure;
       if (this.#ended || ctx.resources.closing) return;
       this.#waitingSince = undefined;
-      const m = r.value;
       this.#lastAlive = Date.now();
-      const seq = BigInt(m.seq);
-      const recreated = m.info.consumer !== consumerName;
-      consumerName = m.info.consumer;
-      if (this.#lastSeen !== undefined && seq <= this.#lastSeen) continue;
-      if (
-        this.#lastSeen !== undefined &&
-        liveGapSuspect(this.#lastSeen, seq) &&
-        (recreated || (this.#live && this.#guardGaps))
-      ) {
-        let first: bigint;
-        try {
-          first = BigInt((await streamInfo(ctx, this.#halt.signal)).state.first_seq);
-        } catch (err) {
-          if (this.#failure) throw this.#failure;
-          if (this.#ended) return;
-          throw new SlipstreamError(
-            "WATCH_FAILED",
-            `watch of bucket ${ctx.bucket}: cannot check a gap after ${this.#lastSeen}`,
-            {
-              cause: err,
-            },
-          );
+      const out: KvUpdate[] = [];
+      let bytes = 0;
+      for (let i = 0; i < queue.length; i++) {
+        const m = queue[i] as JsMsg;
+        const info = m.info;
+        const seq = info.streamSequence;
+        const recreated = info.consumer !== consumerName;
+        consumerName = info.consumer;
+        if (lastSeen !== undefined && seq <= lastSeen) continue;
+        if (lastSeen !== undefined && seq > lastSeen + 1 && (recreated || (this.#live && this.#guardGaps))) {
+          // Hand over what came before the gap first; the check needs a round trip.
+          if (out.length > 0) {
+            this.#queue = queue.slice(i).concat(this.#queue);
+            break;
+          }
+          await this.#checkGap(BigInt(lastSeen), BigInt(seq));
         }
-        if (!liveGapOk(this.#lastSeen, first)) {
-          throw new SlipstreamError(
-            "CURSOR_EXPIRED",
-            `watch of bucket ${ctx.bucket}: retention overran the watch (next delivered ${seq} after ${this.#lastSeen}, first retained ${first}); resync`,
-          );
-        }
+        lastSeen = seq;
+        this.#received++;
+        if (!this.#live && (--relistLeft <= 0 || info.pending === 0)) this.#live = true;
+        const data = m.data;
+        bytes += data.length + m.subject.length;
+        const key = keyOf(subjectPrefix, m.subject);
+        if (key === undefined || (!acceptsAll && !accepts(key))) continue;
+        out.push(toUpdate(key, seq, m.headers, data));
       }
-      this.#lastSeen = seq;
-      this.#received++;
-      if (!this.#live && (--relistLeft <= 0 || m.info.pending === 0)) this.#live = true;
-      const key = keyOf(ctx.subjectPrefix, m.subject);
-      if (key === undefined || !this.#plan.accepts(key)) continue;
-      yield toUpdate(key, m.seq, m.headers, m.data);
+      if (lastSeen !== undefined) this.#lastSeen = BigInt(lastSeen);
+      if (queue.length > 0) {
+        const avg = bytes / queue.length + MSG_OVERHEAD_BYTES;
+        this.#avgMsgBytes = this.#avgMsgBytes === undefined ? avg : (this.#avgMsgBytes * 3 + avg) / 4;
+      }
+      if (out.length > 0) yield out;
+    }
+  }
+
+  /** A delivered sequence jumped past last seen + 1: benign unless retention overran us. */
+  async #checkGap(lastSeen: bigint, seq: bigint): Promise<void> {
+    const ctx = this.#ctx;
+    let first: bigint;
+    try {
+      first = BigInt((await streamInfo(ctx, this.#halt.signal)).state.first_seq);
+    } catch (err) {
+      if (this.#failure) throw this.#failure;
+      throw new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: cannot check a gap after ${lastSeen}`, {
+        cause: err,
+      });
+    }
+    if (!liveGapOk(lastSeen, first)) {
+      throw new SlipstreamError(
+        "CURSOR_EXPIRED",
+        `watch of bucket ${ctx.bucket}: retention overran the watch (next delivered ${seq} after ${lastSeen}, first retained ${first}); resync`,
+      );
     }
   }
 
@@ -521,16 +636,50 @@ export class NatsKvWatcher implements KvWatcher {
   watch(scope: WatchScope, opts: WatchOptions = {}): AsyncIterable<KvUpdate> {
     const ctx = this.#ctx;
     return {
+      [Symbol.asyncIterator]: () => flatten(watchIterator(ctx, scope, opts)),
+    };
+  }
+
+  /**
+   * The same watch as {@link NatsKvWatcher.watch}, handed over as arrays of whatever the
+   * server delivered together (never empty): one promise per array instead of per update.
+   */
+  watchBatches(scope: WatchScope, opts: WatchOptions = {}): AsyncIterable<readonly KvUpdate[]> {
+    const ctx = this.#ctx;
+    return {
       [Symbol.asyncIterator]: () => watchIterator(ctx, scope, opts),
     };
   }
+}
+
+/** One update at a time out of an iterator of batches; `return()` passes straight through. */
+function flatten(inner: AsyncIterator<readonly KvUpdate[]>): AsyncIterator<KvUpdate> {
+  let batch: readonly KvUpdate[] = [];
+  let i = 0;
+  return {
+    next: async () => {
+      while (i >= batch.length) {
+        const r = await inner.next();
+        if (r.done) return { done: true, value: undefined };
+        batch = r.value;
+        i = 0;
+      }
+      return { done: false, value: batch[i++] as KvUpdate };
+    },
+    return: async (value?: unknown) => {
+      batch = [];
+      i = 0;
+      await inner.return?.();
+      return { done: true, value: value as undefined };
+    },
+  };
 }
 
 /**
  * An iterator whose `return()` takes effect even while a `next()` is pending (an async
  * generator would queue it behind that `next()`, which may wait for a message forever).
  */
-function watchIterator(ctx: BucketContext, scope: WatchScope, opts: WatchOptions): AsyncIterator<KvUpdate> {
+function watchIterator(ctx: BucketContext, scope: WatchScope, opts: WatchOptions): AsyncIterator<KvUpdate[]> {
   let session: WatchSession | undefined;
   const gen = runWatch(ctx, scope, opts, (s) => {
     session = s;
@@ -551,7 +700,7 @@ async function* runWatch(
   scope: WatchScope,
   opts: WatchOptions,
   onSession: (s: WatchSession) => void,
-): AsyncGenerator<KvUpdate> {
+): AsyncGenerator<KvUpdate[]> {
   const prefixes = scopeToPrefixes(scope);
   const plan = planFilters(ctx.subjectPrefix, prefixes, ctx.multiFilter());
   const resumeAfter = resumeRevision(opts);

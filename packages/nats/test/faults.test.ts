@@ -3,6 +3,7 @@ import { SlipstreamError } from "@slipstream/core";
 import { hasNats, waitFor } from "@slipstream/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import type { NatsConnection } from "../src/index.js";
+import { FIRST_PULL } from "../src/watcher.js";
 import {
   bucketName,
   connectTo,
@@ -96,12 +97,13 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
     await take(it, 1);
     const kvAdmin = await admin.store({ name: kv.name });
     // Complete the first pull batch, then hold: nothing is pulled while we do not ask.
-    for (let i = 2; i <= 512; i++) await kvAdmin.writer.put(`k.${i}`, enc("x"));
-    await take(it, 511);
-    for (let i = 513; i <= 515; i++) await kvAdmin.writer.put(`k.${i}`, enc("x"));
+    const n = FIRST_PULL;
+    for (let i = 2; i <= n; i++) await kvAdmin.writer.put(`k.${i}`, enc("x"));
+    await take(it, n - 1);
+    for (let i = n + 1; i <= n + 3; i++) await kvAdmin.writer.put(`k.${i}`, enc("x"));
     const jsm = await jetstreamManager(admin.client);
-    await jsm.streams.purge(`KV_${kv.name}`); // 513..515 are gone, and nothing follows them
-    expect((await kv.status()).firstSeq).toBe(516n);
+    await jsm.streams.purge(`KV_${kv.name}`); // n+1..n+3 are gone, and nothing follows them
+    expect((await kv.status()).firstSeq).toBe(BigInt(n + 4));
     await expect(nextWithin(it, 15_000)).rejects.toMatchObject({ code: "CURSOR_EXPIRED" });
   });
 
@@ -271,12 +273,13 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
     await take(it, 1); // state-sync done: the watch is live at revision 1
     // Fill the rest of the first pull batch exactly, so no pull is outstanding while we hold.
     const kvAdmin = await admin.store({ name: kv.name });
-    for (let i = 2; i <= 512; i++) await kvAdmin.writer.put(`k.${i}`, enc("x"));
-    const got = await take(it, 511);
-    expect(show(got[510]!)).toBe("put k.512=x@512");
-    for (let i = 513; i <= 518; i++) await kvAdmin.writer.put(`k.${i}`, enc("x"));
+    const n = FIRST_PULL;
+    for (let i = 2; i <= n; i++) await kvAdmin.writer.put(`k.${i}`, enc("x"));
+    const got = await take(it, n - 1);
+    expect(show(got[n - 2]!)).toBe(`put k.${n}=x@${n}`);
+    for (let i = n + 1; i <= n + 6; i++) await kvAdmin.writer.put(`k.${i}`, enc("x"));
     const jsm = await jetstreamManager(admin.client);
-    await jsm.streams.purge(`KV_${kv.name}`, { seq: 517 }); // retention "evicts" 513..516
+    await jsm.streams.purge(`KV_${kv.name}`, { seq: n + 5 }); // retention "evicts" n+1..n+4
     const names = await consumerNames(admin, kv.name);
     await expect(it.next()).rejects.toMatchObject({ code: "CURSOR_EXPIRED" });
     expect(names.length).toBe(1); // the same consumer all along: the live guard, not a re-creation
