@@ -100,6 +100,49 @@ function makeDb(dir: string, create: boolean, exclusive: boolean, tuning: LevelT
   });
 }
 
+/** One atomic write in the making (see {@link FoldDb.write}); commit or discard it. */
+export class FoldWrite {
+  readonly #batch: ChainedBatch;
+  readonly #dir: string;
+
+  /** @internal */
+  constructor(batch: ChainedBatch, dir: string) {
+    this.#batch = batch;
+    this.#dir = dir;
+  }
+
+  /** Puts a data record under a root key. */
+  put(key: Buffer, value: Buffer): void {
+    this.#batch.put(key, value);
+  }
+
+  /** Deletes a root key. */
+  del(key: Buffer): void {
+    this.#batch.del(key);
+  }
+
+  /** Adds the meta records and writes everything in one LevelDB batch. */
+  async commit(cursor: WatchCursor, count: number, sync: boolean): Promise<void> {
+    const b = this.#batch;
+    try {
+      b.put(FORMAT_KEY, encodeFormat());
+      b.put(CURSOR_KEY, encodeCursor(cursor));
+      b.put(COUNT_KEY, encodeCount(count));
+      await b.write({ sync });
+    } catch (err) {
+      await b.close().catch(() => {});
+      throw mapLevelError(err, `writing a batch to ${this.#dir}`);
+    }
+  }
+
+  /** Drops the ops gathered so far (nothing is written). */
+  async discard(): Promise<void> {
+    await this.#batch.close();
+  }
+}
+
+type ChainedBatch = ReturnType<ReturnType<typeof makeDb>["batch"]>;
+
 /** A LevelDB directory opened as a fold. Binary keys and values only; no JSON anywhere. */
 export class FoldDb {
   readonly dir: string;
@@ -220,22 +263,24 @@ export class FoldDb {
   }
 
   /**
-   * Commits `ops`, the cursor and the entry count in ONE LevelDB batch (data and cursor
-   * together: after any crash the recovered cursor names exactly the recovered data).
-   * Takes ownership of `ops` (the meta records are appended to it).
+   * Starts one atomic write: data ops go in with {@link FoldWrite.put}/{@link FoldWrite.del},
+   * and {@link FoldWrite.commit} adds the cursor and the entry count and writes it all in ONE
+   * LevelDB batch (data and cursor together: after any crash the recovered cursor names
+   * exactly the recovered data). A chained batch, measured several times cheaper per op than
+   * abstract-level's array batch in a busy process.
    */
-  async commit(ops: DataOp[], cursor: WatchCursor, count: number, sync: boolean): Promise<void> {
-    const batch = ops;
-    batch.push(
-      { type: "put", key: FORMAT_KEY, value: encodeFormat() },
-      { type: "put", key: CURSOR_KEY, value: encodeCursor(cursor) },
-      { type: "put", key: COUNT_KEY, value: encodeCount(count) },
-    );
-    try {
-      await this.#db.batch(batch, { sync });
-    } catch (err) {
-      throw mapLevelError(err, `writing a batch to ${this.dir}`);
+  write(): FoldWrite {
+    return new FoldWrite(this.#db.batch(), this.dir);
+  }
+
+  /** Commits `ops`, the cursor and the entry count in ONE LevelDB batch (see {@link write}). */
+  async commit(ops: readonly DataOp[], cursor: WatchCursor, count: number, sync: boolean): Promise<void> {
+    const w = this.write();
+    for (const op of ops) {
+      if (op.type === "put") w.put(op.key, op.value);
+      else w.del(op.key);
     }
+    await w.commit(cursor, count, sync);
   }
 
   /** Appends raw root-key records (no meta) in one batch; used to build a copy. */

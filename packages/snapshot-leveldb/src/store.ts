@@ -19,7 +19,7 @@ import {
   verifyAndStageImport,
   WatchCursor,
 } from "@slipstream/core";
-import { type DataOp, FoldDb, inspectFold, type LevelTuning } from "./fold-db.js";
+import { FoldDb, type FoldWrite, inspectFold, type LevelTuning } from "./fold-db.js";
 import {
   BACKEND_ID,
   BACKEND_VERSION,
@@ -233,48 +233,57 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
   }
 
   async #applyNow(batch: readonly KvUpdate[], cursor: WatchCursor): Promise<void> {
-    const fresh = this.#freshBatch(batch);
-    const { ops, count } = fresh ?? (await this.#lookedUpBatch(batch));
+    let write = this.#fold.write();
+    let count = this.#freshBatch(batch, write);
+    if (count === undefined) {
+      await write.discard();
+      write = this.#fold.write();
+      try {
+        count = await this.#lookedUpBatch(batch, write);
+      } catch (err) {
+        await write.discard().catch(() => {});
+        throw err;
+      }
+    }
     // Data and cursor together: one batch, so the recovered cursor always names the data.
-    await this.#fold.commit(ops, cursor, count, this.#sync);
+    await write.commit(cursor, count, this.#sync);
     this.#cursor = cursor;
     this.#count = count;
   }
 
   /**
-   * The batch's ops and the new entry count when the key filter proves every key of the
-   * batch absent before it and no key repeats (a hydration or a replay: no read at all);
-   * undefined as soon as a key might exist or repeats.
+   * Writes the batch's ops and returns the new entry count when the key filter proves every
+   * key of the batch absent before it and no key repeats (a hydration or a replay: no read
+   * at all); undefined as soon as a key might exist or repeats (discard `write` then).
    */
-  #freshBatch(batch: readonly KvUpdate[]): { ops: DataOp[]; count: number } | undefined {
+  #freshBatch(batch: readonly KvUpdate[], write: FoldWrite): number | undefined {
     const filter = this.#filter;
     if (!filter.complete) return undefined;
     let count = this.#count;
-    const ops: DataOp[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const u = batch[i] as KvUpdate;
       const key = u.type === "put" ? u.entry.key : u.key;
       // A repeat within the batch shows up here too: its first put added it to the filter.
       if (filter.mightContain(key)) return undefined;
       if (u.type === "put") {
-        ops[i] = { type: "put", key: dataKey(key), value: encodeValueRecord(u.entry.version, u.entry.value) };
+        write.put(dataKey(key), encodeValueRecord(u.entry.version, u.entry.value));
         count++;
         // Added before the commit: a key of a batch that then fails is only a "maybe".
         filter.add(key);
       } else {
         // Deleting an absent key changes nothing, but stays in the batch (harmless, exact).
-        ops[i] = { type: "del", key: dataKey(key) };
+        write.del(dataKey(key));
       }
     }
-    return { ops, count };
+    return count;
   }
 
   /**
-   * The batch's ops and the new entry count, learning which keys already exist: keys the
-   * filter has never seen since the fold was empty are certainly absent; the rest are looked
-   * up in one native hasMany per batch (exact count).
+   * Writes the batch's ops and returns the new entry count, learning which keys already
+   * exist: keys the filter has never seen since the fold was empty are certainly absent; the
+   * rest are looked up in one native hasMany per batch (exact count).
    */
-  async #lookedUpBatch(batch: readonly KvUpdate[]): Promise<{ ops: DataOp[]; count: number }> {
+  async #lookedUpBatch(batch: readonly KvUpdate[], write: FoldWrite): Promise<number> {
     const filter = this.#filter;
     const present = new Map<string, boolean>();
     let lookup: string[] | undefined;
@@ -293,22 +302,20 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
       for (let i = 0; i < lookup.length; i++) present.set(lookup[i] as string, has[i] === true);
     }
     let count = this.#count;
-    const ops: DataOp[] = new Array(batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      const u = batch[i] as KvUpdate;
+    for (const u of batch) {
       if (u.type === "put") {
         const { key, value, version } = u.entry;
-        ops[i] = { type: "put", key: dataKey(key), value: encodeValueRecord(version, value) };
+        write.put(dataKey(key), encodeValueRecord(version, value));
         if (!present.get(key)) count++;
         present.set(key, true);
         filter.add(key);
       } else {
-        ops[i] = { type: "del", key: dataKey(u.key) };
+        write.del(dataKey(u.key));
         if (present.get(u.key)) count--;
         present.set(u.key, false);
       }
     }
-    return { ops, count };
+    return count;
   }
 
   /** The entry of `key`, or undefined when absent or deleted. */
