@@ -15,6 +15,7 @@ import { type BenchResult, type Check, check, perSecond, rateRatio } from "./res
 interface Drain {
   messages: number;
   ms: number;
+  cpuUs?: number;
 }
 
 /** Keeps the faster of two drains of the same size. */
@@ -111,6 +112,10 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
       noStoreRate: bareRate,
       ratioNoStore: rateRatio(bareRate, rawRate),
       oursMs: ours.ms,
+      // Process CPU per message (all threads of this process; the nats-server's is its own).
+      rawCpuUsPerMsg: (rawTuned.cpuUs ?? 0) / rawTuned.messages,
+      noStoreCpuUsPerMsg: bare.cpuUs / bare.delivered,
+      oursCpuUsPerMsg: ours.cpuUs / ours.delivered,
       flushes: ours.flushes,
       defaultBatchRate: perSecond(defaults.delivered, defaults.ms),
       defaultBatchFlushes: defaults.flushes,

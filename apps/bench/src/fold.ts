@@ -21,6 +21,8 @@ export interface FoldRun {
   readonly cursor: bigint | undefined;
   /** Flushes (store commits) that it took. */
   readonly flushes: number;
+  /** Process CPU time over `ms` (all threads: LevelDB's included), µs. */
+  readonly cpuUs: number;
 }
 
 /**
@@ -42,6 +44,7 @@ export async function foldToHead(
     reached = resolve;
   });
   if ((store?.cursor.revision ?? 0n) >= head) reached();
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const watch = watchApplied<KvUpdate>({
     watcher: kv.watcher,
@@ -79,8 +82,16 @@ export async function foldToHead(
     clearTimeout(timer);
   }
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(c0);
   const final = await watch.stop();
-  return { delivered, messages: delivered, ms, cursor: final.revision, flushes: watch.stats.flushes };
+  return {
+    delivered,
+    messages: delivered,
+    ms,
+    cursor: final.revision,
+    flushes: watch.stats.flushes,
+    cpuUs: cpu.user + cpu.system,
+  };
 }
 
 /**

@@ -122,7 +122,8 @@ export async function rawOrderedDrain(
   b: NatsBench,
   head: bigint,
   maxMessages?: number,
-): Promise<{ messages: number; ms: number }> {
+): Promise<{ messages: number; ms: number; cpuUs: number }> {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const consumer = await b.js.consumers.get(b.stream, { deliver_policy: DeliverPolicy.All });
   const messages = await consumer.consume(maxMessages === undefined ? undefined : { max_messages: maxMessages });
@@ -131,7 +132,9 @@ export async function rawOrderedDrain(
     n++;
     if (BigInt(m.seq) >= head) break;
   }
-  return { messages: n, ms: performance.now() - t0 };
+  const ms = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  return { messages: n, ms, cpuUs: c.user + c.system };
 }
 
 /**

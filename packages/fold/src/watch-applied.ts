@@ -33,13 +33,22 @@ import {
 export interface BatchOptions {
   /** A batch closes this long after its first update arrived. @defaultValue 10 */
   windowMs?: number;
-  /** A batch closes when it holds this many updates (parse-rejected ones count). @defaultValue 100 */
+  /**
+   * A batch closes when it holds this many updates (parse-rejected ones count). Large
+   * batches are what make a bulk load fast (one store commit per batch); the window bounds
+   * the latency of a trickle. @defaultValue 1000
+   */
   max?: number;
   /**
    * Read-ahead: updates pulled from the watch but not yet batched. The watch is read only
-   * while this has room. @defaultValue 256
+   * while this has room (and {@link BatchOptions.bufferBytes} too). @defaultValue 4096
    */
   buffer?: number;
+  /**
+   * Read-ahead in value bytes: the watch is read only while the buffered values weigh less,
+   * so large values cannot make the read-ahead large. @defaultValue 8 MiB
+   */
+  bufferBytes?: number;
 }
 
 /** Retry pacing of {@link watchApplied} (exponential with full jitter, capped). */
@@ -129,6 +138,10 @@ interface Subscription {
   head: number;
   /** Updates in `batches` not yet taken. */
   buffered: number;
+  /** Value bytes of the arrays in `batches` (an array counts until it is fully taken). */
+  bufferedBytes: number;
+  /** Value bytes of each array in `batches`. */
+  batchBytes: number[];
   /** How the watch ended (after the buffer is drained). */
   terminal: { kind: "end" } | { kind: "error"; error: unknown } | undefined;
   /** The pump is awaiting iter.next(). */
@@ -233,6 +246,7 @@ class AppliedLoop<U> implements AppliedWatch {
   readonly #windowMs: number;
   readonly #max: number;
   readonly #bufferSize: number;
+  readonly #bufferBytes: number;
   readonly #retry: Required<RetryOptions>;
   readonly #signal: AbortSignal | undefined;
 
@@ -288,8 +302,9 @@ class AppliedLoop<U> implements AppliedWatch {
     this.#onApplied = opts.onApplied;
     this.#log = opts.logger ?? silentLogger;
     this.#windowMs = nonNegative(opts.batch?.windowMs, 10, "batch.windowMs");
-    this.#max = positiveInt(opts.batch?.max, 100, "batch.max");
-    this.#bufferSize = positiveInt(opts.batch?.buffer, 256, "batch.buffer");
+    this.#max = positiveInt(opts.batch?.max, 1000, "batch.max");
+    this.#bufferSize = positiveInt(opts.batch?.buffer, 4096, "batch.buffer");
+    this.#bufferBytes = positiveInt(opts.batch?.bufferBytes, 8 * 1024 * 1024, "batch.bufferBytes");
     const r = opts.retry ?? {};
     this.#retry = {
       resubscribeInitialMs: nonNegative(r.resubscribeInitialMs, 100, "retry.resubscribeInitialMs"),
@@ -482,6 +497,8 @@ class AppliedLoop<U> implements AppliedWatch {
       batches: [],
       head: 0,
       buffered: 0,
+      bufferedBytes: 0,
+      batchBytes: [],
       terminal: undefined,
       pending: false,
       closed: false,
@@ -506,7 +523,7 @@ class AppliedLoop<U> implements AppliedWatch {
   async #pump(sub: Subscription, iter: AsyncIterator<readonly KvUpdate[]>): Promise<void> {
     try {
       while (!sub.closed) {
-        if (sub.buffered >= this.#bufferSize) {
+        if (sub.buffered >= this.#bufferSize || sub.bufferedBytes >= this.#bufferBytes) {
           await new Promise<void>((resolve) => {
             sub.room = resolve;
           });
@@ -522,8 +539,12 @@ class AppliedLoop<U> implements AppliedWatch {
           return;
         }
         if (r.value.length > 0) {
+          let bytes = 0;
+          for (const u of r.value) if (u.type === "put") bytes += u.entry.value.length;
           sub.batches.push(r.value);
+          sub.batchBytes.push(bytes);
           sub.buffered += r.value.length;
+          sub.bufferedBytes += bytes;
           this.#wake();
         }
       }
@@ -544,9 +565,10 @@ class AppliedLoop<U> implements AppliedWatch {
     const u = first[sub.head++] as KvUpdate;
     if (sub.head >= first.length) {
       sub.batches.shift();
+      sub.bufferedBytes -= sub.batchBytes.shift() ?? 0;
       sub.head = 0;
     }
-    if (--sub.buffered < this.#bufferSize) sub.room?.();
+    if (--sub.buffered < this.#bufferSize && sub.bufferedBytes < this.#bufferBytes) sub.room?.();
     return u;
   }
 
