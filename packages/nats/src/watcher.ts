@@ -36,7 +36,6 @@ import {
   type KvUpdate,
   type KvWatcher,
   liveGapOk,
-  liveGapSuspect,
   resumeStartSequence,
   resumeWindowOk,
   SlipstreamError,
@@ -552,6 +551,7 @@ class WatchSession {
         const recreated = info.consumer !== consumerName;
         consumerName = info.consumer;
         if (lastSeen !== undefined && seq <= lastSeen) continue;
+        // liveGapSuspect, on numbers (no bigint per message).
         if (lastSeen !== undefined && seq > lastSeen + 1 && (recreated || (this.#live && this.#guardGaps))) {
           // Hand over what came before the gap first; the check needs a round trip.
           if (out.length > 0) {
