@@ -1,6 +1,20 @@
 import { invalidArgument } from "./errors.js";
 import { parseHex, toHex } from "./hex.js";
 
+/** Writes a safe integer ≥ 0 as 8 big-endian bytes at `offset`. */
+function writeSequence(sequence: number, target: Uint8Array, offset: number): void {
+  const hi = Math.floor(sequence / 0x1_0000_0000);
+  const lo = sequence >>> 0;
+  target[offset] = 0;
+  target[offset + 1] = hi >>> 16;
+  target[offset + 2] = hi >>> 8;
+  target[offset + 3] = hi;
+  target[offset + 4] = lo >>> 24;
+  target[offset + 5] = lo >>> 16;
+  target[offset + 6] = lo >>> 8;
+  target[offset + 7] = lo;
+}
+
 /** The most bytes a {@link VersionToken} may hold. */
 export const VERSION_TOKEN_CAPACITY = 10;
 
@@ -14,13 +28,28 @@ export const MAX_REVISION = (1n << 64n) - 1n;
  */
 export class VersionToken {
   static readonly #UNKNOWN = new VersionToken(new Uint8Array(0));
-  readonly #bytes: Uint8Array;
+  /** The raw bytes; made on first use for a token built from a sequence number. */
+  #bytesOrUndefined: Uint8Array | undefined;
+  /** The sequence number of a token built by {@link VersionToken.fromSequence}. */
+  readonly #seq: number | undefined;
   /** The decoded revision, once asked for (undefined: not yet; null: not an 8-byte token). */
   #revision: bigint | null | undefined;
 
-  private constructor(bytes: Uint8Array, revision?: bigint) {
-    this.#bytes = bytes;
+  private constructor(bytes: Uint8Array | undefined, revision?: bigint, seq?: number) {
+    this.#bytesOrUndefined = bytes;
     this.#revision = revision;
+    this.#seq = seq;
+  }
+
+  /** The raw bytes (a token from a sequence makes them once, on first use). */
+  get #bytes(): Uint8Array {
+    let bytes = this.#bytesOrUndefined;
+    if (bytes === undefined) {
+      bytes = new Uint8Array(8);
+      writeSequence(this.#seq as number, bytes, 0);
+      this.#bytesOrUndefined = bytes;
+    }
+    return bytes;
   }
 
   /** The empty token: a version nobody knows (e.g. a synthetic delete during resync). */
@@ -48,17 +77,9 @@ export class VersionToken {
     if (!Number.isSafeInteger(sequence) || sequence < 0) {
       throw invalidArgument(`sequence ${sequence} is not a safe integer ≥ 0`);
     }
-    const bytes = new Uint8Array(8);
-    const hi = Math.floor(sequence / 0x1_0000_0000);
-    const lo = sequence >>> 0;
-    bytes[1] = hi >>> 16;
-    bytes[2] = hi >>> 8;
-    bytes[3] = hi;
-    bytes[4] = lo >>> 24;
-    bytes[5] = lo >>> 16;
-    bytes[6] = lo >>> 8;
-    bytes[7] = lo;
-    return new VersionToken(bytes);
+    // The bytes are made only if asked for: a watch makes one token per message, and most
+    // are only compared and written into a store record.
+    return new VersionToken(undefined, undefined, sequence);
   }
 
   /** A token holding exactly `bytes` (copied). More than 10 bytes → `INVALID_ARGUMENT`. */
@@ -79,6 +100,7 @@ export class VersionToken {
 
   /** The revision when the token is 8 bytes long, else `undefined`. */
   get revision(): bigint | undefined {
+    if (this.#revision === undefined && this.#seq !== undefined) this.#revision = BigInt(this.#seq);
     if (this.#revision === undefined) {
       this.#revision =
         this.#bytes.length === 8
@@ -95,7 +117,7 @@ export class VersionToken {
 
   /** The number of raw bytes (0 for unknown). */
   get length(): number {
-    return this.#bytes.length;
+    return this.#seq !== undefined ? 8 : this.#bytes.length;
   }
 
   /**
@@ -103,6 +125,10 @@ export class VersionToken {
    * @returns the number of bytes written
    */
   writeTo(target: Uint8Array, offset = 0): number {
+    if (this.#seq !== undefined && this.#bytesOrUndefined === undefined) {
+      writeSequence(this.#seq, target, offset);
+      return 8;
+    }
     const bytes = this.#bytes;
     // A loop beats TypedArray#set for the ≤ 10 bytes a token holds.
     for (let i = 0; i < bytes.length; i++) target[offset + i] = bytes[i] as number;
@@ -111,7 +137,7 @@ export class VersionToken {
 
   /** True for the empty token. */
   get isUnknown(): boolean {
-    return this.#bytes.length === 0;
+    return this.#seq === undefined && this.#bytes.length === 0;
   }
 
   /**
@@ -120,6 +146,7 @@ export class VersionToken {
    * @returns negative, zero or positive, as for `Array.prototype.sort`
    */
   static compare(a: VersionToken, b: VersionToken): number {
+    if (a.#seq !== undefined && b.#seq !== undefined) return a.#seq - b.#seq;
     const x = a.#bytes;
     const y = b.#bytes;
     let i = 0;
@@ -138,6 +165,7 @@ export class VersionToken {
 
   /** Byte-wise equality. */
   equals(other: VersionToken): boolean {
+    if (this.#seq !== undefined && other.#seq !== undefined) return this.#seq === other.#seq;
     return Buffer.compare(this.#bytes, other.#bytes) === 0;
   }
 

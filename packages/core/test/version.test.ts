@@ -113,6 +113,14 @@ describe("VersionToken.fromSequence / writeTo / length", () => {
       expect(a.equals(b)).toBe(true);
       expect(a.revision).toBe(BigInt(n));
       expect(a.length).toBe(8);
+      expect(a.isUnknown).toBe(false);
+      // Written straight from the number (no bytes made yet) and after the bytes exist.
+      const fresh = new Uint8Array(10).fill(7);
+      expect(VersionToken.fromSequence(n).writeTo(fresh, 1)).toBe(8);
+      expect(Buffer.from(fresh.subarray(1, 9)).toString("hex")).toBe(b.toHex());
+      expect([fresh[0], fresh[9]]).toEqual([7, 7]);
+      expect(VersionToken.compare(VersionToken.fromSequence(n), b)).toBe(0);
+      expect(VersionToken.compare(VersionToken.fromSequence(n), VersionToken.fromSequence(n + 1))).toBeLessThan(0);
     }
   });
 
