@@ -120,7 +120,9 @@ describe("VersionToken.fromSequence / writeTo / length", () => {
       expect(Buffer.from(fresh.subarray(1, 9)).toString("hex")).toBe(b.toHex());
       expect([fresh[0], fresh[9]]).toEqual([7, 7]);
       expect(VersionToken.compare(VersionToken.fromSequence(n), b)).toBe(0);
-      expect(VersionToken.compare(VersionToken.fromSequence(n), VersionToken.fromSequence(n + 1))).toBeLessThan(0);
+      if (n < Number.MAX_SAFE_INTEGER) {
+        expect(VersionToken.compare(VersionToken.fromSequence(n), VersionToken.fromSequence(n + 1))).toBeLessThan(0);
+      }
     }
   });
 
