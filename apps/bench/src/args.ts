@@ -11,11 +11,19 @@ export interface CliArgs {
   /** Run every benchmark in this process instead of one child process each. */
   readonly inProcess: boolean;
   readonly help: boolean;
+  /** `--scale`: the entry counts to run the selection at, smallest first (else undefined). */
+  readonly scale: readonly number[] | undefined;
+  /** Whether `--rounds` or BENCH_ROUNDS was given (a scale run keeps it for every size). */
+  readonly roundsGiven: boolean;
 }
+
+/** Entry counts of `--scale` when `--scale-sizes` does not say. */
+export const SCALE_SIZES: readonly number[] = [100_000, 1_000_000, 3_000_000];
 
 /** The `--help` text. */
 export const USAGE = `usage: node dist/index.js [--quick] [--only fold,resume,hydrate,transfer,bootstrap]
                          [--entries N] [--value-bytes N] [--delta N] [--rounds N] [--json FILE] [--in-process]
+                         [--scale [--scale-sizes N,N,…]]
 
   --quick          smoke sizes (10k entries, delta 100, 2 rounds): ~15 s
   --only IDS       run only these benchmarks (comma-separated)
@@ -26,6 +34,10 @@ export const USAGE = `usage: node dist/index.js [--quick] [--only fold,resume,hy
   --json FILE      also write the results as JSON to FILE
   --in-process     run every benchmark in this process (default: one child process each,
                    so each one's RSS figures are its own)
+  --scale          run the selection (default: fold,hydrate) at 100k, 1M and 3M entries and
+                   print how each ratio and the peak RSS move with the entry count; sizes of
+                   1M and more run 1 round unless --rounds says otherwise
+  --scale-sizes L  the entry counts of --scale (comma-separated)
 Exit code 1 when a correctness check fails or a benchmark throws.`;
 
 function intValue(flag: string, raw: string | undefined): number {
@@ -41,6 +53,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
   let quick = false;
   let help = false;
   let inProcess = false;
+  let scale: number[] | undefined;
   let json: string | undefined;
   let only: string[] = [];
   const sizes: { entries?: number; valueBytes?: number; delta?: number; rounds?: number } = {};
@@ -60,6 +73,17 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
         break;
       case "--in-process":
         inProcess = true;
+        break;
+      case "--scale":
+        scale ??= [...SCALE_SIZES];
+        break;
+      case "--scale-sizes":
+        scale = (next() ?? "")
+          .split(",")
+          .filter(Boolean)
+          .map((v) => intValue("--scale-sizes", v))
+          .sort((a, b) => a - b);
+        if (scale.length === 0) throw new TypeError("--scale-sizes needs entry counts");
         break;
       case "--help":
       case "-h":
@@ -102,5 +126,14 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
     delta: sizes.delta ?? (sizes.entries !== undefined ? Math.max(1, Math.round(entries / 100)) : base.delta),
     rounds: sizes.rounds ?? base.rounds,
   });
-  return { mode: custom ? "custom" : quick ? "quick" : "full", options, only, json, inProcess, help };
+  return {
+    mode: custom ? "custom" : quick ? "quick" : "full",
+    options,
+    only,
+    json,
+    inProcess,
+    help,
+    scale,
+    roundsGiven: sizes.rounds !== undefined,
+  };
 }

@@ -1,6 +1,8 @@
 import { hasNats } from "@slipstream/testkit";
 import { describe, expect, it } from "vitest";
 import { parseArgs } from "../src/args.js";
+import type { RunReport } from "../src/report.js";
+import { formatScale } from "../src/scale.js";
 import { benchResume } from "../src/bench-resume.js";
 
 // Correctness fields only: timings and ratios are the benchmark's output, never asserted.
@@ -30,5 +32,32 @@ describe("bench arguments", () => {
     expect(parseArgs(["--quick"], {}).mode).toBe("quick");
     expect(() => parseArgs(["--delta", "20", "--entries", "10"], {})).toThrow(/delta/);
     expect(() => parseArgs(["--bogus"], {})).toThrow(/unknown argument/);
+  });
+});
+
+describe("bench --scale", () => {
+  it("parses the sizes (default 100k, 1M, 3M) and keeps an explicit --rounds", () => {
+    expect(parseArgs(["--scale"], {}).scale).toEqual([100_000, 1_000_000, 3_000_000]);
+    const a = parseArgs(["--scale", "--scale-sizes", "30000,10000", "--rounds", "2"], {});
+    expect(a.scale).toEqual([10_000, 30_000]);
+    expect(a.roundsGiven).toBe(true);
+    expect(parseArgs([], {}).scale).toBeUndefined();
+    expect(() => parseArgs(["--scale-sizes", ""], {})).toThrow(/entry counts/);
+  });
+
+  it("tabulates each ratio and peak RSS per size with the change from first to last", () => {
+    const report = (ratio: number, rssMiB: number) =>
+      ({
+        results: [{ id: "hydrate", ratio, memory: { peakRss: rssMiB * 1024 * 1024 } }],
+        failures: [],
+      }) as unknown as RunReport;
+    const text = formatScale([
+      { entries: 100_000, report: report(0.8, 100) },
+      { entries: 1_000_000, report: report(0.6, 150) },
+    ]);
+    expect(text).toContain("100k");
+    expect(text).toContain("1M");
+    expect(text).toMatch(/hydrate\s+ratio\s+0\.80×\s+0\.60×\s+0\.80× → 0\.60× \(-25%\)/);
+    expect(text).toMatch(/peak RSS\s+100 MiB\s+150 MiB\s+100 MiB → 150 MiB \(\+50%\)/);
   });
 });
