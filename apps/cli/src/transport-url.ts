@@ -84,12 +84,24 @@ export async function openTransportUrl(
       for (const k of q.keys()) {
         if (!["endpoint", "region", "forcePathStyle"].includes(k)) throw usage(`unknown s3 URL parameter ${k}`);
       }
-      // Credentials: the SDK's default provider chain (env, profile, SSO, IMDS).
+      // Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN) of the given
+      // environment when set, else the SDK's default provider chain (profile, SSO, IMDS…).
+      const keyId = env.AWS_ACCESS_KEY_ID;
+      const secret = env.AWS_SECRET_ACCESS_KEY;
       const client = new S3Client({
         region,
         forcePathStyle,
         maxAttempts: 2,
         ...(endpoint ? { endpoint } : {}),
+        ...(keyId && secret
+          ? {
+              credentials: {
+                accessKeyId: keyId,
+                secretAccessKey: secret,
+                ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+              },
+            }
+          : {}),
       });
       const store = new S3BlobStore({ client, bucket, timeoutMs: opts.timeoutMs });
       return make("s3", store, cleanPrefix(decodeURIComponent(url.pathname)), `s3://${bucket}${url.pathname}`);

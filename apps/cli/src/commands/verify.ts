@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -10,7 +10,7 @@ import {
   verifyArtifact,
 } from "@slipstream/core";
 import { LevelSnapshotStore, BACKEND_ID } from "@slipstream/snapshot-leveldb";
-import { EXIT, type ExitCode } from "../exit.js";
+import { CliError, EXIT, type ExitCode } from "../exit.js";
 import { type CliIo, formatBytes, printFields, printJson, println } from "../output.js";
 import { progressBar } from "../progress.js";
 import { pickArtifact } from "../remote.js";
@@ -103,6 +103,9 @@ export async function verifyCommand(io: CliIo, target: string, keyArg: string | 
         await rm(scratch, { recursive: true, force: true });
       }
     } else {
+      const st = await stat(target).catch(() => undefined);
+      if (!st) throw new CliError(EXIT.INPUT, "NOT_FOUND", `artifact directory ${target} does not exist`);
+      if (!st.isDirectory()) throw new CliError(EXIT.INPUT, "NOT_FOUND", `${target} is not a directory; an artifact is a directory`);
       const v = await verifyArtifact(target, { onProgress: bar.onProgress, ...(io.signal ? { signal: io.signal } : {}) });
       const extra = opts.deep && v.ok && v.manifest ? [await deepCheck(io, target, v.manifest)].filter((p) => p !== undefined) : [];
       result = report(source, v, extra as Problem[]);
