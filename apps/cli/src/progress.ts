@@ -38,6 +38,9 @@ export function progressBar(io: CliIo, enabled: boolean): ProgressReporter {
           clearOnComplete: false,
           etaBuffer: 50,
           fps: 10,
+          // We decide whether stderr is a terminal (io.isTTY); draw even if the stream does not say so.
+          noTTYOutput: true,
+          notTTYSchedule: 250,
         },
       );
       bar.start(Math.max(total, 1), 0, { phase: phase.padEnd(8), done: "0 B", all: formatBytes(total), rate: "0 B", etaText: "…" });
