@@ -15,7 +15,8 @@ export async function openExistingFold(dir: string): Promise<LevelSnapshotStore>
     if (err.code === "ENOENT") throw new CliError(EXIT.INPUT, "NOT_FOUND", `fold directory ${dir} does not exist`);
     throw err;
   });
-  if (!st.isDirectory()) throw new CliError(EXIT.INPUT, "NOT_A_FOLD", `${dir} is not a directory; a fold is a directory`);
+  if (!st.isDirectory())
+    throw new CliError(EXIT.INPUT, "NOT_A_FOLD", `${dir} is not a directory; a fold is a directory`);
   if ((await readdir(dir)).length === 0) {
     throw new CliError(EXIT.INPUT, "NOT_A_FOLD", `${dir} is empty; it is not a fold`);
   }

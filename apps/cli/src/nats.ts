@@ -48,7 +48,10 @@ export async function openBucket(
   if (!flags.bucket) throw usage("--bucket <name> is required");
   const tlsFiles = flags.tlsCa || flags.tlsCert || flags.tlsKey;
   const opts: ConnectOptions = {
-    servers: servers.split(",").map((s) => s.trim()).filter((s) => s !== ""),
+    servers: servers
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== ""),
     timeoutMs,
     name: "slipstream-cli",
     // An operator tool fails fast instead of waiting for a server to come back.

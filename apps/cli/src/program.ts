@@ -96,7 +96,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .argument("[prefix]", "only keys starting with this", "")
     .option("--limit <n>", "stop after n keys", positiveInt)
     .addOption(jsonOption())
-    .action(wrap((dir: string, prefix: string, o: { json?: boolean; limit?: number }) => lsCommand(io, dir, prefix, o)));
+    .action(
+      wrap((dir: string, prefix: string, o: { json?: boolean; limit?: number }) => lsCommand(io, dir, prefix, o)),
+    );
 
   program
     .command("verify")
@@ -154,7 +156,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   natsOptions(
     program
       .command("diff")
-      .description("keys missing from, extra in, and stale (other revision) in a fold, against the live bucket; exit 1 when they differ")
+      .description(
+        "keys missing from, extra in, and stale (other revision) in a fold, against the live bucket; exit 1 when they differ",
+      )
       .argument("<foldDir>", "the fold directory"),
   )
     .option("--prefix <prefix>", "only keys starting with this")

@@ -28,22 +28,26 @@ export function progressBar(io: CliIo, enabled: boolean): ProgressReporter {
       stop();
       phase = p.phase;
       started = Date.now();
-      bar = new SingleBar(
-        {
-          stream: io.stderr as NodeJS.WritableStream,
-          format: "{phase} |{bar}| {percentage}% {done}/{all} {rate}/s ETA {etaText}",
-          barCompleteChar: "█",
-          barIncompleteChar: "░",
-          hideCursor: true,
-          clearOnComplete: false,
-          etaBuffer: 50,
-          fps: 10,
-          // We decide whether stderr is a terminal (io.isTTY); draw even if the stream does not say so.
-          noTTYOutput: true,
-          notTTYSchedule: 250,
-        },
-      );
-      bar.start(Math.max(total, 1), 0, { phase: phase.padEnd(8), done: "0 B", all: formatBytes(total), rate: "0 B", etaText: "…" });
+      bar = new SingleBar({
+        stream: io.stderr as NodeJS.WritableStream,
+        format: "{phase} |{bar}| {percentage}% {done}/{all} {rate}/s ETA {etaText}",
+        barCompleteChar: "█",
+        barIncompleteChar: "░",
+        hideCursor: true,
+        clearOnComplete: false,
+        etaBuffer: 50,
+        fps: 10,
+        // We decide whether stderr is a terminal (io.isTTY); draw even if the stream does not say so.
+        noTTYOutput: true,
+        notTTYSchedule: 250,
+      });
+      bar.start(Math.max(total, 1), 0, {
+        phase: phase.padEnd(8),
+        done: "0 B",
+        all: formatBytes(total),
+        rate: "0 B",
+        etaText: "…",
+      });
     }
     const elapsed = Math.max(1, Date.now() - started);
     const rate = (p.bytesDone / elapsed) * 1000;

@@ -35,7 +35,10 @@ export function isUrl(text: string): boolean {
 }
 
 function cleanPrefix(path: string): string {
-  return path.split("/").filter((s) => s !== "").join("/");
+  return path
+    .split("/")
+    .filter((s) => s !== "")
+    .join("/");
 }
 
 function flag(v: string | null): boolean | undefined {
@@ -56,7 +59,9 @@ export async function openTransportUrl(
   try {
     url = new URL(text);
   } catch {
-    throw usage(`not a transport URL: ${JSON.stringify(text)} (expected file:///path, s3://bucket/prefix or azure://container/prefix)`);
+    throw usage(
+      `not a transport URL: ${JSON.stringify(text)} (expected file:///path, s3://bucket/prefix or azure://container/prefix)`,
+    );
   }
   const make = (scheme: TransportTarget["scheme"], store: BlobStore, prefix: string, display: string) => ({
     display,
@@ -67,7 +72,8 @@ export async function openTransportUrl(
   });
   switch (url.protocol) {
     case "file:": {
-      if (url.host !== "" && url.host !== "localhost") throw usage(`file URLs name a local path: file:///path, got ${text}`);
+      if (url.host !== "" && url.host !== "localhost")
+        throw usage(`file URLs name a local path: file:///path, got ${text}`);
       const root = fileURLToPath(url);
       const st = await stat(root).catch(() => undefined);
       if (!st) throw new CliError(EXIT.INPUT, "NOT_FOUND", `transport directory ${root} does not exist`);

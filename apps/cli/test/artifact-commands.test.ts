@@ -57,14 +57,18 @@ describe("verify (local)", () => {
     expect(r.stdout).toMatch(/verdict\s+OK/);
     const deep = await cli(["verify", artifact, "--deep", "--json"]);
     expect(deep.code).toBe(EXIT.OK);
-    expect(deep.json()).toMatchObject({ ok: true, manifest: { backend: "leveldb", cursor: { revision: "50" } }, problems: [] });
+    expect(deep.json()).toMatchObject({
+      ok: true,
+      manifest: { backend: "leveldb", cursor: { revision: "50" } },
+      problems: [],
+    });
   });
 
   it("a corrupt payload: exit 1 naming the file and both hashes, artifact untouched", async () => {
     const dir = await copyArtifact();
     const file = await largestFile(dir);
     const bytes = await readFile(file);
-    bytes[bytes.length >> 1] ^= 0xff;
+    bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] ?? 0) ^ 0xff;
     await writeFile(file, bytes);
     const before = await snapshotDir(dir);
     const r = await cli(["verify", dir]);
@@ -167,7 +171,7 @@ describe("verify (remote), artifacts, pull over file://", () => {
     // Flip one byte in the middle of the stored tar (a payload file's contents).
     const tarPath = join(root, ...res.payloadKey.split("/"));
     const tar = await readFile(tarPath);
-    tar[tar.length >> 1] ^= 0xff;
+    tar[tar.length >> 1] = (tar[tar.length >> 1] ?? 0) ^ 0xff;
     await writeFile(tarPath, tar);
     const url = pathToFileURL(root).href;
     const parent = fresh("parent");

@@ -11,7 +11,11 @@ let fold: string;
 beforeAll(async () => {
   tmp = await tempDir("slipstream-cli-fold-");
   fold = join(tmp.path, "fold");
-  await makeFold(fold, [...routes(20), put("svc.bin", new Uint8Array([0, 1, 2, 255]), 21n), put("svc.text", "héllo", 22n)]);
+  await makeFold(fold, [
+    ...routes(20),
+    put("svc.bin", new Uint8Array([0, 1, 2, 255]), 21n),
+    put("svc.text", "héllo", 22n),
+  ]);
 });
 afterAll(async () => {
   await tmp.cleanup();
@@ -46,7 +50,9 @@ describe("inspect", () => {
     expect(r.stderr).toMatch(/does not exist/);
     expect(await readdir(tmp.path)).not.toContain("no-such-fold");
     const j = await cli(["inspect", missing, "--json"]);
-    expect(j.json()).toEqual({ error: { code: "NOT_FOUND", message: expect.stringMatching(/does not exist/), exitCode: 3 } });
+    expect(j.json()).toEqual({
+      error: { code: "NOT_FOUND", message: expect.stringMatching(/does not exist/), exitCode: 3 },
+    });
   });
 
   it("an empty directory or one that is not a fold: exit 3, left exactly as it was", async () => {
@@ -101,7 +107,12 @@ describe("ls", () => {
     expect(r.code).toBe(EXIT.OK);
     expect(r.stdout).toBe("svc.bin\t21\t4\nsvc.text\t22\t6\n");
     const lim = await cli(["ls", fold, "route.", "--limit", "3"]);
-    expect(lim.stdout.trim().split("\n").map((l) => l.split("\t")[0])).toEqual(["route.0001", "route.0002", "route.0003"]);
+    expect(
+      lim.stdout
+        .trim()
+        .split("\n")
+        .map((l) => l.split("\t")[0]),
+    ).toEqual(["route.0001", "route.0002", "route.0003"]);
     const j = (await cli(["ls", fold, "route.", "--limit", "2", "--json"])).json<{
       entries: { key: string; revision: string }[];
       count: number;

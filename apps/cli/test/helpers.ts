@@ -61,17 +61,23 @@ const enc = new TextEncoder();
 export function put(key: string, value: string | Uint8Array, rev: bigint): KvUpdate {
   return {
     type: "put",
-    entry: { key, value: typeof value === "string" ? enc.encode(value) : value, version: VersionToken.fromRevision(rev) },
+    entry: {
+      key,
+      value: typeof value === "string" ? enc.encode(value) : value,
+      version: VersionToken.fromRevision(rev),
+    },
   };
 }
 
 /** Creates a LevelDB fold at `dir` holding `updates` (cursor = the last revision, or `cursor`). */
 export async function makeFold(dir: string, updates: KvUpdate[], cursor?: bigint): Promise<void> {
   const store = await LevelSnapshotStore.open(dir);
-  const last = cursor ?? updates.reduce((m, u) => {
-    const r = u.type === "put" ? u.entry.version.revision : u.version.revision;
-    return r !== undefined && r > m ? r : m;
-  }, 0n);
+  const last =
+    cursor ??
+    updates.reduce((m, u) => {
+      const r = u.type === "put" ? u.entry.version.revision : u.version.revision;
+      return r !== undefined && r > m ? r : m;
+    }, 0n);
   await store.apply(updates, WatchCursor.fromRevision(last));
   await store.close();
 }

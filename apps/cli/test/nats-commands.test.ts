@@ -103,7 +103,17 @@ describe.skipIf(!hasNats("any"))("diff and status against a live nats-server", (
     const fold = join(tmp.path, `fold-${name}`);
     await foldOf(kv, fold);
 
-    const args = ["status", "--nats", server.url, "--bucket", name, "--fold", fold, "--transport", pathToFileURL(remote).href];
+    const args = [
+      "status",
+      "--nats",
+      server.url,
+      "--bucket",
+      name,
+      "--fold",
+      fold,
+      "--transport",
+      pathToFileURL(remote).href,
+    ];
     const r = await cli(args);
     expect(r.code).toBe(EXIT.OK);
     expect(r.stdout).toMatch(/sequences\s+first 1, last 15 \(15 messages/);
@@ -174,11 +184,30 @@ describe.skipIf(!hasNats("any"))("diff and status against a live nats-server", (
     } finally {
       await c.close();
     }
-    const ok = await cli(["status", "--nats", secured.url, "--bucket", "creds", "--user", "ops", "--password", "s3cret"]);
+    const ok = await cli([
+      "status",
+      "--nats",
+      secured.url,
+      "--bucket",
+      "creds",
+      "--user",
+      "ops",
+      "--password",
+      "s3cret",
+    ]);
     expect(ok.code).toBe(EXIT.OK);
-    const denied = await cli(["status", "--nats", secured.url, "--bucket", "creds", "--user", "ops", "--password", "wrong"]);
+    const denied = await cli([
+      "status",
+      "--nats",
+      secured.url,
+      "--bucket",
+      "creds",
+      "--user",
+      "ops",
+      "--password",
+      "wrong",
+    ]);
     expect(denied.code).toBe(EXIT.UNAVAILABLE);
     expect(denied.stderr).toMatch(/refused the user\/pass credentials/);
   });
 });
-

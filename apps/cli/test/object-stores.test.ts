@@ -117,7 +117,9 @@ describe("azure:// (Azurite)", () => {
     const r = await cli(["artifacts", url, "--json"], { env });
     expect(r.code).toBe(EXIT.OK);
     expect(r.json<{ artifacts: unknown[] }>().artifacts).toHaveLength(1);
-    const wrong = await cli(["artifacts", url], { env: { ...env, AZURE_STORAGE_KEY: Buffer.from("wrong").toString("base64") } });
+    const wrong = await cli(["artifacts", url], {
+      env: { ...env, AZURE_STORAGE_KEY: Buffer.from("wrong").toString("base64") },
+    });
     expect(wrong.code).toBe(EXIT.UNAVAILABLE);
   });
 

@@ -99,6 +99,8 @@ describe("verifyArtifact", () => {
     const dir = await makeArtifact();
     const ctl = new AbortController();
     ctl.abort();
-    await expect(verifyArtifact(dir, { signal: ctl.signal })).rejects.toSatisfy((e) => SlipstreamError.is(e, "ABORTED"));
+    await expect(verifyArtifact(dir, { signal: ctl.signal })).rejects.toSatisfy((e) =>
+      SlipstreamError.is(e, "ABORTED"),
+    );
   });
 });

@@ -217,7 +217,10 @@ export class NatsKvStore implements KvStore {
    * direct get); when that message is gone it dates the horizon from the first retained
    * message instead (a lower bound). Pass `status` to reuse a status you already have.
    */
-  async horizon(cursor: WatchCursor, opts: OpOptions & { status?: BucketStatus; now?: Date } = {}): Promise<RetentionHorizon> {
+  async horizon(
+    cursor: WatchCursor,
+    opts: OpOptions & { status?: BucketStatus; now?: Date } = {},
+  ): Promise<RetentionHorizon> {
     const status = opts.status ?? (await this.status(opts));
     const rev = cursor.isNone ? undefined : cursorRank(cursor);
     let neededPublishedAt: Date | undefined;

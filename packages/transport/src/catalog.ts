@@ -174,7 +174,15 @@ export async function describeArtifacts(
         });
       return { objectKey: p.key, size: p.size, lastModified: p.lastModified, rank, current, prunable };
     });
-    items.sort((a, b) => (a.rank ?? -1n) < (b.rank ?? -1n) ? -1 : (a.rank ?? -1n) > (b.rank ?? -1n) ? 1 : a.objectKey < b.objectKey ? -1 : 1);
+    items.sort((a, b) =>
+      (a.rank ?? -1n) < (b.rank ?? -1n)
+        ? -1
+        : (a.rank ?? -1n) > (b.rank ?? -1n)
+          ? 1
+          : a.objectKey < b.objectKey
+            ? -1
+            : 1,
+    );
     const declaredBytes = pointer?.manifest?.files.reduce((n, f) => n + f.size, 0);
     out.push({
       key,

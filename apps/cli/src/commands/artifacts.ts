@@ -65,13 +65,22 @@ export async function artifactsCommand(
     else if (!p.readable) println(io, `  pointer    UNREADABLE: ${p.problem}`);
     else {
       println(io, `  cursor     ${p.cursor?.revision ?? "none"} (created ${p.createdAt}, published ${p.publishedAt})`);
-      println(io, `  payload    ${p.backend}, ${p.files} files, ${formatBytes(p.declaredBytes ?? 0)}${a.danglingPointer ? "  MISSING: the pointer names a payload that is not in the store" : ""}`);
+      println(
+        io,
+        `  payload    ${p.backend}, ${p.files} files, ${formatBytes(p.declaredBytes ?? 0)}${a.danglingPointer ? "  MISSING: the pointer names a payload that is not in the store" : ""}`,
+      );
       println(io, "  exporter   not recorded in the manifest (see the export lease)");
     }
-    println(io, `  payloads   ${a.payloads.length} kept, ${a.prunable.length} prunable now (grace ${formatDuration(opts.graceMs)})`);
+    println(
+      io,
+      `  payloads   ${a.payloads.length} kept, ${a.prunable.length} prunable now (grace ${formatDuration(opts.graceMs)})`,
+    );
     for (const x of a.payloads) {
       const mark = x.current ? "current" : x.prunable ? "prune" : "keep";
-      println(io, `    ${mark.padEnd(7)} rank ${String(x.rank ?? "?").padEnd(8)} ${formatBytes(x.size).padStart(10)}  ${x.lastModified}  ${x.object}`);
+      println(
+        io,
+        `    ${mark.padEnd(7)} rank ${String(x.rank ?? "?").padEnd(8)} ${formatBytes(x.size).padStart(10)}  ${x.lastModified}  ${x.object}`,
+      );
     }
   }
   return EXIT.OK;

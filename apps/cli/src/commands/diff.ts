@@ -46,10 +46,21 @@ export async function diffCommand(
         const bucketRev = live.get(e.key) ?? null;
         live.delete(e.key);
         if (bucketRev === foldRev) same++;
-        else stale.push({ key: e.key, foldRevision: foldRev, bucketRevision: bucketRev, pending: bucketRev !== null && bucketRev > cursorRev });
+        else
+          stale.push({
+            key: e.key,
+            foldRevision: foldRev,
+            bucketRevision: bucketRev,
+            pending: bucketRev !== null && bucketRev > cursorRev,
+          });
       }
       for (const [key, rev] of [...live].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-        missing.push({ key, foldRevision: null, bucketRevision: rev ?? null, pending: rev !== undefined && rev > cursorRev });
+        missing.push({
+          key,
+          foldRevision: null,
+          bucketRevision: rev ?? null,
+          pending: rev !== undefined && rev > cursorRev,
+        });
       }
       const differ = missing.length + extra.length + stale.length > 0;
       const pending = [...missing, ...stale].filter((d) => d.pending).length;
@@ -75,12 +86,24 @@ export async function diffCommand(
           ["fold", `${report.fold} (cursor ${report.foldCursor ?? "none"}, ${foldKeys} keys)`],
           ["bucket", `${report.bucket} (last revision ${status.lastSeq}, ${report.bucketKeys} keys)`],
           ["prefix", prefix === "" ? "(all keys)" : prefix],
-          ["verdict", differ ? `DIFFERENT — ${missing.length} missing, ${extra.length} extra, ${stale.length} stale` : `IN SYNC — ${same} keys at the same revision`],
+          [
+            "verdict",
+            differ
+              ? `DIFFERENT — ${missing.length} missing, ${extra.length} extra, ${stale.length} stale`
+              : `IN SYNC — ${same} keys at the same revision`,
+          ],
         ]);
-        if (pending > 0) println(io, `  ${pending} of the differences are revisions newer than the fold's cursor (not applied yet, not damage)`);
+        if (pending > 0)
+          println(
+            io,
+            `  ${pending} of the differences are revisions newer than the fold's cursor (not applied yet, not damage)`,
+          );
         const show = (label: string, list: Difference[]) => {
           for (const d of list.slice(0, opts.limit)) {
-            println(io, `  ${label.padEnd(7)} ${d.key}  fold ${d.foldRevision ?? "-"}  bucket ${d.bucketRevision ?? "-"}${d.pending ? "  (pending)" : ""}`);
+            println(
+              io,
+              `  ${label.padEnd(7)} ${d.key}  fold ${d.foldRevision ?? "-"}  bucket ${d.bucketRevision ?? "-"}${d.pending ? "  (pending)" : ""}`,
+            );
           }
         };
         show("missing", missing);

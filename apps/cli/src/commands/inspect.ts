@@ -27,7 +27,12 @@ export async function inspectCommand(io: CliIo, dir: string, opts: { json?: bool
       printFields(io, [
         ["fold", report.directory],
         ["backend", `${report.backend} (format generation ${report.formatGeneration})`],
-        ["cursor", cursor.isNone ? "none (nothing applied yet)" : `${formatRevision(cursorRank(cursor))} (hex ${cursor.toHex()})`],
+        [
+          "cursor",
+          cursor.isNone
+            ? "none (nothing applied yet)"
+            : `${formatRevision(cursorRank(cursor))} (hex ${cursor.toHex()})`,
+        ],
         ["entries", String(report.entries)],
         ["size on disk", `${formatBytes(report.sizeOnDisk)} in ${report.files} files`],
         ["last commit", report.lastCommit ?? "unknown"],

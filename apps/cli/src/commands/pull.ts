@@ -18,9 +18,18 @@ async function checkDestination(dest: string): Promise<void> {
   }
   const st = await lstat(dest).catch(() => undefined);
   if (!st) return;
-  if (!st.isDirectory()) throw new CliError(EXIT.REFUSED, "DESTINATION_OCCUPIED", `${dest} exists and is not a directory; refusing to replace it`);
+  if (!st.isDirectory())
+    throw new CliError(
+      EXIT.REFUSED,
+      "DESTINATION_OCCUPIED",
+      `${dest} exists and is not a directory; refusing to replace it`,
+    );
   if ((await readdir(dest)).length > 0) {
-    throw new CliError(EXIT.REFUSED, "DESTINATION_OCCUPIED", `${dest} is not empty; refusing to pull over it (choose an absent or empty directory)`);
+    throw new CliError(
+      EXIT.REFUSED,
+      "DESTINATION_OCCUPIED",
+      `${dest} is not empty; refusing to pull over it (choose an absent or empty directory)`,
+    );
   }
 }
 
@@ -33,13 +42,24 @@ export async function pullCommand(
 ): Promise<ExitCode> {
   await checkDestination(dest);
   const t = await openTransportUrl(url, io.env, { timeoutMs: opts.timeoutMs });
-  const entry = await pickArtifact(t, opts.key, { timeoutMs: opts.timeoutMs, ...(io.signal ? { signal: io.signal } : {}) });
+  const entry = await pickArtifact(t, opts.key, {
+    timeoutMs: opts.timeoutMs,
+    ...(io.signal ? { signal: io.signal } : {}),
+  });
   const manifest = entry.pointer?.manifest;
   if (!manifest) {
-    throw new CliError(EXIT.PROBLEM, "ARTIFACT_INVALID", `the pointer of ${entry.key} is unreadable: ${entry.pointer?.problem ?? "unknown"}`);
+    throw new CliError(
+      EXIT.PROBLEM,
+      "ARTIFACT_INVALID",
+      `the pointer of ${entry.key} is unreadable: ${entry.pointer?.problem ?? "unknown"}`,
+    );
   }
   if (manifest.backend !== BACKEND_ID) {
-    throw new CliError(EXIT.INPUT, "UNSUPPORTED_BACKEND", `artifact ${entry.key} is a ${JSON.stringify(manifest.backend)} fold; this CLI imports ${BACKEND_ID} folds`);
+    throw new CliError(
+      EXIT.INPUT,
+      "UNSUPPORTED_BACKEND",
+      `artifact ${entry.key} is a ${JSON.stringify(manifest.backend)} fold; this CLI imports ${BACKEND_ID} folds`,
+    );
   }
   const bar = progressBar(io, opts.progress !== false && !opts.json);
   const started = Date.now();
@@ -80,7 +100,10 @@ export async function pullCommand(
           ["into", report.destination],
           ["cursor", `${report.cursor.revision ?? "none"} (resume the watch from here)`],
           ["entries", String(report.entries)],
-          ["transfer", `${formatBytes(downloaded)} in ${formatDuration(ms)}${report.bytesPerSecond ? ` (${formatBytes(report.bytesPerSecond)}/s)` : ""}, verified`],
+          [
+            "transfer",
+            `${formatBytes(downloaded)} in ${formatDuration(ms)}${report.bytesPerSecond ? ` (${formatBytes(report.bytesPerSecond)}/s)` : ""}, verified`,
+          ],
         ]);
       }
       return EXIT.OK;

@@ -34,12 +34,21 @@ export function describeHorizon(h: RetentionHorizon): string {
     default: {
       const parts: string[] = [];
       if (h.messagesRemaining !== undefined) {
-        parts.push(`${h.messagesRemaining} more messages${h.bytesRemaining !== undefined ? ` (≈${formatBytes(h.bytesRemaining)})` : ""}`);
+        parts.push(
+          `${h.messagesRemaining} more messages${h.bytesRemaining !== undefined ? ` (≈${formatBytes(h.bytesRemaining)})` : ""}`,
+        );
       }
       if (h.timeRemainingMs !== undefined) {
-        parts.push(`${h.timeIsLowerBound ? "at least " : ""}${formatDuration(h.timeRemainingMs)} (until ${h.expiresAt?.toISOString()})`);
+        parts.push(
+          `${h.timeIsLowerBound ? "at least " : ""}${formatDuration(h.timeRemainingMs)} (until ${h.expiresAt?.toISOString()})`,
+        );
       }
-      const until = parts.length > 0 ? `; can resume for ${parts.join(" or ")} before eviction` : h.limitedBy.includes("max_age") ? "; age limit starts at the next publish" : "; no limit evicts what it needs (only rewrites and deletes do)";
+      const until =
+        parts.length > 0
+          ? `; can resume for ${parts.join(" or ")} before eviction`
+          : h.limitedBy.includes("max_age")
+            ? "; age limit starts at the next publish"
+            : "; no limit evicts what it needs (only rewrites and deletes do)";
       return `ok, ${h.behind} behind${until}${h.limitedBy.length ? ` [${h.limitedBy.join(", ")}]` : ""}`;
     }
   }
@@ -78,7 +87,10 @@ export async function statusCommand(
   let artifact: { source: string; key: string; cursor: WatchCursor; createdAt: Date } | undefined;
   if (opts.transport !== undefined) {
     const t = await openTransportUrl(opts.transport, io.env, { timeoutMs: opts.timeoutMs });
-    const entry = await pickArtifact(t, opts.key, { timeoutMs: opts.timeoutMs, ...(io.signal ? { signal: io.signal } : {}) });
+    const entry = await pickArtifact(t, opts.key, {
+      timeoutMs: opts.timeoutMs,
+      ...(io.signal ? { signal: io.signal } : {}),
+    });
     const m = entry.pointer?.manifest;
     if (m) artifact = { source: t.display, key: entry.key, cursor: m.cursor, createdAt: m.createdAt };
   }
@@ -110,16 +122,34 @@ export async function statusCommand(
           },
         },
         fold: fold && foldDir ? { directory: foldDir, horizon: horizonJson(fold) } : null,
-        artifact: art && artifact ? { source: artifact.source, key: artifact.key, createdAt: artifact.createdAt.toISOString(), horizon: horizonJson(art) } : null,
+        artifact:
+          art && artifact
+            ? {
+                source: artifact.source,
+                key: artifact.key,
+                createdAt: artifact.createdAt.toISOString(),
+                horizon: horizonJson(art),
+              }
+            : null,
       });
     } else {
       printFields(io, [
         ["bucket", `${status.name} (stream ${status.stream})`],
-        ["sequences", `first ${status.firstSeq}, last ${status.lastSeq} (${status.messages} messages, ${formatBytes(status.bytes)})`],
+        [
+          "sequences",
+          `first ${status.firstSeq}, last ${status.lastSeq} (${status.messages} messages, ${formatBytes(status.bytes)})`,
+        ],
         ["limits", limitsText(status)],
-        ...(fold && foldDir ? ([["fold", `${foldDir} at ${fold.revision ?? "none"}: ${describeHorizon(fold)}`]] as const) : []),
+        ...(fold && foldDir
+          ? ([["fold", `${foldDir} at ${fold.revision ?? "none"}: ${describeHorizon(fold)}`]] as const)
+          : []),
         ...(art && artifact
-          ? ([["artifact", `${artifact.source} key ${artifact.key} at ${art.revision ?? "none"}: ${describeHorizon(art)}`]] as const)
+          ? ([
+              [
+                "artifact",
+                `${artifact.source} key ${artifact.key} at ${art.revision ?? "none"}: ${describeHorizon(art)}`,
+              ],
+            ] as const)
           : []),
       ]);
       if (!fold && !art) println(io, "(pass --fold DIR and/or --transport URL for their retention horizon)");
@@ -129,4 +159,3 @@ export async function statusCommand(
     await conn.close();
   }
 }
-

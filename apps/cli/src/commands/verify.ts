@@ -34,7 +34,10 @@ interface VerifyOpts {
 /** Imports the artifact into a scratch fold through the backend and removes it: the payload must open with the manifest's cursor. */
 async function deepCheck(io: CliIo, dir: string, manifest: ExportManifest): Promise<Problem | undefined> {
   if (manifest.backend !== BACKEND_ID) {
-    return { kind: "import", message: `--deep cannot open backend ${JSON.stringify(manifest.backend)} (this CLI opens ${BACKEND_ID})` };
+    return {
+      kind: "import",
+      message: `--deep cannot open backend ${JSON.stringify(manifest.backend)} (this CLI opens ${BACKEND_ID})`,
+    };
   }
   const scratch = await mkdtemp(join(tmpdir(), TEMP_PREFIX.import));
   try {
@@ -72,7 +75,12 @@ function report(source: string, v: ArtifactVerification, extra: Problem[]) {
 }
 
 /** `verify <artifactDir>` or `verify <transportUrl> [--key K]`. */
-export async function verifyCommand(io: CliIo, target: string, keyArg: string | undefined, opts: VerifyOpts): Promise<ExitCode> {
+export async function verifyCommand(
+  io: CliIo,
+  target: string,
+  keyArg: string | undefined,
+  opts: VerifyOpts,
+): Promise<ExitCode> {
   const bar = progressBar(io, opts.progress !== false && !opts.json);
   try {
     let source = target;
@@ -80,7 +88,10 @@ export async function verifyCommand(io: CliIo, target: string, keyArg: string | 
     if (isUrl(target)) {
       const t = await openTransportUrl(target, io.env, { timeoutMs: opts.timeoutMs });
       const key = keyArg ?? opts.key;
-      const entry = await pickArtifact(t, key, { timeoutMs: opts.timeoutMs, ...(io.signal ? { signal: io.signal } : {}) });
+      const entry = await pickArtifact(t, key, {
+        timeoutMs: opts.timeoutMs,
+        ...(io.signal ? { signal: io.signal } : {}),
+      });
       source = `${t.display} key ${entry.key}`;
       const scratch = await mkdtemp(join(tmpdir(), TEMP_PREFIX.download));
       try {
@@ -92,12 +103,23 @@ export async function verifyCommand(io: CliIo, target: string, keyArg: string | 
           });
         } catch (err) {
           if (!SlipstreamError.is(err, "ARTIFACT_INVALID")) throw err;
-          const v: ArtifactVerification = { ok: false, manifest: entry.pointer?.manifest, manifestBytes: undefined, files: [], problems: [], bytesChecked: 0 };
+          const v: ArtifactVerification = {
+            ok: false,
+            manifest: entry.pointer?.manifest,
+            manifestBytes: undefined,
+            files: [],
+            problems: [],
+            bytesChecked: 0,
+          };
           result = report(source, v, [{ kind: "download", message: err.message }]);
           return finish(io, result, opts);
         }
-        const v = await verifyArtifact(dir, { onProgress: bar.onProgress, ...(io.signal ? { signal: io.signal } : {}) });
-        const extra = opts.deep && v.ok && v.manifest ? [await deepCheck(io, dir, v.manifest)].filter((p) => p !== undefined) : [];
+        const v = await verifyArtifact(dir, {
+          onProgress: bar.onProgress,
+          ...(io.signal ? { signal: io.signal } : {}),
+        });
+        const extra =
+          opts.deep && v.ok && v.manifest ? [await deepCheck(io, dir, v.manifest)].filter((p) => p !== undefined) : [];
         result = report(source, v, extra as Problem[]);
       } finally {
         await rm(scratch, { recursive: true, force: true });
@@ -105,9 +127,14 @@ export async function verifyCommand(io: CliIo, target: string, keyArg: string | 
     } else {
       const st = await stat(target).catch(() => undefined);
       if (!st) throw new CliError(EXIT.INPUT, "NOT_FOUND", `artifact directory ${target} does not exist`);
-      if (!st.isDirectory()) throw new CliError(EXIT.INPUT, "NOT_FOUND", `${target} is not a directory; an artifact is a directory`);
-      const v = await verifyArtifact(target, { onProgress: bar.onProgress, ...(io.signal ? { signal: io.signal } : {}) });
-      const extra = opts.deep && v.ok && v.manifest ? [await deepCheck(io, target, v.manifest)].filter((p) => p !== undefined) : [];
+      if (!st.isDirectory())
+        throw new CliError(EXIT.INPUT, "NOT_FOUND", `${target} is not a directory; an artifact is a directory`);
+      const v = await verifyArtifact(target, {
+        onProgress: bar.onProgress,
+        ...(io.signal ? { signal: io.signal } : {}),
+      });
+      const extra =
+        opts.deep && v.ok && v.manifest ? [await deepCheck(io, target, v.manifest)].filter((p) => p !== undefined) : [];
       result = report(source, v, extra as Problem[]);
     }
     return finish(io, result, opts);
@@ -130,7 +157,12 @@ function finish(io: CliIo, r: ReturnType<typeof report>, opts: VerifyOpts): Exit
             ["payload", `${m.files} files, ${formatBytes(m.bytes)}`],
           ] as const)
         : []),
-      ["verdict", r.ok ? `OK — every path, size and sha256 matches${opts.deep ? "; the payload opens at the manifest's cursor" : ""}` : `INVALID — ${r.problems.length} problem(s)`],
+      [
+        "verdict",
+        r.ok
+          ? `OK — every path, size and sha256 matches${opts.deep ? "; the payload opens at the manifest's cursor" : ""}`
+          : `INVALID — ${r.problems.length} problem(s)`,
+      ],
     ]);
     for (const p of r.problems) println(io, `  ✗ ${p.kind}${p.path ? ` ${p.path}` : ""}: ${p.message}`);
   }
