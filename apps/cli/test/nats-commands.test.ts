@@ -5,7 +5,15 @@ import { EXIT } from "@slipstream/cli";
 import { type KvUpdate, WatchCursor } from "@slipstream/core";
 import { connect, type NatsConnection, type NatsKvStore } from "@slipstream/nats";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
-import { freePort, hasNats, type NatsServerHandle, startNats, type TempDir, tempDir } from "@slipstream/testkit";
+import {
+  freePort,
+  hasNats,
+  type NatsServerHandle,
+  repoRoot,
+  startNats,
+  type TempDir,
+  tempDir,
+} from "@slipstream/testkit";
 import { ArtifactTransport } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -209,5 +217,39 @@ describe.skipIf(!hasNats("any"))("diff and status against a live nats-server", (
     ]);
     expect(denied.code).toBe(EXIT.UNAVAILABLE);
     expect(denied.stderr).toMatch(/refused the user\/pass credentials/);
+  });
+
+  it("credentials: a token", async () => {
+    await using secured = await startNats({ args: ["--auth", "t0ken-for-ops"] });
+    const c = await connect({ servers: secured.url, token: "t0ken-for-ops" });
+    try {
+      await (await c.store({ name: "tok" })).writer.put("k", enc("v"));
+    } finally {
+      await c.close();
+    }
+    const ok = await cli(["status", "--nats", secured.url, "--bucket", "tok", "--token", "t0ken-for-ops", "--json"]);
+    expect(ok.code).toBe(EXIT.OK);
+    expect(ok.json()).toMatchObject({ bucket: { name: "tok", lastSeq: "1" } });
+    expect((await cli(["status", "--nats", secured.url, "--bucket", "tok"])).code).toBe(EXIT.UNAVAILABLE);
+  });
+
+  it("TLS: --tls-ca trusts the server's CA; without it the connection is refused", async () => {
+    const tls = (name: string) => join(repoRoot(), "packages/nats/test/fixtures/tls", name);
+    await using secured = await startNats({
+      args: ["--tls", "--tlscert", tls("server.pem"), "--tlskey", tls("server-key.pem")],
+    });
+    const c = await connect({ servers: secured.url, tls: { caFile: tls("ca.pem") } });
+    try {
+      await (await c.store({ name: "tls" })).writer.put("k", enc("v"));
+    } finally {
+      await c.close();
+    }
+    const ok = await cli(["status", "--nats", secured.url, "--bucket", "tls", "--tls-ca", tls("ca.pem")]);
+    expect(ok.code).toBe(EXIT.OK);
+    expect(ok.stdout).toMatch(/sequences\s+first 1, last 1/);
+    const wrong = await cli(["status", "--nats", secured.url, "--bucket", "tls", "--tls-ca", tls("other-ca.pem")]);
+    expect(wrong.code).toBe(EXIT.UNAVAILABLE);
+    const none = await cli(["status", "--nats", secured.url, "--bucket", "tls", "--tls"]);
+    expect(none.code).toBe(EXIT.UNAVAILABLE);
   });
 });
