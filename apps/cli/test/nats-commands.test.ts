@@ -1,4 +1,4 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { EXIT } from "@slipstream/cli";
@@ -148,6 +148,12 @@ describe.skipIf(!hasNats("any"))("diff and status against a live nats-server", (
     expect(after.stdout).toMatch(/fold\s+.* at 15: ok/);
     const st = await kv.status();
     expect(st.firstSeq).toBeGreaterThan(6n);
+
+    // A corrupt pointer: status says so (exit 1) rather than leaving the artifact out.
+    await writeFile(join(remote, "edge.manifest.json"), "{ corrupt");
+    const corrupt = await cli(args);
+    expect(corrupt.code).toBe(EXIT.PROBLEM);
+    expect(corrupt.stderr).toMatch(/pointer of artifact edge .* is unreadable: malformed manifest/);
   });
 
   it("status without --fold/--transport shows the bucket; NATS_URL is the default server", async () => {

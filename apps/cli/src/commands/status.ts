@@ -1,6 +1,6 @@
 import type { RetentionHorizon, WatchCursor } from "@slipstream/core";
 import type { BucketStatus, NatsKvStore } from "@slipstream/nats";
-import { EXIT, type ExitCode } from "../exit.js";
+import { CliError, EXIT, type ExitCode } from "../exit.js";
 import { openExistingFold } from "../fold.js";
 import { type NatsFlags, openBucket } from "../nats.js";
 import { type CliIo, formatBytes, formatDuration, printFields, printJson, println } from "../output.js";
@@ -92,7 +92,15 @@ export async function statusCommand(
       ...(io.signal ? { signal: io.signal } : {}),
     });
     const m = entry.pointer?.manifest;
-    if (m) artifact = { source: t.display, key: entry.key, cursor: m.cursor, createdAt: m.createdAt };
+    if (!m) {
+      // A pointer nobody can read bootstraps nobody: that is the answer, not a missing line.
+      throw new CliError(
+        EXIT.PROBLEM,
+        "ARTIFACT_INVALID",
+        `the pointer of artifact ${entry.key} at ${t.display} is unreadable: ${entry.pointer?.problem ?? "unknown"}`,
+      );
+    }
+    artifact = { source: t.display, key: entry.key, cursor: m.cursor, createdAt: m.createdAt };
   }
   const { conn, bucket } = await openBucket(opts, io.env, opts.timeoutMs, io.signal);
   try {
