@@ -2,6 +2,7 @@
  * The `slipstream` command line: commander wiring, shared options, and one exit-code and
  * error path for every command.
  */
+import { createRequire } from "node:module";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { artifactsCommand } from "./commands/artifacts.js";
 import { diffCommand } from "./commands/diff.js";
@@ -15,8 +16,8 @@ import { classify, EXIT, type ExitCode } from "./exit.js";
 import { natsOptions } from "./nats.js";
 import { type CliIo, parseDuration, printJson } from "./output.js";
 
-/** The package version, shown by `--version`. */
-export const VERSION = "0.1.0";
+/** The package version, shown by `--version` (read from package.json, so releases bump it). */
+export const VERSION: string = (createRequire(import.meta.url)("../package.json") as { version: string }).version;
 
 const EXIT_HELP = `
 Exit codes:
