@@ -63,3 +63,13 @@ export {
   payloadPrunable,
 } from "./protocol.js";
 export type { PrunableInput } from "./protocol.js";
+export { verifyArtifact } from "./verify.js";
+export type {
+  ArtifactProblem,
+  ArtifactProblemKind,
+  ArtifactVerification,
+  VerifiedFile,
+  VerifyArtifactOptions,
+} from "./verify.js";
+export { retentionHorizon } from "./horizon.js";
+export type { HorizonState, RetentionHorizon, RetentionHorizonOptions, RetentionState } from "./horizon.js";

@@ -17,3 +17,5 @@ export type {
   WatchAppliedOptions,
 } from "./watch-applied.js";
 export { watchApplied } from "./watch-applied.js";
+export type { AppliedWatchMetrics, AppliedWatchMetricsOptions } from "./metrics.js";
+export { appliedWatchMetrics } from "./metrics.js";

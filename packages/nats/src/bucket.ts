@@ -7,7 +7,16 @@
 import type { StreamConfig, StreamInfo } from "@nats-io/jetstream";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/nats-core";
-import { invalidArgument, type KvStore, type OpOptions, SlipstreamError } from "@slipstream/core";
+import {
+  cursorRank,
+  invalidArgument,
+  type KvStore,
+  type OpOptions,
+  type RetentionHorizon,
+  retentionHorizon,
+  SlipstreamError,
+  type WatchCursor,
+} from "@slipstream/core";
 import { type BucketContext, streamInfo, timed } from "./context.js";
 import { JS_CODES, jsApiCode } from "./errors.js";
 import { validateBucketName } from "./keys.js";
@@ -52,10 +61,16 @@ export interface BucketStatus {
   lastSeq: bigint;
   messages: number;
   bytes: number;
+  /** When the first retained message was published; undefined when the stream is empty. */
+  firstTime: Date | undefined;
+  /** When the last message was published; undefined when the stream is empty. */
+  lastTime: Date | undefined;
   /** Consumers currently on the stream (watches and listings). */
   consumers: number;
   history: number;
   maxBytes: number;
+  /** Message-count limit of the stream; -1 = none (the KV default). */
+  maxMsgs: number;
   maxAgeMs: number;
   replicas: number;
   storage: "file" | "memory";
@@ -112,6 +127,13 @@ export function kvStreamConfig(c: Required<StoreConfig>): Partial<StreamConfig> 
   };
 }
 
+function timeOf(ts: string | undefined): Date | undefined {
+  if (!ts) return undefined;
+  const d = new Date(ts);
+  // The server reports the zero time ("0001-01-01T00:00:00Z") for an empty stream.
+  return Number.isNaN(d.getTime()) || d.getUTCFullYear() < 1970 ? undefined : d;
+}
+
 /** Converts stream info into a {@link BucketStatus}. */
 export function toStatus(name: string, info: StreamInfo): BucketStatus {
   const { state, config } = info;
@@ -122,9 +144,12 @@ export function toStatus(name: string, info: StreamInfo): BucketStatus {
     lastSeq: BigInt(state.last_seq),
     messages: state.messages,
     bytes: state.bytes,
+    firstTime: state.messages > 0 ? timeOf(state.first_ts) : undefined,
+    lastTime: state.messages > 0 ? timeOf(state.last_ts) : undefined,
     consumers: state.consumer_count,
     history: config.max_msgs_per_subject,
     maxBytes: config.max_bytes,
+    maxMsgs: config.max_msgs ?? -1,
     maxAgeMs: Math.round((config.max_age ?? 0) / 1e6),
     replicas: config.num_replicas,
     storage: config.storage === StorageType.Memory ? "memory" : "file",
@@ -132,17 +157,22 @@ export function toStatus(name: string, info: StreamInfo): BucketStatus {
   };
 }
 
-/** Looks the bucket's stream up, creating it when absent. Returns its info. */
+/**
+ * Looks the bucket's stream up, creating it when absent (unless `create` is false: then an
+ * absent bucket is `INVALID_ARGUMENT`). Returns its info.
+ */
 export async function getOrCreateStream(
   ctx: Pick<BucketContext, "jsm" | "timeoutMs" | "bucket" | "stream" | "logger">,
   config: Required<StoreConfig>,
   signal?: AbortSignal,
+  create = true,
 ): Promise<StreamInfo> {
   const info = () => streamInfo(ctx as BucketContext, signal);
   try {
     return await info();
   } catch (err) {
     if (jsApiCode(SlipstreamError.is(err) ? err.cause : err) !== JS_CODES.streamNotFound) throw err;
+    if (!create) throw invalidArgument(`bucket ${config.name} does not exist (no stream ${ctx.stream})`, err);
   }
   try {
     const created = await timed(ctx, `creating bucket ${config.name}`, signal, () =>
@@ -177,6 +207,53 @@ export class NatsKvStore implements KvStore {
   /** The backing stream's state (first/last sequence, counts, limits). */
   async status(opts?: OpOptions): Promise<BucketStatus> {
     return toStatus(this.name, await streamInfo(this.#ctx, opts?.signal));
+  }
+
+  /**
+   * The retention horizon of `cursor` on this bucket (see `retentionHorizon` in
+   * `@slipstream/core`): whether it can still resume, how many revisions it is behind, and
+   * how many messages (and, with an age limit, how much time) remain before the bucket
+   * evicts what it needs. With an age limit it reads the publish time of revision + 1 (one
+   * direct get); when that message is gone it dates the horizon from the first retained
+   * message instead (a lower bound). Pass `status` to reuse a status you already have.
+   */
+  async horizon(
+    cursor: WatchCursor,
+    opts: OpOptions & { status?: BucketStatus; now?: Date } = {},
+  ): Promise<RetentionHorizon> {
+    const status = opts.status ?? (await this.status(opts));
+    const rev = cursor.isNone ? undefined : cursorRank(cursor);
+    let neededPublishedAt: Date | undefined;
+    let lowerBound = false;
+    if (status.maxAgeMs > 0 && rev !== undefined && rev < status.lastSeq && rev + 1n >= status.firstSeq) {
+      neededPublishedAt = await this.#publishedAt(rev + 1n, opts.signal);
+      if (neededPublishedAt === undefined) {
+        neededPublishedAt = status.firstTime;
+        lowerBound = true;
+      }
+    }
+    return retentionHorizon(status, cursor, {
+      ...(neededPublishedAt !== undefined ? { neededPublishedAt } : {}),
+      neededTimeIsLowerBound: lowerBound,
+      ...(opts.now !== undefined ? { now: opts.now } : {}),
+    });
+  }
+
+  /** The publish time of stream sequence `seq`, or undefined when it is no longer retained. */
+  async #publishedAt(seq: bigint, signal: AbortSignal | undefined): Promise<Date | undefined> {
+    const ctx = this.#ctx;
+    const msg = await timed(ctx, `reading sequence ${seq} of bucket ${this.name}`, signal, async () => {
+      try {
+        return ctx.direct
+          ? await ctx.jsm.direct.getMessage(ctx.stream, { seq: Number(seq) })
+          : await ctx.jsm.streams.getMessage(ctx.stream, { seq: Number(seq) });
+      } catch (err) {
+        if (jsApiCode(err) === JS_CODES.noMessageFound) return null;
+        if (/no message found|message not found/i.test(String((err as Error)?.message))) return null;
+        throw err;
+      }
+    });
+    return msg ? msg.time : undefined;
   }
 
   toString(): string {

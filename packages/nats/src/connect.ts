@@ -294,9 +294,11 @@ export class NatsConnection implements AsyncDisposable {
 
   /**
    * Gets or creates the bucket `config.name`. The rest of the config applies only when the
-   * bucket is created here; an existing bucket is returned unchanged.
+   * bucket is created here; an existing bucket is returned unchanged. With `create: false`
+   * an absent bucket is refused with `INVALID_ARGUMENT` and nothing is created (for tools
+   * that only look).
    */
-  async store(config: StoreConfig, opts: OpOptions = {}): Promise<NatsKvStore> {
+  async store(config: StoreConfig, opts: OpOptions & { create?: boolean } = {}): Promise<NatsKvStore> {
     const cfg = normalizeConfig(config);
     this.#checkOpen(`store ${cfg.name}`);
     const jsm = await this.#jetstreamManager(opts.signal);
@@ -307,7 +309,7 @@ export class NatsConnection implements AsyncDisposable {
       timeoutMs: this.#timeoutMs,
       logger: this.#logger,
     };
-    const info = await getOrCreateStream(base, cfg, opts.signal);
+    const info = await getOrCreateStream(base, cfg, opts.signal, opts.create !== false);
     const ctx: BucketContext = {
       ...base,
       subjectPrefix: `$KV.${cfg.name}.`,

@@ -49,3 +49,5 @@ export type { PackOptions, UnpackOptions } from "./tar.js";
 export { packArtifact, unpackArtifact } from "./tar.js";
 export type { BlobOperation, FaultHook } from "./wrappers.js";
 export { FaultInjectingBlobStore, stallUntilAborted, withoutConditionalWrites } from "./wrappers.js";
+export type { CatalogEntry, CatalogPayload, DescribeArtifactsOptions } from "./catalog.js";
+export { describeArtifacts } from "./catalog.js";

@@ -1,0 +1,152 @@
+/**
+ * Transport URLs: where artifacts live.
+ *
+ * - `file:///path` — a directory (shared filesystem);
+ * - `s3://bucket/prefix?endpoint=…&region=…&forcePathStyle=1` — credentials from the
+ *   standard AWS chain (environment, shared config/credentials files, SSO, instance role);
+ * - `azure://container/prefix?endpoint=…` — `AZURE_STORAGE_CONNECTION_STRING`, or
+ *   `AZURE_STORAGE_ACCOUNT` with `AZURE_STORAGE_KEY` or `AZURE_STORAGE_SAS_TOKEN`.
+ */
+import { stat } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { S3Client } from "@aws-sdk/client-s3";
+import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
+import { ArtifactTransport, type BlobStore } from "@slipstream/transport";
+import { AzureBlobStore } from "@slipstream/transport-azure";
+import { FsBlobStore } from "@slipstream/transport-fs";
+import { S3BlobStore } from "@slipstream/transport-s3";
+import { CliError, EXIT, usage } from "./exit.js";
+
+/** A parsed transport URL with its store. */
+export interface TransportTarget {
+  /** The URL as given, without query secrets (for messages). */
+  readonly display: string;
+  readonly scheme: "file" | "s3" | "azure";
+  readonly store: BlobStore;
+  /** The prefix under which artifact keys live. */
+  readonly prefix: string;
+  /** An ArtifactTransport over the store and prefix. */
+  transport(timeoutMs: number): ArtifactTransport;
+}
+
+/** True when `text` looks like a URL (`scheme://…`) rather than a path. */
+export function isUrl(text: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text);
+}
+
+function cleanPrefix(path: string): string {
+  return path
+    .split("/")
+    .filter((s) => s !== "")
+    .join("/");
+}
+
+function flag(v: string | null): boolean | undefined {
+  if (v === null) return undefined;
+  return v === "" || v === "1" || v.toLowerCase() === "true";
+}
+
+/**
+ * Parses `url` and builds its BlobStore. Makes no request; checks a `file://` root exists
+ * (so a typo is not mistaken for "no artifacts").
+ */
+export async function openTransportUrl(
+  text: string,
+  env: Readonly<Record<string, string | undefined>>,
+  opts: { timeoutMs: number },
+): Promise<TransportTarget> {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw usage(
+      `not a transport URL: ${JSON.stringify(text)} (expected file:///path, s3://bucket/prefix or azure://container/prefix)`,
+    );
+  }
+  const make = (scheme: TransportTarget["scheme"], store: BlobStore, prefix: string, display: string) => ({
+    display,
+    scheme,
+    store,
+    prefix,
+    transport: (timeoutMs: number) => new ArtifactTransport(store, { prefix, timeoutMs }),
+  });
+  switch (url.protocol) {
+    case "file:": {
+      if (url.host !== "" && url.host !== "localhost")
+        throw usage(`file URLs name a local path: file:///path, got ${text}`);
+      const root = fileURLToPath(url);
+      const st = await stat(root).catch(() => undefined);
+      if (!st) throw new CliError(EXIT.INPUT, "NOT_FOUND", `transport directory ${root} does not exist`);
+      if (!st.isDirectory()) throw new CliError(EXIT.INPUT, "NOT_FOUND", `transport path ${root} is not a directory`);
+      return make("file", new FsBlobStore(root), "", `file://${root}`);
+    }
+    case "s3:": {
+      const bucket = url.hostname;
+      if (!bucket) throw usage(`s3 URL needs a bucket: s3://bucket/prefix, got ${text}`);
+      const q = url.searchParams;
+      const endpoint = q.get("endpoint") ?? undefined;
+      const region = q.get("region") ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1";
+      const forcePathStyle = flag(q.get("forcePathStyle")) ?? false;
+      for (const k of q.keys()) {
+        if (!["endpoint", "region", "forcePathStyle"].includes(k)) throw usage(`unknown s3 URL parameter ${k}`);
+      }
+      // Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN) of the given
+      // environment when set, else the SDK's default provider chain (profile, SSO, IMDS…).
+      const keyId = env.AWS_ACCESS_KEY_ID;
+      const secret = env.AWS_SECRET_ACCESS_KEY;
+      const client = new S3Client({
+        region,
+        forcePathStyle,
+        maxAttempts: 2,
+        ...(endpoint ? { endpoint } : {}),
+        ...(keyId && secret
+          ? {
+              credentials: {
+                accessKeyId: keyId,
+                secretAccessKey: secret,
+                ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+              },
+            }
+          : {}),
+      });
+      const store = new S3BlobStore({ client, bucket, timeoutMs: opts.timeoutMs });
+      return make("s3", store, cleanPrefix(decodeURIComponent(url.pathname)), `s3://${bucket}${url.pathname}`);
+    }
+    case "azure:": {
+      const container = url.hostname;
+      if (!container) throw usage(`azure URL needs a container: azure://container/prefix, got ${text}`);
+      const q = url.searchParams;
+      for (const k of q.keys()) {
+        if (k !== "endpoint") throw usage(`unknown azure URL parameter ${k}`);
+      }
+      const service = azureService(env, q.get("endpoint") ?? undefined);
+      const store = new AzureBlobStore({ container: service.getContainerClient(container), timeoutMs: opts.timeoutMs });
+      return make("azure", store, cleanPrefix(decodeURIComponent(url.pathname)), `azure://${container}${url.pathname}`);
+    }
+    default:
+      throw usage(`unsupported transport URL scheme ${url.protocol.replace(/:$/, "")}:// (use file, s3 or azure)`);
+  }
+}
+
+function azureService(env: Readonly<Record<string, string | undefined>>, endpointParam: string | undefined) {
+  const conn = env.AZURE_STORAGE_CONNECTION_STRING;
+  if (conn) {
+    try {
+      return BlobServiceClient.fromConnectionString(conn);
+    } catch (err) {
+      throw usage(`AZURE_STORAGE_CONNECTION_STRING is not a valid connection string: ${(err as Error).message}`);
+    }
+  }
+  const account = env.AZURE_STORAGE_ACCOUNT;
+  if (!account) {
+    throw usage(
+      "no Azure credentials: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN",
+    );
+  }
+  const endpoint = endpointParam ?? env.AZURE_STORAGE_BLOB_ENDPOINT ?? `https://${account}.blob.core.windows.net`;
+  const key = env.AZURE_STORAGE_KEY;
+  if (key) return new BlobServiceClient(endpoint, new StorageSharedKeyCredential(account, key));
+  const sas = env.AZURE_STORAGE_SAS_TOKEN;
+  if (sas) return new BlobServiceClient(`${endpoint}?${sas.replace(/^\?/, "")}`, new AnonymousCredential());
+  throw usage("AZURE_STORAGE_ACCOUNT is set but neither AZURE_STORAGE_KEY nor AZURE_STORAGE_SAS_TOKEN is");
+}
