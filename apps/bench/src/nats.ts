@@ -2,6 +2,8 @@
  * A throwaway nats-server per benchmark, our connection and bucket beside a plain nats.js
  * connection for the raw baselines and for seeding.
  */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { DeliverPolicy, type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { type NatsConnection as RawConnection, connect as rawConnect } from "@nats-io/transport-node";
@@ -9,8 +11,6 @@ import { connect, type NatsConnection, type NatsKvStore } from "@slipstream/nats
 import { type NatsServerHandle, startNats } from "@slipstream/testkit";
 import { keyOf, valueFor } from "./data.js";
 
-/** Publishes kept in flight while seeding (the async-publish limit is reached near here). */
-const SEED_WINDOW = 2000;
 /** Writes kept in flight for a tail written through our writer. */
 const TAIL_WINDOW = 200;
 
@@ -67,19 +67,21 @@ export async function openNats(opts: { bucket: string; entries: number; valueByt
 
 /**
  * Seeds entries `0..entries-1` (distinct keys, so a state-sync delivers all of them) with
- * plain JetStream publishes, `SEED_WINDOW` in flight. Not timed as part of any figure.
+ * plain JetStream publishes, from a child process (`seed-child.js`): not timed as part of
+ * any figure, and its memory (thousands of publishes in flight) is not this process's.
  * @returns the bucket's last sequence afterwards
  */
 export async function seed(b: NatsBench, entries: number, valueBytes: number): Promise<bigint> {
-  const subject = `$KV.${b.bucket}.`;
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < entries) {
-      const i = next++;
-      await b.js.publish(subject + keyOf(i), valueFor(i, valueBytes));
-    }
-  };
-  await Promise.all(Array.from({ length: SEED_WINDOW }, worker));
+  const script = fileURLToPath(new URL("./seed-child.js", import.meta.url));
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, [script, b.server.url, b.bucket, String(entries), String(valueBytes)], {
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    child.on("error", reject);
+    child.on("exit", (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`seeding process exited (${signal ?? code})`)),
+    );
+  });
   return (await b.kv.status()).lastSeq;
 }
 
