@@ -31,7 +31,13 @@ export function runIsolated(
   const script = fileURLToPath(new URL("./child.js", import.meta.url));
   const { log: _ignored, ...sizes } = options;
   return new Promise((resolve, reject) => {
-    const child = fork(script, [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    // --expose-gc: each memory phase starts after a full collection (see RssSampler.phase),
+    // so a phase's peak is not the garbage the phase before it left behind.
+    const child = fork(script, [], {
+      serialization: "advanced",
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      execArgv: [...process.execArgv, "--expose-gc"],
+    });
     let settled = false;
     child.on("message", (m: ChildMessage) => {
       if (m.type === "log") log?.(m.line);

@@ -28,9 +28,14 @@ export class RssSampler {
     this.sample();
   }
 
-  /** Samples once now and attributes further samples to `name`. */
+  /**
+   * Samples once now and attributes further samples to `name`. With `--expose-gc` (as the
+   * benchmark child processes run) a full collection comes first, so the new phase's peak
+   * is not the garbage of the one before.
+   */
   phase(name: string): void {
     this.sample();
+    (globalThis as { gc?: () => void }).gc?.();
     this.#phase = name;
     this.sample();
   }
