@@ -16,6 +16,7 @@ export const ErrorCodes = [
   "BACKEND",
   "INVALID_ARGUMENT",
   "ABORTED",
+  "MASS_DELETE_REFUSED",
 ] as const;
 
 /** One of {@link ErrorCodes}. */

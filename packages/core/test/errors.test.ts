@@ -45,6 +45,7 @@ describe("SlipstreamError", () => {
   it("has the documented closed set of codes", () => {
     expect(ErrorCodes).toContain("CURSOR_EXPIRED");
     expect(ErrorCodes).toContain("ARTIFACT_INVALID");
-    expect(new Set(ErrorCodes).size).toBe(13);
+    expect(ErrorCodes).toContain("MASS_DELETE_REFUSED");
+    expect(new Set(ErrorCodes).size).toBe(14);
   });
 });

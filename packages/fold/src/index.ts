@@ -13,6 +13,8 @@ export type {
   AppliedWatch,
   AppliedWatchStats,
   BatchOptions,
+  MassDeleteGuard,
+  MassDeleteInfo,
   RetryOptions,
   WatchAppliedOptions,
 } from "./watch-applied.js";

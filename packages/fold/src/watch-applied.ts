@@ -86,6 +86,39 @@ export interface WatchAppliedOptions<U> {
   signal?: AbortSignal;
   logger?: Logger;
   retry?: RetryOptions;
+  /**
+   * The mass-delete guard of a resync: when the keys that vanished from the bucket are more
+   * than `maxShare` of the fold's keys in scope and at least `minKeys`, the resync does not
+   * delete them — the watch stops with `MASS_DELETE_REFUSED` and the fold stays as it was
+   * (unless `onMassDelete` returns true). A wrongly purged or recreated bucket then cannot
+   * empty every node of a fleet at once. `false` turns the guard off.
+   * @defaultValue `{ maxShare: 0.5, minKeys: 100 }`
+   */
+  massDelete?: MassDeleteGuard | false;
+}
+
+/** See {@link WatchAppliedOptions.massDelete}. */
+export interface MassDeleteGuard {
+  /** Largest share of the fold's keys in scope a resync may delete unasked. @defaultValue 0.5 */
+  maxShare?: number;
+  /** Deletes below this count never trip the guard. @defaultValue 100 */
+  minKeys?: number;
+  /** Decides a tripped guard: true applies the deletes, false (or throwing) refuses them. */
+  onMassDelete?: (info: MassDeleteInfo) => boolean | Promise<boolean>;
+}
+
+/** What a tripped {@link MassDeleteGuard} reports. */
+export interface MassDeleteInfo {
+  /** Keys the resync would delete. */
+  deletes: number;
+  /** Keys in the fold within the watch's scope. */
+  foldKeys: number;
+  /** Live keys the bucket listed within the scope. */
+  liveKeys: number;
+  /** The fold's cursor (the expired one). */
+  cursor: WatchCursor;
+  /** A few of the keys that would go (at most 20). */
+  sample: string[];
 }
 
 /** Observable counters of a running {@link AppliedWatch}. */
@@ -249,6 +282,7 @@ class AppliedLoop<U> implements AppliedWatch {
   readonly #bufferBytes: number;
   readonly #retry: Required<RetryOptions>;
   readonly #signal: AbortSignal | undefined;
+  readonly #massDelete: ReturnType<typeof massDeleteGuard>;
 
   /** Cursor after the last apply returned (cursor after apply: never advanced on receipt). */
   #applied: WatchCursor;
@@ -313,6 +347,7 @@ class AppliedLoop<U> implements AppliedWatch {
       commitMaxMs: nonNegative(r.commitMaxMs, 2000, "retry.commitMaxMs"),
       maxCommitFailures: positiveInt(r.maxCommitFailures, 16, "retry.maxCommitFailures"),
     };
+    this.#massDelete = massDeleteGuard(opts.massDelete);
     this.#applied = opts.resume ?? this.#store?.cursor ?? WatchCursor.none();
     if (opts.resume && this.#store && cursorRank(opts.resume) > cursorRank(this.#store.cursor)) {
       // Harmless the other way round (re-delivery); this way the store misses the updates between.
@@ -767,6 +802,43 @@ class AppliedLoop<U> implements AppliedWatch {
   }
 
   /**
+   * The mass-delete guard: refuses (MASS_DELETE_REFUSED, nothing deleted) a resync whose
+   * deletes exceed the allowed share of the fold, unless the user's hook allows it.
+   */
+  async #guardMassDelete(keys: readonly string[], foldKeys: number, liveKeys: number): Promise<void> {
+    const g = this.#massDelete;
+    if (!g || keys.length === 0 || keys.length < g.minKeys || keys.length <= g.maxShare * foldKeys) return;
+    const info: MassDeleteInfo = {
+      deletes: keys.length,
+      foldKeys,
+      liveKeys,
+      cursor: this.#applied,
+      sample: keys.slice(0, 20),
+    };
+    let allowed = false;
+    let hookError: unknown;
+    if (g.onMassDelete) {
+      try {
+        allowed = (await g.onMassDelete(info)) === true;
+      } catch (err) {
+        hookError = err;
+      }
+    }
+    this.#log.warn(allowed ? "mass delete allowed by onMassDelete" : "mass delete refused", {
+      cursor: this.#applied.toHex(),
+      deletes: keys.length,
+      foldKeys,
+      liveKeys,
+    });
+    if (allowed) return;
+    throw new SlipstreamError(
+      "MASS_DELETE_REFUSED",
+      `resync would delete ${keys.length} of the fold's ${foldKeys} keys in scope (the bucket lists ${liveKeys}), more than ${Math.round(g.maxShare * 100)}%: refused, the fold is unchanged. Was the bucket purged or recreated? To apply it anyway, allow it with massDelete.onMassDelete`,
+      hookError === undefined ? undefined : { cause: hookError },
+    );
+  }
+
+  /**
    * Resync after an expired cursor: list the live keys, flush, delete from the fold (through
    * parse/apply/store, cursor unchanged) every key of the scope that vanished, and only then
    * let the caller start the re-list. Returns false when a stop interrupted it.
@@ -819,9 +891,13 @@ class AppliedLoop<U> implements AppliedWatch {
     await this.#settle();
 
     const vanished = new Set<string>();
+    let foldKeys = 0;
     try {
       for (const p of prefixes) {
-        for await (const e of store.range(p)) if (!live.has(e.key)) vanished.add(e.key);
+        for await (const e of store.range(p)) {
+          foldKeys++;
+          if (!live.has(e.key)) vanished.add(e.key);
+        }
       }
     } catch (err) {
       throw new SlipstreamError("WATCH_FAILED", `resync failed while scanning the fold: ${describeError(err)}`, {
@@ -829,6 +905,7 @@ class AppliedLoop<U> implements AppliedWatch {
       });
     }
     const keys = [...vanished].sort(compareKeys);
+    await this.#guardMassDelete(keys, foldKeys, live.size);
     for (const key of keys) {
       // Synthetic deletes carry an unknown version: they never move the cursor, so a crash
       // mid-resync re-runs the same idempotent diff.
@@ -844,6 +921,22 @@ class AppliedLoop<U> implements AppliedWatch {
     });
     return !this.#stopping;
   }
+}
+
+/** Applies the defaults of {@link MassDeleteGuard}; undefined when the guard is off. */
+function massDeleteGuard(
+  g: MassDeleteGuard | false | undefined,
+): (Required<Omit<MassDeleteGuard, "onMassDelete">> & Pick<MassDeleteGuard, "onMassDelete">) | undefined {
+  if (g === false) return undefined;
+  const maxShare = g?.maxShare ?? 0.5;
+  if (typeof maxShare !== "number" || !(maxShare >= 0 && maxShare <= 1)) {
+    throw invalidArgument(`massDelete.maxShare must be a number in 0..1, got ${String(maxShare)}`);
+  }
+  const minKeys = positiveInt(g?.minKeys, 100, "massDelete.minKeys", 0);
+  if (g?.onMassDelete !== undefined && typeof g.onMassDelete !== "function") {
+    throw new TypeError("massDelete.onMassDelete must be a function");
+  }
+  return { maxShare, minKeys, ...(g?.onMassDelete ? { onMassDelete: g.onMassDelete } : {}) };
 }
 
 /**
