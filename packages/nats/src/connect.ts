@@ -23,6 +23,18 @@ import { type BucketContext, ResourceRegistry } from "./context.js";
 import { type AuthKind, resolveAuth } from "./credentials.js";
 import { isAuthError, mapNatsError } from "./errors.js";
 
+/** Default of {@link ConnectOptions.watchRecreateSpreadMs}. */
+export const DEFAULT_WATCH_RECREATE_SPREAD_MS = 1000;
+
+/** Validates {@link ConnectOptions.watchRecreateSpreadMs} (0 allowed). */
+function spread(v: number | undefined): number {
+  if (v === undefined) return DEFAULT_WATCH_RECREATE_SPREAD_MS;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+    throw invalidArgument(`watchRecreateSpreadMs must be a finite number ≥ 0, got ${String(v)}`);
+  }
+  return v;
+}
+
 /** Default of {@link ConnectOptions.watchStallMs}. */
 export const DEFAULT_WATCH_STALL_MS = 30_000;
 
@@ -46,6 +58,13 @@ export interface ConnectOptions {
   logger?: Logger;
   /** A watch waiting this long with neither a message nor a heartbeat fails with WATCH_FAILED. @defaultValue 30000 */
   watchStallMs?: number;
+  /**
+   * Herd control: after a lost connection, each watch waits a random 0..this many ms (full
+   * jitter) before it re-creates its consumer, so a fleet (or many watches of one process)
+   * that reconnects at once does not stampede the server. 0 re-creates at once.
+   * @defaultValue 1000
+   */
+  watchRecreateSpreadMs?: number;
   /** Pause between reconnect attempts. @defaultValue 2000 */
   reconnectTimeWaitMs?: number;
   /** Reconnect attempts before the client gives up and closes; -1 = forever. @defaultValue -1 */
@@ -58,6 +77,8 @@ export interface FromClientOptions {
   timeoutMs?: number;
   logger?: Logger;
   watchStallMs?: number;
+  /** See {@link ConnectOptions.watchRecreateSpreadMs}. @defaultValue 1000 */
+  watchRecreateSpreadMs?: number;
 }
 
 /** What the NATS backend can do; `multiFilterWatch` depends on the connected server (≥ 2.10). */
@@ -89,6 +110,7 @@ interface ConnectionInit {
   name: string | undefined;
   timeoutMs: number;
   watchStallMs: number;
+  watchRecreateSpreadMs: number;
   logger: Logger;
 }
 
@@ -104,6 +126,7 @@ export class NatsConnection implements AsyncDisposable {
   readonly #name: string | undefined;
   readonly #timeoutMs: number;
   readonly #watchStallMs: number;
+  readonly #watchRecreateSpreadMs: number;
   readonly #logger: Logger;
   readonly #resources = new ResourceRegistry();
   readonly #js: JetStreamClient;
@@ -120,6 +143,7 @@ export class NatsConnection implements AsyncDisposable {
     this.#name = init.name;
     this.#timeoutMs = init.timeoutMs;
     this.#watchStallMs = init.watchStallMs;
+    this.#watchRecreateSpreadMs = init.watchRecreateSpreadMs;
     this.#logger = init.logger;
     this.#js = jetstream(init.nc, { timeout: init.timeoutMs });
     void this.#trackHealth();
@@ -130,6 +154,7 @@ export class NatsConnection implements AsyncDisposable {
     if (typeof opts !== "object" || opts === null) throw new TypeError("connect options must be an object");
     const timeoutMs = positive(opts.timeoutMs, "timeoutMs", DEFAULT_TIMEOUT_MS);
     const watchStallMs = positive(opts.watchStallMs, "watchStallMs", DEFAULT_WATCH_STALL_MS);
+    const watchRecreateSpreadMs = spread(opts.watchRecreateSpreadMs);
     const reconnectTimeWait = positive(opts.reconnectTimeWaitMs, "reconnectTimeWaitMs", 2000);
     const maxReconnectAttempts = opts.maxReconnectAttempts ?? -1;
     if (!Number.isInteger(maxReconnectAttempts) || maxReconnectAttempts < -1) {
@@ -178,6 +203,7 @@ export class NatsConnection implements AsyncDisposable {
       name: opts.name,
       timeoutMs,
       watchStallMs,
+      watchRecreateSpreadMs,
       logger: opts.logger ?? silentLogger,
     });
   }
@@ -202,6 +228,7 @@ export class NatsConnection implements AsyncDisposable {
       name: undefined,
       timeoutMs: positive(opts.timeoutMs, "timeoutMs", DEFAULT_TIMEOUT_MS),
       watchStallMs: positive(opts.watchStallMs, "watchStallMs", DEFAULT_WATCH_STALL_MS),
+      watchRecreateSpreadMs: spread(opts.watchRecreateSpreadMs),
       logger: opts.logger ?? silentLogger,
     });
   }
@@ -222,6 +249,7 @@ export class NatsConnection implements AsyncDisposable {
           case "disconnect":
             this.#connected = false;
             this.#logger.warn("NATS disconnected", { server: s.server });
+            this.#resources.disconnected();
             break;
           case "reconnect":
             this.#connected = true;
@@ -317,6 +345,7 @@ export class NatsConnection implements AsyncDisposable {
       js: this.#js,
       direct: info.config.allow_direct === true,
       watchStallMs: this.#watchStallMs,
+      watchRecreateSpreadMs: this.#watchRecreateSpreadMs,
       resources: this.#resources,
       multiFilter: () => versionAtLeast(this.serverVersion, 2, 10),
       connected: () => this.#connected && !this.#nc.isClosed(),

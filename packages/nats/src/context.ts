@@ -16,6 +16,8 @@ export interface Releasable {
   release(): Promise<void>;
   /** The client closed by itself (not through our `close()`): fail instead of ending cleanly. */
   clientClosed?(): void;
+  /** The client lost its server (it reconnects by itself). */
+  disconnected?(): void;
 }
 
 /** Tracks live consumers of one connection so `close()` can release them all. */
@@ -39,6 +41,11 @@ export class ResourceRegistry {
   /** Number of live resources (for tests and diagnostics). */
   get size(): number {
     return this.#items.size;
+  }
+
+  /** Tells every resource that the client lost its server. */
+  disconnected(): void {
+    for (const r of this.#items) r.disconnected?.();
   }
 
   /** Tells every resource that the client closed underneath it. */
@@ -71,6 +78,8 @@ export interface BucketContext {
   readonly timeoutMs: number;
   /** How long a watch may wait with neither messages nor heartbeats before it fails. */
   readonly watchStallMs: number;
+  /** A watch re-creating its consumer after a lost connection first waits a random 0..this ms. */
+  readonly watchRecreateSpreadMs: number;
   readonly logger: Logger;
   readonly resources: ResourceRegistry;
   /** Whether the client is connected right now (a disconnected client cannot delete consumers). */

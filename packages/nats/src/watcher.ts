@@ -146,6 +146,8 @@ class WatchSession {
   #wakePump: (() => void) | undefined;
   /** Moving average of message sizes, for pull sizing. */
   #avgMsgBytes: number | undefined;
+  /** The client lost its server: the pump re-creates the consumer (jittered) once it is back. */
+  #lostConnection = false;
   #failure: SlipstreamError | undefined;
   #ended = false;
   #released: Promise<void> | undefined;
@@ -200,6 +202,7 @@ class WatchSession {
       release: () => this.release(),
       clientClosed: () =>
         this.#fail(new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: the NATS connection closed`)),
+      disconnected: () => this.#onDisconnect(),
     });
     if (ctx.resources.closing) {
       throw new SlipstreamError("NOT_CONNECTED", `watch of bucket ${ctx.bucket}: the connection is closed`);
@@ -440,6 +443,18 @@ class WatchSession {
     });
   }
 
+  /**
+   * The client lost its server. The pull is dropped now (so nats.js does not re-create the
+   * consumer by itself the instant it reconnects, with every other watch of the process),
+   * and the pump re-creates it after the reconnect and a random spread (herd control).
+   */
+  #onDisconnect(): void {
+    if (this.#ended || this.#failure) return;
+    this.#lostConnection = true;
+    this.#abandonPull();
+    this.#kick();
+  }
+
   /** Drops the current pull (its queued messages included): the consumer is re-created. */
   #abandonPull(): void {
     const messages = this.#messages;
@@ -467,6 +482,8 @@ class WatchSession {
     this.#live = this.#resumeAfter !== undefined || created.num_pending === 0;
     let relistLeft = this.#live ? 0 : created.num_pending;
     let recreate = false;
+    /** The next re-creation follows a lost connection: spread it. */
+    let spreadFirst = false;
     const subjectPrefix = ctx.subjectPrefix;
     const accepts = this.#plan.accepts;
     const acceptsAll = !this.#plan.clientFiltered;
@@ -481,6 +498,11 @@ class WatchSession {
           // resume: a gap is never crossed silently. Nothing delivered yet → start over.
           // A request sent while disconnected would only wait out its timeout.
           await this.#untilConnected();
+          if (spreadFirst && ctx.watchRecreateSpreadMs > 0) {
+            // Herd control: every watch of every node reconnects at about the same moment.
+            await delay(Math.random() * ctx.watchRecreateSpreadMs);
+          }
+          spreadFirst = false;
           if (this.#failure) throw this.#failure;
           if (this.#ended) return;
           const old = this.#consumer;
@@ -505,6 +527,16 @@ class WatchSession {
         }
         const c = this.#consumer;
         if (!c) throw new SlipstreamError("WATCH_FAILED", `watch of bucket ${ctx.bucket}: no consumer`);
+        if (this.#lostConnection) {
+          this.#lostConnection = false;
+          this.#abandonPull();
+          recreate = true;
+          spreadFirst = true;
+          ctx.logger.debug("watch lost its server; re-creating the consumer after the reconnect", {
+            bucket: ctx.bucket,
+          });
+          continue;
+        }
         if (this.#queue.length === 0) {
           if (this.#pullError !== undefined) {
             const err = this.#pullError;
