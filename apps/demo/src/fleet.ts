@@ -13,6 +13,8 @@ type Of<T extends NodeMessage["type"]> = Extract<NodeMessage, { type: T }>;
 export class NodeProcess {
   readonly name: string;
   readonly forkedAt = performance.now();
+  /** When the process reported itself running (modules loaded): "time to ready" counts from here. */
+  helloAt: number | undefined;
   #child: ChildProcess;
   #inbox: NodeMessage[] = [];
   #waiters: { type: string; resolve: (m: NodeMessage) => void; reject: (e: Error) => void }[] = [];
@@ -31,6 +33,10 @@ export class NodeProcess {
       if (m.type === "live") {
         this.live = m;
         this.onLive?.(m);
+        return;
+      }
+      if (m.type === "hello") {
+        this.helloAt = performance.now();
         return;
       }
       if (m.type === "transfer") {
@@ -75,12 +81,15 @@ export class NodeProcess {
     if (i >= 0) return Promise.resolve(this.#inbox.splice(i, 1)[0] as Of<T>);
     if (this.#exit !== undefined || this.#failure !== undefined)
       return Promise.reject(new Error(`node ${this.name}: ${this.#failure ?? `exited (${this.#exit})`}`));
-    return new Promise((resolve, reject) =>
-      this.#waiters.push({ type, resolve: (m) => resolve(m as Of<T>), reject }),
-    );
+    return new Promise((resolve, reject) => this.#waiters.push({ type, resolve: (m) => resolve(m as Of<T>), reject }));
   }
 
   /** Resolves once the node's applied cursor is at or past `revision`. */
+  /** Milliseconds from the process's hello (its own start-up excluded) until now. */
+  sinceHello(): number {
+    return performance.now() - (this.helloAt ?? this.forkedAt);
+  }
+
   async reach(revision: bigint): Promise<Of<"reached">> {
     this.send({ cmd: "reach", revision: String(revision) });
     return this.next("reached");

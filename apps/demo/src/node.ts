@@ -54,7 +54,6 @@ async function run(config: NodeConfig, commands: AsyncIterator<Command>): Promis
 
   // Revisions to reach: resolved from onApplied (cursor after apply) or right away.
   const waiting: { revision: bigint; done: () => void }[] = [];
-  let watch: AppliedWatch | undefined;
   const checkWaiting = (cursor: WatchCursor) => {
     for (let i = waiting.length - 1; i >= 0; i--) {
       const w = waiting[i];
@@ -64,7 +63,7 @@ async function run(config: NodeConfig, commands: AsyncIterator<Command>): Promis
       }
     }
   };
-  watch = watchApplied<KvUpdate>({
+  const watch: AppliedWatch = watchApplied<KvUpdate>({
     watcher: kv.watcher,
     reader: kv.reader, // lets it resync when retention has evicted what it needs
     store: store as SnapshotStore,
@@ -183,6 +182,7 @@ function commandStream(): AsyncIterator<Command> {
   };
 }
 
+await send({ type: "hello" });
 const commands = commandStream();
 const first = await commands.next();
 if (first.done || first.value.cmd !== "config") {

@@ -49,6 +49,8 @@ export interface NodeStats {
 
 /** Node → conductor. */
 export type NodeMessage =
+  /** Sent first, once the process has loaded its modules: the clock of "time to ready" starts here. */
+  | { type: "hello" }
   | { type: "started"; cursor: string; keys: number; bootstrapMs?: number }
   | { type: "live"; cursor: string; head: string; applied: number; ratePerSec: number }
   | { type: "transfer"; progress: Progress }

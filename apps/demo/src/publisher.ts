@@ -10,8 +10,26 @@ import { sleep } from "./term.js";
 
 const REGIONS = ["us-east", "us-west", "eu-central", "ap-south", "sa-east"];
 const SERVICES = [
-  "api", "auth", "billing", "cart", "catalog", "checkout", "search", "media", "profile", "feed",
-  "notify", "orders", "pricing", "reviews", "ship", "stock", "tax", "web", "ws", "admin",
+  "api",
+  "auth",
+  "billing",
+  "cart",
+  "catalog",
+  "checkout",
+  "search",
+  "media",
+  "profile",
+  "feed",
+  "notify",
+  "orders",
+  "pricing",
+  "reviews",
+  "ship",
+  "stock",
+  "tax",
+  "web",
+  "ws",
+  "admin",
 ];
 /** The churn's repeating pattern: mostly updates, some new routes, some deletes. Starts with an update. */
 const PATTERN = ["update", "update", "update", "update", "add", "update", "update", "delete", "update", "update"];
@@ -141,7 +159,10 @@ export class Publisher {
    * the bucket's first retained revision is above `beyond` (history 1: a rewritten key's
    * old revision leaves the log). Returns how many routes it rewrote.
    */
-  async rolloutUntilEvicted(beyond: bigint, onProgress?: (rewritten: number, firstSeq: bigint) => void): Promise<number> {
+  async rolloutUntilEvicted(
+    beyond: bigint,
+    onProgress?: (rewritten: number, firstSeq: bigint) => void,
+  ): Promise<number> {
     this.#generation += 1;
     const oldest = [...this.live.entries()].filter(([, r]) => r <= beyond).sort((a, b) => (a[1] < b[1] ? -1 : 1));
     let rewritten = 0;
