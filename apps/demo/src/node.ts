@@ -5,7 +5,7 @@
  * The conductor may also SIGKILL it: the fold's data and cursor commit together, so the
  * next process resumes from what was durably applied.
  */
-import { type KvUpdate, type SnapshotStore, WatchCursor } from "@slipstream/core";
+import { type KvUpdate, type SnapshotStore, VersionToken, WatchCursor } from "@slipstream/core";
 import { type AppliedWatch, watchApplied } from "@slipstream/fold";
 import { ExportLease } from "@slipstream/lease";
 import { connect } from "@slipstream/nats";
@@ -49,6 +49,12 @@ async function run(config: NodeConfig, commands: AsyncIterator<Command>): Promis
     bootstrapMs = performance.now() - t;
   } else {
     store = await LevelSnapshotStore.open(config.dir);
+  }
+  if (process.env.SLIPSTREAM_DEMO_FAULT === `stray-key:${config.name}`) {
+    // Fault injection for the demo's own test: a key the bucket never had, so this fold's
+    // digest must differ and the demo must exit non-zero.
+    const stray = { key: "route.stray", value: new TextEncoder().encode("{}"), version: VersionToken.fromRevision(1n) };
+    await store.apply([{ type: "put", entry: stray }], store.cursor);
   }
   await send({ type: "started", cursor: String(rev(store.cursor)), keys: await store.count(), bootstrapMs });
 

@@ -9,13 +9,17 @@ import { hasNats, natsMissingReason, repoRoot } from "@slipstream/testkit";
 import { describe, expect, it } from "vitest";
 import { parseArgs } from "../src/args.js";
 
-function runDemo(args: string[]): Promise<{ code: number | null; out: string }> {
+function runDemo(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
   const root = repoRoot();
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
       ["--conditions=@slipstream/source", "--import", "tsx", join(root, "apps/demo/src/index.ts"), ...args],
-      { cwd: root, env: { ...process.env, DEMO_ROUTES: "", FORCE_COLOR: "0" }, stdio: ["ignore", "pipe", "pipe"] },
+      {
+        cwd: root,
+        env: { ...process.env, DEMO_ROUTES: "", FORCE_COLOR: "0", ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
     );
     let out = "";
     child.stdout.on("data", (b: Buffer) => {
@@ -67,6 +71,16 @@ describe.skipIf(!hasNats("any"))(`npm run demo, small size ${natsMissingReason("
       expect(out).toMatch(/all folds equal the bucket/);
     });
   }
+
+  it("exits non-zero and marks the node when a fold differs from the bucket", { timeout: 300_000 }, async () => {
+    // Fault injection: node C's store gets a key the bucket never had.
+    const { code, out } = await runDemo(["--routes", "300"], { SLIPSTREAM_DEMO_FAULT: "stray-key:C" });
+    expect(code).toBe(1);
+    const rows = finalTable(out);
+    expect(rows.get("C")?.[4]).toMatch(/ ✗$/);
+    expect(rows.get("A")?.[4]).toMatch(/ ✓$/);
+    expect(out).toMatch(/FAILED: node C's fold/);
+  });
 });
 
 describe("demo arguments", () => {
