@@ -15,6 +15,7 @@ export const DEFAULT_ROUTES = 30_000;
 /** Below this the story's windows (a node's downtime, the churn) no longer fit in the table. */
 export const MIN_ROUTES = 200;
 
+/** The usage text (`--help`, and after an argument error). */
 export const USAGE = `usage: npm run demo -- [--transport fs|s3|azure] [--nats URL] [--routes N]
 
   --transport  where artifacts go (default fs). s3 starts s3rver, azure starts Azurite,

@@ -22,8 +22,9 @@ export class NodeProcess {
   #failure: string | undefined;
   /** The last live report. */
   live: Of<"live"> | undefined;
-  /** Called with every live report and transfer progress. */
+  /** Called with every live report. */
   onLive: ((m: Of<"live">) => void) | undefined;
+  /** Called with every transfer progress report (export, upload, download, import). */
   onTransfer: ((m: Of<"transfer">) => void) | undefined;
 
   private constructor(name: string, child: ChildProcess) {
@@ -71,6 +72,7 @@ export class NodeProcess {
     for (const w of this.#waiters.splice(0)) w.reject(new Error(`node ${this.name}: ${why}`));
   }
 
+  /** Sends a command (ignored once the process is gone). */
   send(c: Command): void {
     if (this.#child.connected) this.#child.send(c);
   }
@@ -95,6 +97,7 @@ export class NodeProcess {
     return this.next("reached");
   }
 
+  /** The fold's key count and content digest, with the watch's counters. */
   async digest(): Promise<Of<"digest">> {
     this.send({ cmd: "digest" });
     return this.next("digest");
@@ -114,11 +117,13 @@ export class NodeProcess {
     await this.exited();
   }
 
+  /** Resolves once the process has exited. */
   exited(): Promise<void> {
     if (this.#exit !== undefined) return Promise.resolve();
     return new Promise((resolve) => this.#child.once("exit", () => resolve()));
   }
 
+  /** Whether the process is still alive. */
   get running(): boolean {
     return this.#exit === undefined;
   }

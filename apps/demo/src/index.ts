@@ -30,7 +30,7 @@ import { type DemoTransport, setUpTransport } from "./transports.js";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
-const LEASE_TTL_MS = 2_000;
+const LEASE_TTL_MS = 3_000;
 const LIVE_MS = 1_500;
 const DOWNTIME_MS = 1_500;
 

@@ -79,7 +79,6 @@ async function run(config: NodeConfig, commands: AsyncIterator<Command>): Promis
     apply: () => {}, // the store is the state this node serves
     onApplied: (cursor) => checkWaiting(cursor),
   });
-  const running = watch;
   watch.done.catch(async (err: unknown) => {
     await send({ type: "failed", error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
     process.exit(1);
@@ -97,11 +96,11 @@ async function run(config: NodeConfig, commands: AsyncIterator<Command>): Promis
         // the live line is best-effort; the watch reports its own failures
       }
       const now = performance.now();
-      const applied = running.stats.received;
+      const applied = watch.stats.received;
       const ratePerSec = ((applied - lastApplied) * 1000) / Math.max(1, now - lastAt);
       lastApplied = applied;
       lastAt = now;
-      await send({ type: "live", cursor: String(rev(running.cursor)), head: String(head), applied, ratePerSec });
+      await send({ type: "live", cursor: String(rev(watch.cursor)), head: String(head), applied, ratePerSec });
     })();
   }, LIVE_EVERY_MS);
 
@@ -111,13 +110,13 @@ async function run(config: NodeConfig, commands: AsyncIterator<Command>): Promis
       const revision = BigInt(c.revision);
       await new Promise<void>((resolve) => {
         waiting.push({ revision, done: resolve });
-        checkWaiting(running.cursor);
+        checkWaiting(watch.cursor);
       });
       await send({
         type: "reached",
         revision: c.revision,
-        cursor: String(rev(running.cursor)),
-        received: running.stats.received,
+        cursor: String(rev(watch.cursor)),
+        received: watch.stats.received,
       });
     } else if (c.cmd === "export") {
       const lease = new ExportLease({
@@ -129,7 +128,7 @@ async function run(config: NodeConfig, commands: AsyncIterator<Command>): Promis
       const round = await runExportRound({
         lease,
         ttlMs: config.leaseTtlMs,
-        fold: running,
+        fold: watch,
         transport,
         key: config.artifactKey,
         scratchDir: config.scratchDir,
@@ -146,10 +145,10 @@ async function run(config: NodeConfig, commands: AsyncIterator<Command>): Promis
         });
     } else if (c.cmd === "digest") {
       const { keys, digest } = await digestOrdered(store.range(""));
-      const { received, resyncs, syntheticDeletes } = running.stats;
+      const { received, resyncs, syntheticDeletes } = watch.stats;
       await send({
         type: "digest",
-        cursor: String(rev(running.cursor)),
+        cursor: String(rev(watch.cursor)),
         keys,
         digest,
         stats: { received, resyncs, syntheticDeletes },
@@ -159,7 +158,7 @@ async function run(config: NodeConfig, commands: AsyncIterator<Command>): Promis
     }
   }
   clearInterval(live);
-  const final = await running.stop();
+  const final = await watch.stop();
   await store.close();
   closeTransport();
   await nc.close();
