@@ -234,12 +234,15 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
 
   async #applyNow(batch: readonly KvUpdate[], cursor: WatchCursor): Promise<void> {
     let write = this.#fold.write();
-    let count = this.#freshBatch(batch, write);
-    if (count === undefined) {
+    const fresh = this.#freshBatch(batch, write);
+    let count: number;
+    if (fresh.count !== undefined) {
+      count = fresh.count;
+    } else {
       await write.discard();
       write = this.#fold.write();
       try {
-        count = await this.#lookedUpBatch(batch, write);
+        count = await this.#lookedUpBatch(batch, fresh.absentBefore, write);
       } catch (err) {
         await write.discard().catch(() => {});
         throw err;
@@ -254,17 +257,19 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
   /**
    * Writes the batch's ops and returns the new entry count when the key filter proves every
    * key of the batch absent before it and no key repeats (a hydration or a replay: no read
-   * at all); undefined as soon as a key might exist or repeats (discard `write` then).
+   * at all). Otherwise `count` is undefined (discard `write`) and `absentBefore` says how
+   * many leading updates have distinct keys proven absent before the batch.
    */
-  #freshBatch(batch: readonly KvUpdate[], write: FoldWrite): number | undefined {
+  #freshBatch(batch: readonly KvUpdate[], write: FoldWrite): { count?: number; absentBefore: number } {
     const filter = this.#filter;
-    if (!filter.complete) return undefined;
+    if (!filter.complete) return { absentBefore: 0 };
     let count = this.#count;
     for (let i = 0; i < batch.length; i++) {
       const u = batch[i] as KvUpdate;
       const key = u.type === "put" ? u.entry.key : u.key;
       // A repeat within the batch shows up here too: its first put added it to the filter.
-      if (filter.mightContain(key)) return undefined;
+      // Updates 0..i-1 had distinct keys, each absent before the batch.
+      if (filter.mightContain(key)) return { absentBefore: i };
       if (u.type === "put") {
         write.put(dataKey(key), encodeValueRecord(u.entry.version, u.entry.value));
         count++;
@@ -275,22 +280,24 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
         write.del(dataKey(key));
       }
     }
-    return count;
+    return { count, absentBefore: batch.length };
   }
 
   /**
    * Writes the batch's ops and returns the new entry count, learning which keys already
-   * exist: keys the filter has never seen since the fold was empty are certainly absent; the
-   * rest are looked up in one native hasMany per batch (exact count).
+   * exist: the first `absentBefore` updates' keys are known absent, keys the filter has never
+   * seen since the fold was empty are certainly absent, and the rest are looked up in one
+   * native hasMany per batch (exact count).
    */
-  async #lookedUpBatch(batch: readonly KvUpdate[], write: FoldWrite): Promise<number> {
+  async #lookedUpBatch(batch: readonly KvUpdate[], absentBefore: number, write: FoldWrite): Promise<number> {
     const filter = this.#filter;
     const present = new Map<string, boolean>();
     let lookup: string[] | undefined;
-    for (const u of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const u = batch[i] as KvUpdate;
       const key = u.type === "put" ? u.entry.key : u.key;
       if (present.has(key)) continue;
-      if (filter.mightContain(key)) {
+      if (i >= absentBefore && filter.mightContain(key)) {
         present.set(key, true); // placeholder, resolved by the lookup below
         (lookup ??= []).push(key);
       } else {
