@@ -24,7 +24,8 @@ import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
 
 const SOURCE_CONDITION = "@slipstream/source";
-const CONFIG_TEXT = 'import { packageTestConfig } from "../../vitest.shared.ts";\n\nexport default packageTestConfig(import.meta.url);\n';
+const CONFIG_TEXT =
+  'import { packageTestConfig } from "../../vitest.shared.ts";\n\nexport default packageTestConfig(import.meta.url);\n';
 
 /** The exports map with the workspace-only source condition removed everywhere. */
 export function stripSourceCondition(exports) {
@@ -54,9 +55,13 @@ export function checkWorkspace(root) {
         const cfg = join(dir, "vitest.config.ts");
         if (!existsSync(cfg)) problems.push(`${at}: has test/ but no vitest.config.ts (copy one from packages/core)`);
         else if (readFileSync(cfg, "utf8") !== CONFIG_TEXT)
-          problems.push(`${at}/vitest.config.ts: must be exactly packageTestConfig(import.meta.url) from vitest.shared.ts`);
+          problems.push(
+            `${at}/vitest.config.ts: must be exactly packageTestConfig(import.meta.url) from vitest.shared.ts`,
+          );
         if (pkg.scripts?.test !== "vitest run")
-          problems.push(`${at}/package.json: scripts.test must be "vitest run" (is ${JSON.stringify(pkg.scripts?.test)})`);
+          problems.push(
+            `${at}/package.json: scripts.test must be "vitest run" (is ${JSON.stringify(pkg.scripts?.test)})`,
+          );
       }
       if (pkg.private) continue;
       if (pkg.engines?.node !== engines)
@@ -67,7 +72,9 @@ export function checkWorkspace(root) {
         continue;
       }
       if (Object.keys(dot)[0] !== SOURCE_CONDITION)
-        problems.push(`${at}/package.json: exports["."] must list "${SOURCE_CONDITION}" first (tests run against src/)`);
+        problems.push(
+          `${at}/package.json: exports["."] must list "${SOURCE_CONDITION}" first (tests run against src/)`,
+        );
       if (!isDeepStrictEqual(pkg.publishConfig?.exports, stripSourceCondition(pkg.exports)))
         problems.push(
           `${at}/package.json: publishConfig.exports must equal exports without "${SOURCE_CONDITION}": ` +
