@@ -5,7 +5,7 @@
  * here from the changeset files, independently of changesets itself.
  */
 import { execFile } from "node:child_process";
-import { cp, readdir, readFile, rm } from "node:fs/promises";
+import { cp, readdir, readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { repoRoot, tempDir, type TempDir } from "@slipstream/testkit";

@@ -1,7 +1,7 @@
 // Packs the published workspace packages the way `pnpm publish` does (publishConfig
 // applied, `workspace:` ranges replaced) and reads what a user would get.
 import { execFile } from "node:child_process";
-import { createReadStream, readdirSync, readFileSync } from "node:fs";
+import { createReadStream, type Dirent, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { pipeline } from "node:stream/promises";
@@ -19,20 +19,28 @@ export interface WorkspacePackage {
   readonly manifest: Record<string, unknown>;
 }
 
-/** The non-private packages under `<root>/packages`, sorted by name. */
+/** The non-private packages under `<root>/packages` and `<root>/apps`, sorted by name. */
 export function publishedPackages(root = repoRoot()): WorkspacePackage[] {
   const out: WorkspacePackage[] = [];
-  for (const entry of readdirSync(join(root, "packages"), { withFileTypes: true })) {
-    if (!entry.isDirectory()) continue;
-    const dir = join(root, "packages", entry.name);
-    let manifest: Record<string, unknown>;
+  for (const group of ["packages", "apps"]) {
+    let entries: Dirent[];
     try {
-      manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+      entries = readdirSync(join(root, group), { withFileTypes: true });
     } catch {
       continue;
     }
-    if (manifest.private === true) continue;
-    out.push({ name: String(manifest.name), version: String(manifest.version), dir, manifest });
+    for (const entry of entries) {
+      if (!entry.isDirectory()) continue;
+      const dir = join(root, group, entry.name);
+      let manifest: Record<string, unknown>;
+      try {
+        manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+      } catch {
+        continue;
+      }
+      if (manifest.private === true) continue;
+      out.push({ name: String(manifest.name), version: String(manifest.version), dir, manifest });
+    }
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
