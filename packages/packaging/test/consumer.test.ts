@@ -141,6 +141,13 @@ describe("a consumer project built from the packed tarballs", () => {
     expect(new Set(r.classes)).toEqual(new Set(["function"]));
   });
 
+  it("installs the slipstream command from @slipstream/cli", async () => {
+    const cli = publishedPackages().find((p) => p.name === "@slipstream/cli");
+    if (!cli) return; // the operator CLI is not published from this workspace
+    const { stdout } = await run(join(app, "node_modules", ".bin", "slipstream"), ["--version"], { cwd: app });
+    expect(stdout.trim()).toBe(cli.version);
+  });
+
   it.skipIf(!hasNats("any"))(
     "runs the README example: the fold holds the live route keys, and a restart resumes",
     async () => {

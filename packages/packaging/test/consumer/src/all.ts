@@ -1,4 +1,5 @@
 // Every published package imports by its bare name from the packed tarballs, types included.
+import * as cli from "@slipstream/cli";
 import * as core from "@slipstream/core";
 import * as fold from "@slipstream/fold";
 import * as lease from "@slipstream/lease";
@@ -11,6 +12,7 @@ import * as s3 from "@slipstream/transport-s3";
 
 const err: core.SlipstreamError = new core.SlipstreamError("INVALID_ARGUMENT", "consumer check");
 const surface = {
+  "@slipstream/cli": cli,
   "@slipstream/core": core,
   "@slipstream/fold": fold,
   "@slipstream/lease": lease,
@@ -33,6 +35,7 @@ console.log(
       typeof azure.AzureBlobStore,
       typeof lease.ExportLease,
       typeof transport.ArtifactTransport,
+      typeof cli.run,
     ],
   }),
 );
