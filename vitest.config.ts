@@ -1,16 +1,11 @@
 import { defineConfig } from "vitest/config";
 
+// One root run = every package's own vitest.config.ts as a project (see vitest.shared.ts).
+// scripts/check-workspace.mjs fails when a package with tests has no config, so nothing is
+// left out of this run.
 export default defineConfig({
-  resolve: {
-    // TanStack-style source condition: tests run against src/ without a build.
-    conditions: ["@slipstream/source"],
-  },
-  ssr: { resolve: { conditions: ["@slipstream/source"] } },
   test: {
-    include: ["packages/*/test/**/*.test.ts", "apps/*/test/**/*.test.ts"],
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
-    pool: "forks",
+    projects: ["packages/*/vitest.config.ts", "apps/*/vitest.config.ts"],
     reporters: ["default"],
   },
 });

