@@ -35,3 +35,12 @@ export async function dump(store: LevelSnapshotStore, prefix = ""): Promise<stri
   }
   return out;
 }
+
+/** A seeded pseudo-random `rand(n)` in 0..n-1 (an LCG): random workloads that replay exactly. */
+export function seededRandom(seed: number): (n: number) => number {
+  let state = seed;
+  return (n) => {
+    state = (state * 1103515245 + 12345) & 0x7fffffff;
+    return state % n;
+  };
+}

@@ -1,9 +1,9 @@
 import { join } from "node:path";
 import { tempDir } from "@slipstream/testkit";
 import { describe, expect, it } from "vitest";
-import { KeyFilter } from "../src/key-filter.js";
 import { LevelSnapshotStore } from "../src/index.js";
-import { at, del, keysOf, put } from "./helpers.js";
+import { KeyFilter } from "../src/key-filter.js";
+import { at, del, keysOf, put, seededRandom } from "./helpers.js";
 
 describe("KeyFilter", () => {
   it("never answers no for a key it was given, through growth", () => {
@@ -58,11 +58,7 @@ describe("entry count through the no-read fast path", () => {
   it("stays exact through a random workload that mixes fresh and known keys", async () => {
     await using tmp = await tempDir("slipstream-leveldb-");
     const store = await LevelSnapshotStore.open(join(tmp.path, "fold"));
-    let seed = 99;
-    const rand = (n: number) => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % n;
-    };
+    const rand = seededRandom(99);
     let rev = 0;
     let fresh = 0;
     for (let b = 0; b < 80; b++) {

@@ -5,7 +5,7 @@ import { tempDir } from "@slipstream/testkit";
 import { Level } from "level";
 import { describe, expect, it } from "vitest";
 import { decodeValueRecord, encodeValueRecord, LevelSnapshotStore, prefixUpperBound } from "../src/index.js";
-import { at, del, dump, keysOf, put } from "./helpers.js";
+import { at, del, dump, keysOf, put, seededRandom } from "./helpers.js";
 
 describe("value record codec", () => {
   it("round-trips versions of 0..10 bytes and empty values", () => {
@@ -108,11 +108,7 @@ describe("LevelSnapshotStore", () => {
   it("count() stays equal to a full scan through a random workload", async () => {
     await using tmp = await tempDir("slipstream-leveldb-");
     const store = await LevelSnapshotStore.open(join(tmp.path, "fold"));
-    let seed = 12345;
-    const rand = (n: number) => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % n;
-    };
+    const rand = seededRandom(12345);
     let rev = 0;
     for (let b = 0; b < 60; b++) {
       const batch = [];
