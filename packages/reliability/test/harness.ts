@@ -264,9 +264,9 @@ export class NodeProc {
   }
 
   /** Asks for one export round under `leaseKey`; resolves with the EXPORTED/EXPORT_FAILED line. */
-  async exportRound(leaseKey: string, timeoutMs = 60_000): Promise<string> {
+  async exportRound(leaseKey: string, ttlMs = 60_000, timeoutMs = 60_000): Promise<string> {
     const from = this.lines.length;
-    this.send(`EXPORT ${leaseKey}`);
+    this.send(`EXPORT ${leaseKey} ${ttlMs}`);
     return this.waitLine((l) => l.startsWith("EXPORTED ") || l.startsWith("EXPORT_FAILED "), timeoutMs, from);
   }
 
