@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { constants, createReadStream, createWriteStream } from "node:fs";
-import { lstat, mkdir, mkdtemp, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -13,6 +13,7 @@ import { abortedError, throwIfAborted } from "./async.js";
 import type { WatchCursor } from "./cursor.js";
 import { SlipstreamError, artifactInvalid } from "./errors.js";
 import { fsyncParent, fsyncPath } from "./fsync.js";
+import { mkdtempOwned, sweepAbandonedTemps } from "./owned-temp.js";
 import {
   ARTIFACT_SCHEMA_VERSION,
   MANIFEST_FILE,
@@ -112,7 +113,9 @@ export async function renameIntoPlace(from: string, to: string): Promise<void> {
 export async function createStageBeside(destDir: string, prefix: string): Promise<string> {
   const parent = dirname(resolve(destDir));
   try {
-    return await mkdtemp(join(parent, prefix));
+    // A crashed process's stage (same prefix, owner gone) is removed first: it can hold a whole fold.
+    await sweepAbandonedTemps(parent, prefix);
+    return await mkdtempOwned(parent, prefix);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") {
       throw artifactInvalid(`destination ${destDir} has no parent directory (${parent} does not exist)`, err);

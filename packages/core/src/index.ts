@@ -53,6 +53,7 @@ export {
 } from "./artifact.js";
 export type { SealOptions, ExportArtifactOptions, StageImportOptions } from "./artifact.js";
 export { fsyncPath, fsyncParent } from "./fsync.js";
+export { mkdtempOwned, sweepAbandonedTemps } from "./owned-temp.js";
 export {
   resumeWindowOk,
   resumeStartSequence,

@@ -9,7 +9,7 @@
  * `SLIPSTREAM_LONG=1` runs hundreds of kills (`SLIPSTREAM_KILLS` / `SLIPSTREAM_WINDOW_ROUNDS` size it).
  */
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type NatsConnection, type NatsKvStore, type StoreConfig } from "@slipstream/nats";
 import { hasNats, type NatsServerHandle, startNats, type TempDir, tempDir } from "@slipstream/testkit";
@@ -93,6 +93,8 @@ function nodeConfig(id: string, extra: Partial<NodeConfig> = {}): NodeConfig {
 }
 
 let pointer = 0n;
+/** Temporary directories a killed node left behind that its restart did not remove. */
+const leaked: string[] = [];
 
 /** Restarts `cfg` (without fault delays), waits until it applied the whole bucket and compares. */
 async function convergeAndCompare(cfg: NodeConfig, publisher: Publisher): Promise<void> {
@@ -105,6 +107,11 @@ async function convergeAndCompare(cfg: NodeConfig, publisher: Publisher): Promis
     const d = await node.dump();
     expect(sortedValues(d), `${cfg.id} after restart equals the bucket`).toEqual(await bucketState(kv));
     pointer = await checkPointer(transport, "crash", join(tmp.path, "verify"), pointer);
+    // Invariant 5 (artifacts are transient): a restart, an export round or a bootstrap
+    // removes what a killed process left in its scratch dir and beside its fold.
+    if (!cfg.bootstrap) expect(await node.exportRound(`sweep-${Date.now()}`)).toMatch(/^EXPORTED/);
+    for (const dir of [cfg.scratchDir, dirname(cfg.foldDir)])
+      for (const name of await leftovers(dir)) if (!leaked.includes(`${cfg.id}: ${name}`)) leaked.push(`${cfg.id}: ${name}`);
     await node.stop();
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${node.describe()}`, { cause: err });
@@ -115,6 +122,9 @@ async function convergeAndCompare(cfg: NodeConfig, publisher: Publisher): Promis
 }
 
 describe.skipIf(!hasNats())("crash campaign (SIGKILL of a node process)", () => {
+  afterAll(() => {
+    expect(leaked, "temporary directories left behind by killed nodes").toEqual([]);
+  });
   it(`${KILLS} kills at random moments while a publisher writes and export rounds run`, async () => {
     const rng = new Rng(SEED);
     const publisher = new Publisher(rng);

@@ -3,14 +3,16 @@
  * and records the outcome in the lease; every other node skips. The lease only
  * de-duplicates work — safety comes from the monotonic pointer (invariant 6).
  */
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type ExportManifest,
   type Logger,
+  mkdtempOwned,
   type ProgressFn,
   SlipstreamError,
   silentLogger,
+  sweepAbandonedTemps,
   TEMP_PREFIX,
   throwIfAborted,
   type WatchCursor,
@@ -86,7 +88,9 @@ export async function runExportRound(opts: ExportRoundOptions): Promise<ExportRo
   let roundDir: string | undefined;
   try {
     await mkdir(opts.scratchDir, { recursive: true });
-    roundDir = await mkdtemp(join(opts.scratchDir, TEMP_PREFIX.exportRound));
+    // A round dir left by a crashed process holds a whole exported fold: remove it.
+    await sweepAbandonedTemps(opts.scratchDir, TEMP_PREFIX.exportRound);
+    roundDir = await mkdtempOwned(opts.scratchDir, TEMP_PREFIX.exportRound);
     const artifactDir = join(roundDir, "artifact");
     const exported = await opts.fold.requestExport(artifactDir, { signal: opts.signal, onProgress: opts.onProgress });
     const uploaded = await opts.transport.upload(opts.key, artifactDir, {

@@ -2,9 +2,17 @@
  * Bootstrap of a new node from the published artifact: download, verified import, and the
  * store is ready to resume its watch from the artifact's cursor (delta only).
  */
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { checkDestAvailable, type ProgressFn, type SnapshotStore, TEMP_PREFIX, throwIfAborted } from "@slipstream/core";
+import {
+  checkDestAvailable,
+  mkdtempOwned,
+  type ProgressFn,
+  type SnapshotStore,
+  sweepAbandonedTemps,
+  TEMP_PREFIX,
+  throwIfAborted,
+} from "@slipstream/core";
 import type { ArtifactTransport } from "./artifact-transport.js";
 
 /** Options of {@link importRemote}. */
@@ -35,7 +43,9 @@ export async function importRemote<S extends SnapshotStore>(opts: ImportRemoteOp
   // Refuse an occupied destination before moving any bytes (the import checks it again).
   await checkDestAvailable(opts.destDir);
   await mkdir(opts.scratchDir, { recursive: true });
-  const work = await mkdtemp(join(opts.scratchDir, TEMP_PREFIX.bootstrap));
+  // A download left by a crashed process holds a whole artifact: remove it.
+  await sweepAbandonedTemps(opts.scratchDir, TEMP_PREFIX.bootstrap);
+  const work = await mkdtempOwned(opts.scratchDir, TEMP_PREFIX.bootstrap);
   try {
     const artifactDir = join(work, "artifact");
     await opts.transport.download(opts.key, artifactDir, { signal: opts.signal, onProgress: opts.onProgress });
