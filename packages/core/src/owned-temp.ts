@@ -34,7 +34,9 @@ export function mkdtempOwned(parent: string, prefix: string): Promise<string> {
 /**
  * Removes the directories `<parent>/<prefix>…` made by {@link mkdtempOwned} on this host by
  * a process that no longer runs. Live owners (this process included), other hosts and
- * names without an owner are left alone. Best effort: never throws.
+ * names without an owner are left alone. Best effort: never throws. Liveness is judged by
+ * pid on this host's name, so processes in separate PID namespaces (containers) that share
+ * one directory must run under distinct host names.
  *
  * @returns the names removed
  */
