@@ -98,6 +98,14 @@ export interface WatchOptions {
   from?: WatchCursor;
   /** Ends the iteration and releases server resources. */
   signal?: AbortSignal;
+  /**
+   * For a state-sync (no `from`): called once its re-list — the current value of every key
+   * in scope — has been handed over in full: every update of the re-list was yielded before
+   * the call, and no live update after it. Optional for implementations (the NATS watcher
+   * calls it); `watchApplied` uses it to finish a resync (keys that vanished between its
+   * listing and the re-list).
+   */
+  onRelisted?: () => void;
 }
 
 /** Streams the changes of a bucket. */

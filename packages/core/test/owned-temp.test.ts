@@ -22,7 +22,13 @@ const d = await mkdtempOwned(${JSON.stringify(parent)}, ${JSON.stringify(prefix)
 const { writeFile } = await import("node:fs/promises");
 await writeFile(d + "/payload", "a whole fold");
 process.stdout.write(d);`;
-  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code]);
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    "--import",
+    "tsx",
+    "--input-type=module",
+    "-e",
+    code,
+  ]);
   return stdout.trim();
 }
 
@@ -37,7 +43,13 @@ describe("owned temporary directories", () => {
     const removed = await sweepAbandonedTemps(dir, PREFIX);
     expect(removed).toEqual([dead.slice(dir.length + 1)]);
     expect((await readdir(dir)).sort()).toEqual(
-      [mine.slice(dir.length + 1), `${PREFIX}0badc0de.1-abcdef`, `${PREFIX}legacy1`, "unrelated", `${PREFIX}file`].sort(),
+      [
+        mine.slice(dir.length + 1),
+        `${PREFIX}0badc0de.1-abcdef`,
+        `${PREFIX}legacy1`,
+        "unrelated",
+        `${PREFIX}file`,
+      ].sort(),
     );
   });
 

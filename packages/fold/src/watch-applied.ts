@@ -15,6 +15,7 @@ import type {
   KvWatcher,
   Logger,
   SnapshotStore,
+  WatchOptions,
   WatchScope,
 } from "@slipstream/core";
 import {
@@ -24,6 +25,7 @@ import {
   scopePrefixes,
   silentLogger,
   sleep,
+  updateKey,
   updateVersion,
   VersionToken,
   WatchCursor,
@@ -175,6 +177,11 @@ interface Subscription {
   bufferedBytes: number;
   /** Value bytes of each array in `batches`. */
   batchBytes: number[];
+  /** Updates pushed into `batches` so far, and taken out of it. */
+  pushed: number;
+  taken: number;
+  /** A state-sync's re-list ends after this many updates (set by `onRelisted`). */
+  relistedAt: number | undefined;
   /** How the watch ended (after the buffer is drained). */
   terminal: { kind: "end" } | { kind: "error"; error: unknown } | undefined;
   /** The pump is awaiting iter.next(). */
@@ -197,11 +204,7 @@ const TAKE_RUN = 512;
  * The watch as an iterator of arrays: the watcher's own batches when it has
  * `watchBatches`, else one-update arrays.
  */
-function batchesOf(
-  watcher: KvWatcher,
-  scope: WatchScope,
-  opts: { from?: WatchCursor; signal: AbortSignal },
-): AsyncIterator<readonly KvUpdate[]> {
+function batchesOf(watcher: KvWatcher, scope: WatchScope, opts: WatchOptions): AsyncIterator<readonly KvUpdate[]> {
   if (typeof watcher.watchBatches === "function") return watcher.watchBatches(scope, opts)[Symbol.asyncIterator]();
   const inner = watcher.watch(scope, opts)[Symbol.asyncIterator]();
   const single: AsyncIterator<readonly KvUpdate[]> = {
@@ -296,6 +299,11 @@ class AppliedLoop<U> implements AppliedWatch {
   #high: VersionToken | undefined;
   /** The commit (then onApplied) of the last flush while it runs. */
   #inflight: Promise<void> | undefined;
+  /**
+   * After a resync's synthetic deletes, until its re-list ends: the keys the resync listed
+   * live, and the keys the re-list has delivered since.
+   */
+  #relistCheck: { live: Set<string>; confirmed: Set<string> } | undefined;
   /** How a commit in flight failed (fatal), until the loop rethrows it. */
   #inflightFailure: { error: unknown } | undefined;
   #deadline: number | undefined;
@@ -534,13 +542,23 @@ class AppliedLoop<U> implements AppliedWatch {
       buffered: 0,
       bufferedBytes: 0,
       batchBytes: [],
+      pushed: 0,
+      taken: 0,
+      relistedAt: undefined,
       terminal: undefined,
       pending: false,
       closed: false,
       room: undefined,
     };
+    // A resync's re-list: learn where it ends, to finish the resync there (see #finishResync).
+    if (!from.isNone) this.#relistCheck = undefined;
+    const onRelisted = (): void => {
+      sub.relistedAt = sub.pushed;
+      this.#wake();
+    };
     try {
-      const opts = from.isNone ? { signal: ctl.signal } : { from, signal: ctl.signal };
+      const opts: WatchOptions = from.isNone ? { signal: ctl.signal } : { from, signal: ctl.signal };
+      if (from.isNone && this.#relistCheck) opts.onRelisted = onRelisted;
       sub.iter = batchesOf(this.#watcher, this.#scope, opts);
     } catch (error) {
       sub.terminal = { kind: "error", error };
@@ -579,6 +597,7 @@ class AppliedLoop<U> implements AppliedWatch {
           sub.batches.push(r.value);
           sub.batchBytes.push(bytes);
           sub.buffered += r.value.length;
+          sub.pushed += r.value.length;
           sub.bufferedBytes += bytes;
           this.#wake();
         }
@@ -598,6 +617,7 @@ class AppliedLoop<U> implements AppliedWatch {
     const first = sub.batches[0];
     if (first === undefined) return undefined;
     const u = first[sub.head++] as KvUpdate;
+    sub.taken++;
     if (sub.head >= first.length) {
       sub.batches.shift();
       sub.bufferedBytes -= sub.batchBytes.shift() ?? 0;
@@ -635,9 +655,11 @@ class AppliedLoop<U> implements AppliedWatch {
         }
         // Take what is buffered in one synchronous run (bounded, so a stop, the window or
         // an export is seen within TAKE_RUN updates), flushing when the batch is full.
+        // A resync's re-list is handled up to its end, then the resync is finished.
+        const limit = sub.relistedAt === undefined ? TAKE_RUN : Math.min(TAKE_RUN, sub.relistedAt - sub.taken);
         let taken = 0;
         let full = false;
-        while (taken < TAKE_RUN && !full) {
+        while (taken < limit && !full) {
           const update = this.#take(sub);
           if (update === undefined) break;
           taken++;
@@ -648,6 +670,11 @@ class AppliedLoop<U> implements AppliedWatch {
           this.#subReceived += taken;
           this.#stats.received += taken;
           if (full) await this.#flush();
+          continue;
+        }
+        if (sub.relistedAt !== undefined && sub.taken >= sub.relistedAt) {
+          sub.relistedAt = undefined;
+          await this.#finishResync();
           continue;
         }
         // The buffer is drained: only now does the end (or failure) of the watch count.
@@ -663,6 +690,7 @@ class AppliedLoop<U> implements AppliedWatch {
   /** Adds one update to the open batch; returns true when the batch is full (flush now). */
   #receive(update: KvUpdate): boolean {
     if (this.#store) this.#raw.push(update);
+    this.#relistCheck?.confirmed.add(updateKey(update));
     const version = updateVersion(update);
     // Unknown versions (synthetic deletes, unparseable ACKs) never move the cursor.
     if (!version.isUnknown && (this.#high === undefined || VersionToken.compare(version, this.#high) > 0)) {
@@ -802,6 +830,37 @@ class AppliedLoop<U> implements AppliedWatch {
   }
 
   /**
+   * The end of a resync's re-list: a key the resync listed live that the re-list did not
+   * deliver vanished in between (evicted before the re-list reached it); the fold would keep
+   * an old value of it forever, so it is deleted now (synthetic delete, cursor unchanged).
+   * Watchers without `onRelisted` never get here (the window stays open, as before).
+   */
+  async #finishResync(): Promise<void> {
+    const check = this.#relistCheck;
+    this.#relistCheck = undefined;
+    const store = this.#store;
+    if (!check || !store) return;
+    await this.#flush();
+    await this.#settle();
+    const gone: string[] = [];
+    for (const key of check.live) {
+      if (!check.confirmed.has(key) && (await store.get(key)) !== undefined) gone.push(key);
+    }
+    gone.sort(compareKeys);
+    for (const key of gone) {
+      if (this.#receive({ type: "delete", key, version: VersionToken.unknown() })) await this.#flush();
+      this.#stats.syntheticDeletes++;
+    }
+    await this.#flush();
+    if (gone.length > 0) {
+      this.#log.info("resync: keys that vanished while the re-list started were deleted", {
+        cursor: this.#applied.toHex(),
+        count: gone.length,
+      });
+    }
+  }
+
+  /**
    * The mass-delete guard: refuses (MASS_DELETE_REFUSED, nothing deleted) a resync whose
    * deletes exceed the allowed share of the fold, unless the user's hook allows it.
    */
@@ -915,6 +974,9 @@ class AppliedLoop<U> implements AppliedWatch {
     // The synthetic deletes must be committed before the re-list starts.
     await this.#flush();
     await this.#settle();
+    // Keys listed live may still vanish before the re-list reaches them (retention goes on):
+    // the re-list will tell which ones it delivered (#finishResync).
+    this.#relistCheck = { live, confirmed: new Set() };
     this.#log.info("resync deleted the keys that vanished during the gap", {
       cursor: this.#applied.toHex(),
       count: keys.length,

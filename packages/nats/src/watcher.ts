@@ -133,6 +133,8 @@ class WatchSession {
   readonly #plan: FilterPlan;
   readonly #resumeAfter: bigint | undefined;
   readonly #signal: AbortSignal | undefined;
+  /** A state-sync's callback for the end of its re-list (called once, then cleared). */
+  #onRelisted: (() => void) | undefined;
   /** True when every message of the bucket reaches this consumer, so any gap is meaningful. */
   readonly #guardGaps: boolean;
   #consumer: Consumer | undefined;
@@ -168,11 +170,18 @@ class WatchSession {
   /** Fires when the watch ends or fails, cutting short any setup or re-creation in flight. */
   readonly #halt = new AbortController();
 
-  constructor(ctx: BucketContext, plan: FilterPlan, resumeAfter: bigint | undefined, signal: AbortSignal | undefined) {
+  constructor(
+    ctx: BucketContext,
+    plan: FilterPlan,
+    resumeAfter: bigint | undefined,
+    signal: AbortSignal | undefined,
+    onRelisted?: () => void,
+  ) {
     this.#ctx = ctx;
     this.#plan = plan;
     this.#resumeAfter = resumeAfter;
     this.#signal = signal;
+    this.#onRelisted = resumeAfter === undefined ? onRelisted : undefined;
     this.#guardGaps = plan.subjects.length === 1 && plan.subjects[0] === `${ctx.subjectPrefix}>`;
   }
 
@@ -481,6 +490,8 @@ class WatchSession {
     // never reaches 0 still goes live), or earlier if the server reports nothing pending.
     this.#live = this.#resumeAfter !== undefined || created.num_pending === 0;
     let relistLeft = this.#live ? 0 : created.num_pending;
+    // An empty re-list is over before it starts.
+    if (this.#live) this.#relisted();
     let recreate = false;
     /** The next re-creation follows a lost connection: spread it. */
     let spreadFirst = false;
@@ -522,6 +533,7 @@ class WatchSession {
           // that had delivered nothing yet starts its re-list over.
           this.#live = this.#lastSeen !== undefined || freshInfo.num_pending === 0;
           relistLeft = this.#live ? 0 : freshInfo.num_pending;
+          if (this.#live && this.#lastSeen === undefined) this.#relisted();
           recreate = false;
           ctx.logger.info("watch consumer re-created", { bucket: ctx.bucket, cursor: this.#lastSeen?.toString() });
         }
@@ -576,6 +588,8 @@ class WatchSession {
       this.#lastAlive = Date.now();
       const out: KvUpdate[] = [];
       let bytes = 0;
+      // The re-list ended with this batch: hand it over, then say so, then the live updates.
+      let relistEnded = false;
       for (let i = 0; i < queue.length; i++) {
         const m = queue[i] as JsMsg;
         const info = m.info;
@@ -594,12 +608,20 @@ class WatchSession {
         }
         lastSeen = seq;
         this.#received++;
-        if (!this.#live && (--relistLeft <= 0 || info.pending === 0)) this.#live = true;
+        let lastOfRelist = false;
+        if (!this.#live && (--relistLeft <= 0 || info.pending === 0)) {
+          this.#live = true;
+          lastOfRelist = this.#onRelisted !== undefined;
+        }
         const data = m.data;
         bytes += data.length + m.subject.length;
         const key = keyOf(subjectPrefix, m.subject);
-        if (key === undefined || (!acceptsAll && !accepts(key))) continue;
-        out.push(toUpdate(key, seq, m.headers, data));
+        if (key !== undefined && (acceptsAll || accepts(key))) out.push(toUpdate(key, seq, m.headers, data));
+        if (lastOfRelist) {
+          this.#queue = queue.slice(i + 1).concat(this.#queue);
+          relistEnded = true;
+          break;
+        }
       }
       if (lastSeen !== undefined) this.#lastSeen = BigInt(lastSeen);
       if (queue.length > 0) {
@@ -607,7 +629,15 @@ class WatchSession {
         this.#avgMsgBytes = this.#avgMsgBytes === undefined ? avg : (this.#avgMsgBytes * 3 + avg) / 4;
       }
       if (out.length > 0) yield out;
+      if (relistEnded) this.#relisted();
     }
+  }
+
+  /** Tells the watch's owner, once, that the re-list has been handed over in full. */
+  #relisted(): void {
+    const cb = this.#onRelisted;
+    this.#onRelisted = undefined;
+    cb?.();
   }
 
   /** A delivered sequence jumped past last seen + 1: benign unless retention overran us. */
@@ -738,7 +768,7 @@ async function* runWatch(
   const resumeAfter = resumeRevision(opts);
   if (resumeAfter !== undefined) resumeStartSequence(resumeAfter);
   if (plan.subjects.length === 0) return;
-  const session = new WatchSession(ctx, plan, resumeAfter, opts.signal);
+  const session = new WatchSession(ctx, plan, resumeAfter, opts.signal, opts.onRelisted);
   onSession(session);
   try {
     yield* session.run();

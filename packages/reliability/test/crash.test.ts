@@ -15,16 +15,7 @@ import { connect, type NatsConnection, type NatsKvStore, type StoreConfig } from
 import { hasNats, type NatsServerHandle, startNats, type TempDir, tempDir } from "@slipstream/testkit";
 import { ArtifactTransport } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
-import {
-  bucketState,
-  checkPointer,
-  LONG,
-  leftovers,
-  type NodeConfig,
-  NodeProc,
-  Rng,
-  sortedValues,
-} from "./harness.js";
+import { bucketState, checkPointer, LONG, leftovers, type NodeConfig, NodeProc, Rng, sortedValues } from "./harness.js";
 
 const KILLS = Number(process.env.SLIPSTREAM_KILLS ?? (LONG ? 150 : 3));
 const WINDOW_ROUNDS = Number(process.env.SLIPSTREAM_WINDOW_ROUNDS ?? (LONG ? 8 : 1));
@@ -111,7 +102,8 @@ async function convergeAndCompare(cfg: NodeConfig, publisher: Publisher): Promis
     // removes what a killed process left in its scratch dir and beside its fold.
     if (!cfg.bootstrap) expect(await node.exportRound(`sweep-${Date.now()}`)).toMatch(/^EXPORTED/);
     for (const dir of [cfg.scratchDir, dirname(cfg.foldDir)])
-      for (const name of await leftovers(dir)) if (!leaked.includes(`${cfg.id}: ${name}`)) leaked.push(`${cfg.id}: ${name}`);
+      for (const name of await leftovers(dir))
+        if (!leaked.includes(`${cfg.id}: ${name}`)) leaked.push(`${cfg.id}: ${name}`);
     await node.stop();
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${node.describe()}`, { cause: err });
@@ -137,7 +129,9 @@ describe.skipIf(!hasNats())("crash campaign (SIGKILL of a node process)", () => 
         await node.readyLine();
         await new Promise((r) => setTimeout(r, rng.int(50, 1500)));
         // Where the kill landed (the last phase the node announced).
-        const last = [...node.lines].reverse().find((l) => l.startsWith("OP ") || l.startsWith("PHASE ") || l.startsWith("EXPORTED"));
+        const last = [...node.lines]
+          .reverse()
+          .find((l) => l.startsWith("OP ") || l.startsWith("PHASE ") || l.startsWith("EXPORTED"));
         const where = !last || last.startsWith("EXPORTED") ? "between rounds" : last.split(" ").slice(0, 2).join(" ");
         phases[where] = (phases[where] ?? 0) + 1;
         await node.kill();
@@ -146,7 +140,9 @@ describe.skipIf(!hasNats())("crash campaign (SIGKILL of a node process)", () => 
     } finally {
       await publisher.pause();
     }
-    console.log(`crash campaign: ${KILLS} random kills, ${publisher.writes} writes, last phase before the kill ${JSON.stringify(phases)}, leftover temp dirs ${(await leftovers(cfg.scratchDir)).length}`);
+    console.log(
+      `crash campaign: ${KILLS} random kills, ${publisher.writes} writes, last phase before the kill ${JSON.stringify(phases)}, leftover temp dirs ${(await leftovers(cfg.scratchDir)).length}`,
+    );
     expect(pointer).toBeGreaterThan(0n);
   }, 1_800_000);
 

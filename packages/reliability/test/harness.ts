@@ -216,7 +216,11 @@ export class NodeProc {
 
   /** Recent output and stderr, for failure messages. */
   describe(): string {
-    return `${this.cfg.id}: ${this.lines.filter((l) => !l.startsWith("OP ")).slice(-12).map((l) => l.slice(0, 300)).join(" | ")}${this.#stderr ? ` STDERR ${this.#stderr.slice(-1500)}` : ""}`;
+    return `${this.cfg.id}: ${this.lines
+      .filter((l) => !l.startsWith("OP "))
+      .slice(-12)
+      .map((l) => l.slice(0, 300))
+      .join(" | ")}${this.#stderr ? ` STDERR ${this.#stderr.slice(-1500)}` : ""}`;
   }
 
   /** Waits for an output line matching `pred` (seen from index `from` on). */

@@ -47,7 +47,9 @@ function convergenceProblems(d: Dump, model: Model, firstSeq: bigint, lastSeq: b
       if (r.value !== undefined && (!e || e.rev !== r.rev || e.value !== r.value))
         problems.push(`${key}@${r.rev} expected, fold has ${e ? `@${e.rev}` : "nothing"}`);
     } else if (e && (r.value === undefined || e.rev !== r.rev)) {
-      problems.push(`evicted ${key}: fold has @${e.rev}, last write was @${r.rev}${r.value === undefined ? " (delete)" : ""}`);
+      problems.push(
+        `evicted ${key}: fold has @${e.rev}, last write was @${r.rev}${r.value === undefined ? " (delete)" : ""}`,
+      );
     }
   }
   for (const key of d.entries.keys()) if (!model.at(lastSeq).has(key)) problems.push(`fold has unknown key ${key}`);

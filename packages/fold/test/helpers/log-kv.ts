@@ -27,7 +27,7 @@ function toUpdate(m: Msg): KvUpdate {
     : { type: m.op, key: m.key, version };
 }
 
-type Item = { update: KvUpdate } | { end: true } | { error: unknown };
+type Item = { update: KvUpdate } | { end: true } | { error: unknown } | { relisted: true };
 
 class Feed {
   items: Item[] = [];
@@ -58,6 +58,10 @@ export class LogKv implements KvWatcher, KvReader {
   keysError: unknown;
   /** Called on every watch() (e.g. to fail the first few). */
   onWatch: ((call: number) => void) | undefined;
+  /** Called once a keys() listing has been read in full (e.g. to evict more of the log). */
+  afterKeys: (() => void) | undefined;
+  /** When false, state-syncs never call `onRelisted` (a watcher without it). */
+  signalsRelisted = true;
 
   #append(key: string, op: Msg["op"], value: Uint8Array): bigint {
     const m: Msg = { seq: this.nextSeq++, key, op, value };
@@ -117,6 +121,7 @@ export class LogKv implements KvWatcher, KvReader {
       const last = new Map<string, Msg>();
       for (const m of this.log) if (scopeContains(scope, m.key)) last.set(m.key, m);
       for (const m of [...last.values()].sort((a, b) => (a.seq < b.seq ? -1 : 1))) feed.push({ update: toUpdate(m) });
+      if (this.signalsRelisted) feed.push({ relisted: true });
     }
     this.feeds.add(feed);
     const feeds = this.feeds;
@@ -145,6 +150,10 @@ export class LogKv implements KvWatcher, KvReader {
                 if ("update" in item) {
                   feed.delivered++;
                   return { done: false, value: item.update };
+                }
+                if ("relisted" in item) {
+                  opts.onRelisted?.();
+                  continue;
                 }
                 finish();
                 if ("error" in item) throw item.error;
@@ -186,6 +195,7 @@ export class LogKv implements KvWatcher, KvReader {
     for (const [k, m] of this.#latest()) {
       if (m.op === "put" && m.value.length > 0 && k.startsWith(prefix ?? "")) yield k;
     }
+    this.afterKeys?.();
   }
 
   async *scan(prefix?: string): AsyncIterable<KvEntry> {
