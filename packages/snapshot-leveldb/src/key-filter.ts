@@ -71,6 +71,17 @@ export class KeyFilter {
     }
   }
 
+  /**
+   * `mightContain` and `add` in one probe: false (and nothing added) when `key` might
+   * already be there, else records it and returns true — `key` was certainly absent.
+   */
+  addIfNew(key: string): boolean {
+    if (!this.#complete) return false;
+    if (!this.#insert(fingerprint(key))) return false;
+    if (this.#size * 2 > this.#slots.length) this.#grow();
+    return true;
+  }
+
   /** Records that `key` may now be in the fold. */
   add(key: string): void {
     if (!this.#complete) return;

@@ -268,14 +268,15 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
       const u = batch[i] as KvUpdate;
       const key = u.type === "put" ? u.entry.key : u.key;
       // A repeat within the batch shows up here too: its first put added it to the filter.
-      // Updates 0..i-1 had distinct keys, each absent before the batch.
-      if (filter.mightContain(key)) return { absentBefore: i };
+      // Updates 0..i-1 had distinct keys, each absent before the batch. A put's key is
+      // added in the same probe (before the commit: a key of a batch that then fails is
+      // only a "maybe").
       if (u.type === "put") {
+        if (!filter.addIfNew(key)) return { absentBefore: i };
         write.put(dataKey(key), encodeValueRecord(u.entry.version, u.entry.value));
         count++;
-        // Added before the commit: a key of a batch that then fails is only a "maybe".
-        filter.add(key);
       } else {
+        if (filter.mightContain(key)) return { absentBefore: i };
         // Deleting an absent key changes nothing, but stays in the batch (harmless, exact).
         write.del(dataKey(key));
       }

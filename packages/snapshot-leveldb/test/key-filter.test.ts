@@ -18,6 +18,16 @@ describe("KeyFilter", () => {
     expect(maybes).toBeLessThan(10);
   });
 
+  it("addIfNew adds a new key in one probe and refuses one it may hold", () => {
+    const f = new KeyFilter(true);
+    expect(f.addIfNew("a")).toBe(true);
+    expect(f.addIfNew("a")).toBe(false);
+    expect(f.mightContain("a")).toBe(true);
+    expect(f.addIfNew("b")).toBe(true);
+    expect(f.size).toBe(2);
+    expect(new KeyFilter(false).addIfNew("a")).toBe(false);
+  });
+
   it("answers maybe for everything when incomplete or past its cap", () => {
     const incomplete = new KeyFilter(false);
     expect(incomplete.mightContain("a")).toBe(true);
