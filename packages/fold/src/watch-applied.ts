@@ -301,9 +301,9 @@ class AppliedLoop<U> implements AppliedWatch {
   #inflight: Promise<void> | undefined;
   /**
    * After a resync's synthetic deletes, until its re-list ends: the keys the resync listed
-   * live, and the keys the re-list has delivered since.
+   * live that the re-list has not delivered yet.
    */
-  #relistCheck: { live: Set<string>; confirmed: Set<string> } | undefined;
+  #relistCheck: { unconfirmed: Set<string> } | undefined;
   /** How a commit in flight failed (fatal), until the loop rethrows it. */
   #inflightFailure: { error: unknown } | undefined;
   #deadline: number | undefined;
@@ -690,7 +690,8 @@ class AppliedLoop<U> implements AppliedWatch {
   /** Adds one update to the open batch; returns true when the batch is full (flush now). */
   #receive(update: KvUpdate): boolean {
     if (this.#store) this.#raw.push(update);
-    this.#relistCheck?.confirmed.add(updateKey(update));
+    // The re-list confirms the keys it delivers: what is left at its end vanished meanwhile.
+    this.#relistCheck?.unconfirmed.delete(updateKey(update));
     const version = updateVersion(update);
     // Unknown versions (synthetic deletes, unparseable ACKs) never move the cursor.
     if (!version.isUnknown && (this.#high === undefined || VersionToken.compare(version, this.#high) > 0)) {
@@ -843,9 +844,7 @@ class AppliedLoop<U> implements AppliedWatch {
     await this.#flush();
     await this.#settle();
     const gone: string[] = [];
-    for (const key of check.live) {
-      if (!check.confirmed.has(key) && (await store.get(key)) !== undefined) gone.push(key);
-    }
+    for (const key of check.unconfirmed) if ((await store.get(key)) !== undefined) gone.push(key);
     gone.sort(compareKeys);
     for (const key of gone) {
       if (this.#receive({ type: "delete", key, version: VersionToken.unknown() })) await this.#flush();
@@ -976,7 +975,7 @@ class AppliedLoop<U> implements AppliedWatch {
     await this.#settle();
     // Keys listed live may still vanish before the re-list reaches them (retention goes on):
     // the re-list will tell which ones it delivered (#finishResync).
-    this.#relistCheck = { live, confirmed: new Set() };
+    this.#relistCheck = { unconfirmed: live };
     this.#log.info("resync deleted the keys that vanished during the gap", {
       cursor: this.#applied.toHex(),
       count: keys.length,
