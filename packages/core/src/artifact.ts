@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { constants, createReadStream, createWriteStream } from "node:fs";
-import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
+import { link, lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -298,6 +298,53 @@ export interface StageImportOptions {
   verifyStaged?: (stageDir: string, manifest: ExportManifest) => Promise<void>;
   signal?: AbortSignal;
   onProgress?: ProgressFn;
+  /**
+   * How each payload file reaches the stage. `"copy"` byte-copies it while hashing (the
+   * artifact is left as it was and shares nothing with the result). `"link"` hard-links the
+   * files {@link StageImportOptions.linkable} accepts (files the backend never writes again)
+   * and copies the rest: the artifact may be deleted afterwards but must not be rewritten in
+   * place. `"move"` renames every file into the stage: the artifact directory is scratch and
+   * is consumed (left partly emptied, whatever the outcome). Linked and moved files are hashed
+   * once, in the stage; across filesystems both fall back to `"copy"`.
+   * @defaultValue "copy"
+   */
+  transfer?: ImportTransfer;
+  /** Which payload files (paths relative to `data/`) may be hard-linked under `transfer: "link"`. */
+  linkable?: (path: string) => boolean;
+}
+
+/** How {@link verifyAndStageImport} brings payload files into the stage. */
+export type ImportTransfer = "copy" | "link" | "move";
+
+const CROSS_DEVICE = new Set(["EXDEV", "EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK"]);
+
+/**
+ * Links or renames `from` to `to` (`how`), then hashes the result once. Returns undefined
+ * where the filesystem cannot do it (another device, no permission): the caller copies.
+ */
+async function placeHashing(
+  how: "link" | "move",
+  from: string,
+  to: string,
+  signal: AbortSignal | undefined,
+  onBytes: (n: number) => void,
+): Promise<{ size: number; sha256: string } | undefined> {
+  try {
+    if (how === "link") await link(from, to);
+    else await rename(from, to);
+  } catch (err) {
+    if (CROSS_DEVICE.has((err as NodeJS.ErrnoException).code ?? "")) return undefined;
+    throw err;
+  }
+  const hash = createHash("sha256");
+  let size = 0;
+  const stream = createReadStream(to, { highWaterMark: 1 << 20, signal });
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    size += chunk.length;
+    onBytes(chunk.length);
+  }
+  return { size, sha256: hash.digest("hex") };
 }
 
 /** Copies `from` to `to` while hashing; returns size and digest. */
@@ -371,6 +418,10 @@ async function verifyAndStageImportUntyped(
     if (!presentSet.has(f.path)) throw artifactInvalid(`payload file missing: ${f.path}`);
   }
 
+  const transfer = opts.transfer ?? "copy";
+  if (transfer !== "copy" && transfer !== "link" && transfer !== "move") {
+    throw new TypeError('transfer must be "copy", "link" or "move"');
+  }
   const total = manifest.files.reduce((n, f) => n + f.size, 0);
   let done = 0;
   const stage = await createStageBeside(destDir, TEMP_PREFIX.import);
@@ -386,10 +437,15 @@ async function verifyAndStageImportUntyped(
       }
       const dst = join(stage, rel);
       await mkdir(dirname(dst), { recursive: true });
-      const got = await copyHashing(src, dst, opts.signal, (n) => {
+      const onBytes = (n: number) => {
         done += n;
         opts.onProgress?.({ phase: "import", bytesDone: done, bytesTotal: total });
-      });
+      };
+      const how = transfer === "link" && !(opts.linkable?.(rel) ?? false) ? "copy" : transfer;
+      const got =
+        (how === "copy" ? undefined : await placeHashing(how, src, dst, opts.signal, onBytes)) ??
+        (await copyHashing(src, dst, opts.signal, onBytes));
+      if (how !== "copy") await fsyncPath(dst);
       if (got.size !== f.size) {
         throw artifactInvalid(`payload file ${f.path} changed size while copying (${got.size} ≠ ${f.size})`);
       }

@@ -51,7 +51,7 @@ export {
   cursorMismatch,
   expectBackend,
 } from "./artifact.js";
-export type { SealOptions, ExportArtifactOptions, StageImportOptions } from "./artifact.js";
+export type { SealOptions, ExportArtifactOptions, ImportTransfer, StageImportOptions } from "./artifact.js";
 export { fsyncPath, fsyncParent } from "./fsync.js";
 export { mkdtempOwned, sweepAbandonedTemps } from "./owned-temp.js";
 export {

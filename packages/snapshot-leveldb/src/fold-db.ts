@@ -46,6 +46,7 @@ export type DataOp = { type: "put"; key: Buffer; value: Buffer } | { type: "del"
 interface ClassicExtras {
   compactRange(start: Buffer, end: Buffer): Promise<void>;
   approximateSize(start: Buffer, end: Buffer): Promise<number>;
+  getProperty(name: string): string;
 }
 
 // Every fold key starts with "!" (0x21) and sorts below '"' (0x22): the whole fold.
@@ -383,6 +384,17 @@ export class FoldDb {
     return scanned;
   }
 
+  /**
+   * File numbers of the table files of LevelDB's current version (the `leveldb.sstables`
+   * property): exactly the tables a checkpoint of the directory must hold.
+   */
+  liveTables(): number[] {
+    const text = (this.#db as unknown as ClassicExtras).getProperty("leveldb.sstables");
+    const out: number[] = [];
+    for (const m of text.matchAll(/^\s*(\d+):/gm)) out.push(Number(m[1]));
+    return out;
+  }
+
   /** An explicit read snapshot (close it when done). */
   snapshot(): ReadSnapshot {
     return this.#db.snapshot();
@@ -412,19 +424,23 @@ export interface FoldInspection {
   cursor: WatchCursor;
   /** The `count` record. */
   count: number;
-  /** Entries actually present in the `data` sublevel (a streamed key scan). */
-  scanned: number;
+  /** Entries actually present in the `data` sublevel, when the records were read. */
+  scanned: number | undefined;
 }
 
 /**
- * Opens an existing fold (never creating one), reads its cursor and count record and counts
- * its data entries with a streamed key scan, then closes it. Opening a LevelDB writes to its
- * directory (LOG, LOCK, log recovery), so callers inspect only copies they own.
+ * Opens an existing fold (never creating one) and reads its cursor and count record; with
+ * `records`, also reads every data record and checks it decodes. Then closes it. Opening a
+ * LevelDB writes to its directory (LOG, LOCK, log recovery), so callers inspect only copies
+ * they own.
  */
-export async function inspectFold(dir: string, signal?: AbortSignal): Promise<FoldInspection> {
+export async function inspectFold(
+  dir: string,
+  opts: { signal?: AbortSignal | undefined; records?: boolean } = {},
+): Promise<FoldInspection> {
   const fold = await FoldDb.open(dir, "inspect");
   try {
-    const scanned = await fold.verifyRecords(signal);
+    const scanned = opts.records ? await fold.verifyRecords(opts.signal) : undefined;
     return { cursor: fold.initialCursor, count: fold.initialCount, scanned };
   } finally {
     await fold.close();

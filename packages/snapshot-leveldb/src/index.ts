@@ -5,6 +5,7 @@
  */
 
 export type { LevelTuning } from "./fold-db.js";
+export { ARTIFACT_LAYOUT, ARTIFACT_VERSION, READABLE_ARTIFACT_VERSIONS } from "./artifact-version.js";
 export { BACKEND_ID, BACKEND_VERSION, FORMAT_GENERATION, prefixUpperBound } from "./format.js";
 export type { ValueRecord } from "./record.js";
 export { decodeValueRecord, encodeValueRecord } from "./record.js";

@@ -6,6 +6,7 @@ import {
   type ExportManifest,
   type ExportOptions,
   expectBackend,
+  type ImportTransfer,
   exportArtifact,
   type KvEntry,
   type KvUpdate,
@@ -22,15 +23,15 @@ import {
 import { FoldDb, type FoldWrite, inspectFold, type LevelTuning } from "./fold-db.js";
 import {
   BACKEND_ID,
-  BACKEND_VERSION,
   DATA_PREFIX,
   dataKey,
   FORMAT_GENERATION,
   prefixUpperBound,
-  READABLE_GENERATIONS,
 } from "./format.js";
 import { KeyFilter } from "./key-filter.js";
 import { decodeValueRecord, encodeValueRecord } from "./record.js";
+import { ARTIFACT_VERSION, READABLE_ARTIFACT_VERSIONS } from "./artifact-version.js";
+import { checkpointLevelDb } from "./checkpoint.js";
 
 /** Options of {@link LevelSnapshotStore.open}. */
 export interface LevelSnapshotStoreOptions extends LevelTuning {
@@ -48,7 +49,27 @@ export interface LevelSnapshotStoreOptions extends LevelTuning {
 export interface LevelImportOptions extends LevelSnapshotStoreOptions {
   signal?: AbortSignal;
   onProgress?: ProgressFn;
+  /**
+   * How the payload files reach the fold: `"copy"` (the artifact stays untouched),
+   * `"link"` (hard-link the table files, which LevelDB never writes again, and copy the
+   * rest; the artifact may be deleted afterwards but must not be rewritten in place) or
+   * `"move"` (the artifact directory is scratch and is consumed). Every byte is hashed
+   * exactly once whichever is chosen; link and move fall back to copy across filesystems.
+   * @defaultValue "copy"
+   */
+  transfer?: ImportTransfer;
+  /**
+   * Also read every record of the staged fold and check it decodes, before it goes into
+   * place. The SHA-256 of every file already proves the bytes are the ones the exporter
+   * verified, so this only guards against an exporter that shipped a fold that was already
+   * damaged; it reads the whole fold once more.
+   * @defaultValue false
+   */
+  verifyRecords?: boolean;
 }
+
+// Table files: LevelDB never writes to one after it is created, so an import may link them.
+const TABLE_FILE = /^\d+\.(?:ldb|sst)$/;
 
 /** Operator-facing figures of a fold. */
 export interface LevelStoreStats {
@@ -62,10 +83,7 @@ export interface LevelStoreStats {
 }
 
 // Chunk sizes for streamed copies: bounded memory whatever the fold size.
-const EXPORT_CHUNK = 1024;
 const RANGE_CHUNK = 256;
-// A larger memtable for the copy (sorted bulk load): fewer level-0 files, fewer stalls.
-const COPY_WRITE_BUFFER = 16 * 1024 * 1024;
 // Runtime files LevelDB writes on open; not part of a fold's state, so not shipped.
 const RUNTIME_FILES = ["LOG", "LOG.old", "LOCK"];
 
@@ -186,20 +204,24 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
     checkOptions(opts);
     const logger = opts.logger ?? silentLogger;
     const manifest = await verifyAndStageImport(artifactDir, destDir, {
-      checkBackend: expectBackend(BACKEND_ID, READABLE_GENERATIONS),
+      checkBackend: expectBackend(BACKEND_ID, READABLE_ARTIFACT_VERSIONS),
       ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
       ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
+      ...(opts.transfer !== undefined ? { transfer: opts.transfer } : {}),
+      linkable: (path) => TABLE_FILE.test(path),
       verifyStaged: async (stageDir, m) => {
+        // Every byte is already proven by its hash; opening checks the structure (every table
+        // the MANIFEST names is present, the log replays) and the meta records.
         let found: Awaited<ReturnType<typeof inspectFold>>;
         try {
-          found = await inspectFold(stageDir, opts.signal);
+          found = await inspectFold(stageDir, { signal: opts.signal, records: opts.verifyRecords === true });
         } catch (err) {
           if (SlipstreamError.is(err, "ABORTED")) throw err;
           const detail = err instanceof Error ? err.message.replaceAll(stageDir, "<payload>") : String(err);
           throw artifactInvalid(`artifact payload is not a readable slipstream LevelDB fold: ${detail}`, err);
         }
         if (!found.cursor.equals(m.cursor)) throw cursorMismatch(found.cursor, m);
-        if (found.scanned !== found.count) {
+        if (found.scanned !== undefined && found.scanned !== found.count) {
           throw artifactInvalid(
             `artifact payload holds ${found.scanned} entries but its entry count record says ${found.count}`,
           );
@@ -417,11 +439,13 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
 
   /**
    * Writes a verified artifact of the fold at exactly {@link cursor} to `destDir` (absent or
-   * empty). The fold is copied from an explicit LevelDB read snapshot into a fresh LevelDB
-   * in the stage's `data/` directory (streamed, bounded memory; reads go on meanwhile, and
-   * applies issued meanwhile wait), the copy is re-opened and its cursor and entry count
-   * compared with the live store's, then sealed (hashes, manifest last) and renamed into
-   * place in one step. On failure nothing appears at `destDir`.
+   * empty), as a file checkpoint of the live LevelDB: the immutable table files are
+   * hard-linked into the stage's `data/` (copied where a link is impossible), `CURRENT`, the
+   * MANIFEST and the write-ahead log are byte-copied, and a background compaction that moves
+   * the live file set meanwhile makes the checkpoint start over. Applies issued meanwhile
+   * wait; reads go on. The copy is re-opened and its cursor and entry count compared with
+   * the live store's, then sealed (hashes, manifest last) and renamed into place in one
+   * step. On failure nothing appears at `destDir`.
    */
   exportTo(destDir: string, opts: ExportOptions = {}): Promise<ExportManifest> {
     if (typeof destDir !== "string" || destDir.length === 0) {
@@ -433,18 +457,18 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
 
   async #exportNow(destDir: string, opts: ExportOptions): Promise<ExportManifest> {
     if (this.#closed) throw closedError(this.directory);
+    // Exactly one cursor: applies are held off (#exclusive) until the checkpoint is taken.
     const cursor = this.#cursor;
     const count = this.#count;
     this.#exporting = true;
-    const snapshot = this.#fold.snapshot();
     try {
       const manifest = await exportArtifact(destDir, {
         backend: BACKEND_ID,
-        backendVersion: BACKEND_VERSION,
+        backendVersion: ARTIFACT_VERSION,
         cursor,
         ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
         ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
-        writePayload: (dataDir) => this.#writeCopy(dataDir, snapshot, cursor, count, opts),
+        writePayload: (dataDir) => this.#writeCheckpoint(dataDir, cursor, count, opts),
         verifyStaged: async (_stageDir, m) => {
           if (!m.cursor.equals(cursor)) throw cursorMismatch(m.cursor, m);
           if (!m.files.some((f) => f.path === "data/CURRENT")) {
@@ -455,49 +479,36 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
       this.#logger.info("exported LevelDB fold", { dir: destDir, cursor: cursor.toHex(), entries: count });
       return manifest;
     } finally {
-      await snapshot.close();
       this.#exporting = false;
     }
   }
 
-  async #writeCopy(
-    dataDir: string,
-    snapshot: ReturnType<FoldDb["snapshot"]>,
-    cursor: WatchCursor,
-    count: number,
-    opts: ExportOptions,
-  ): Promise<void> {
-    const copy = await FoldDb.createCopy(dataDir, { writeBufferSize: COPY_WRITE_BUFFER });
-    let written = 0;
-    let bytes = 0;
+  async #writeCheckpoint(dataDir: string, cursor: WatchCursor, count: number, opts: ExportOptions): Promise<void> {
+    const taken = await checkpointLevelDb(this.#fold, dataDir, {
+      signal: opts.signal,
+      onBytes: (bytesDone) => opts.onProgress?.({ phase: "export", bytesDone }),
+    });
+    this.#logger.debug("took a LevelDB checkpoint", { dir: this.directory, ...taken });
+    // Verify by re-opening the copy (it replays the copied log and checks that every table
+    // its MANIFEST names is present). Opening a LevelDB writes to its directory, so this runs
+    // before sealing: the seal hashes the files as they will be shipped.
+    let found: FoldDb;
     try {
-      // Raw root keys go straight across: the copy has exactly the live layout.
-      for await (const chunk of this.#fold.rawRecords({ snapshot, chunk: EXPORT_CHUNK })) {
-        throwIfAborted(opts.signal, "export");
-        await copy.appendRaw(chunk);
-        written += chunk.length;
-        for (const [k, v] of chunk) bytes += k.length + v.length;
-        opts.onProgress?.({ phase: "export", bytesDone: bytes });
-      }
-      if (written !== count) {
+      found = await FoldDb.open(dataDir, "inspect");
+    } catch (err) {
+      throw new SlipstreamError("BACKEND", `export verification failed: the checkpoint does not open as a fold`, {
+        cause: err,
+      });
+    }
+    try {
+      if (!found.initialCursor.equals(cursor) || found.initialCount !== count) {
         throw new SlipstreamError(
-          "SNAPSHOT_CORRUPTED",
-          `LevelDB fold at ${this.directory} holds ${written} entries but its entry count record says ${count}`,
+          "BACKEND",
+          `export verification failed: the copy has cursor ${found.initialCursor.toHex() || "none"} and entry count record ${found.initialCount}; the live store has cursor ${cursor.toHex() || "none"} and ${count} entries`,
         );
       }
-      // Meta records last, durably: the copy names the exact cursor of the live store.
-      await copy.commit([], cursor, count, true);
     } finally {
-      await copy.close();
-    }
-    // Verify by re-opening the copy. Opening a LevelDB writes to its directory, so this runs
-    // before sealing (the seal hashes the files as they will be shipped).
-    const found = await inspectFold(dataDir, opts.signal);
-    if (!found.cursor.equals(cursor) || found.count !== count || found.scanned !== count) {
-      throw new SlipstreamError(
-        "BACKEND",
-        `export verification failed: the copy has cursor ${found.cursor.toHex() || "none"} and ${found.scanned} entries (count record ${found.count}); the live store has cursor ${cursor.toHex() || "none"} and ${count} entries`,
-      );
+      await found.close();
     }
     for (const f of RUNTIME_FILES) await rm(join(dataDir, f), { force: true });
   }

@@ -4,7 +4,13 @@ import { type Progress, SlipstreamError, VersionToken } from "@slipstream/core";
 import { tempDir } from "@slipstream/testkit";
 import { Level } from "level";
 import { describe, expect, it } from "vitest";
-import { decodeValueRecord, encodeValueRecord, LevelSnapshotStore, prefixUpperBound } from "../src/index.js";
+import {
+  ARTIFACT_VERSION,
+  decodeValueRecord,
+  encodeValueRecord,
+  LevelSnapshotStore,
+  prefixUpperBound,
+} from "../src/index.js";
 import { at, del, dump, keysOf, put, seededRandom } from "./helpers.js";
 
 describe("value record codec", () => {
@@ -224,7 +230,7 @@ describe("LevelSnapshotStore", () => {
     await store.apply([put("a", "1", 1)], at(1));
     const manifest = await store.exportTo(join(tmp.path, "artifact"));
     expect(manifest.backend).toBe("leveldb");
-    expect(manifest.backendVersion).toBe("1");
+    expect(manifest.backendVersion).toBe(ARTIFACT_VERSION);
     const paths = manifest.files.map((f) => f.path);
     expect(paths).toContain("data/CURRENT");
     expect(paths.some((p) => p.startsWith("data/MANIFEST-"))).toBe(true);
