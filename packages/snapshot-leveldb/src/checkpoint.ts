@@ -45,7 +45,10 @@ async function manifestMark(dir: string): Promise<ManifestMark> {
   const current = await readFile(join(dir, "CURRENT"), "latin1");
   const name = current.trim();
   if (!MANIFEST_RE.test(name)) {
-    throw new SlipstreamError("SNAPSHOT_CORRUPTED", `LevelDB fold at ${dir} has a CURRENT file naming ${JSON.stringify(name)}`);
+    throw new SlipstreamError(
+      "SNAPSHOT_CORRUPTED",
+      `LevelDB fold at ${dir} has a CURRENT file naming ${JSON.stringify(name)}`,
+    );
   }
   return { current, manifestSize: (await stat(join(dir, name))).size };
 }

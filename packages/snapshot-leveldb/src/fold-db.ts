@@ -9,7 +9,6 @@ import { join } from "node:path";
 import { SlipstreamError, throwIfAborted, type WatchCursor } from "@slipstream/core";
 import { Level } from "level";
 import { mapLevelError, mapOpenError } from "./errors.js";
-import { decodeValueRecord } from "./record.js";
 import {
   checkFormat,
   DATA_END,
@@ -24,6 +23,7 @@ import {
   META_FORMAT,
   metaKey,
 } from "./format.js";
+import { decodeValueRecord } from "./record.js";
 
 /** LevelDB tuning passed through to classic-level. */
 export interface LevelTuning {

@@ -4,8 +4,8 @@
  * @packageDocumentation
  */
 
-export type { LevelTuning } from "./fold-db.js";
 export { ARTIFACT_LAYOUT, ARTIFACT_VERSION, READABLE_ARTIFACT_VERSIONS } from "./artifact-version.js";
+export type { LevelTuning } from "./fold-db.js";
 export { BACKEND_ID, BACKEND_VERSION, FORMAT_GENERATION, prefixUpperBound } from "./format.js";
 export type { ValueRecord } from "./record.js";
 export { decodeValueRecord, encodeValueRecord } from "./record.js";

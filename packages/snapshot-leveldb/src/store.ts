@@ -6,8 +6,8 @@ import {
   type ExportManifest,
   type ExportOptions,
   expectBackend,
-  type ImportTransfer,
   exportArtifact,
+  type ImportTransfer,
   type KvEntry,
   type KvUpdate,
   type Logger,
@@ -15,23 +15,16 @@ import {
   SlipstreamError,
   type SnapshotStore,
   silentLogger,
-  throwIfAborted,
   VersionToken,
   verifyAndStageImport,
   WatchCursor,
 } from "@slipstream/core";
-import { FoldDb, type FoldWrite, inspectFold, type LevelTuning } from "./fold-db.js";
-import {
-  BACKEND_ID,
-  DATA_PREFIX,
-  dataKey,
-  FORMAT_GENERATION,
-  prefixUpperBound,
-} from "./format.js";
-import { KeyFilter } from "./key-filter.js";
-import { decodeValueRecord, encodeValueRecord } from "./record.js";
 import { ARTIFACT_VERSION, READABLE_ARTIFACT_VERSIONS } from "./artifact-version.js";
 import { checkpointLevelDb } from "./checkpoint.js";
+import { FoldDb, type FoldWrite, inspectFold, type LevelTuning } from "./fold-db.js";
+import { BACKEND_ID, DATA_PREFIX, dataKey, FORMAT_GENERATION, prefixUpperBound } from "./format.js";
+import { KeyFilter } from "./key-filter.js";
+import { decodeValueRecord, encodeValueRecord } from "./record.js";
 
 /** Options of {@link LevelSnapshotStore.open}. */
 export interface LevelSnapshotStoreOptions extends LevelTuning {

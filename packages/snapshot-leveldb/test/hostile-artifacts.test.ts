@@ -65,11 +65,7 @@ async function editManifest(dir: string, edit: (doc: Record<string, unknown>) =>
 }
 
 /** The import must fail with ARTIFACT_INVALID (matching `text`), leaving no destination and no stage. */
-async function expectRefused(
-  artifact: string,
-  text: RegExp,
-  opts: LevelImportOptions = {},
-): Promise<SlipstreamError> {
+async function expectRefused(artifact: string, text: RegExp, opts: LevelImportOptions = {}): Promise<SlipstreamError> {
   const parent = join(tmp.path, "imports");
   await mkdir(parent, { recursive: true });
   const dest = join(parent, "fold");

@@ -5,7 +5,7 @@
  * backwards (invariant 6). Readers trust nothing: the payload is unpacked into a hidden
  * stage, checked against the pointer, and renamed into place only when whole (invariant 5).
  */
-import { lstat, mkdir, open, readdir, rm } from "node:fs/promises";
+import { lstat, mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
   artifactInvalid,
@@ -376,10 +376,12 @@ export class ArtifactTransport {
 
   /**
    * Downloads the artifact published under `key` into `destDir` (absent or empty, with an
-   * existing parent). Streams the payload to a temp file beside `destDir`, unpacks it into
-   * a hidden stage refusing anything the pointer does not declare, checks the embedded
-   * manifest against the pointer byte for byte and renames the stage into place. On any
-   * failure nothing appears at `destDir`. Payload hashes are re-checked by the store's import.
+   * existing parent). The payload is unpacked while it streams in (no staging tar on disk)
+   * into a hidden stage beside `destDir`, refusing anything the pointer does not declare and
+   * hashing every file as it is written (SHA-256 must match the pointer's manifest); the
+   * embedded manifest must equal the pointer byte for byte; then the stage is renamed into
+   * place. On any failure nothing appears at `destDir`. The store's import checks the
+   * hashes again, since it trusts no directory.
    */
   async download(key: string, destDir: string, opts: TransferOptions = {}): Promise<ExportManifest> {
     const pointerKey = this.pointerKey(key);
@@ -394,12 +396,9 @@ export class ArtifactTransport {
 
     const work = await createStageBeside(destDir, TEMP_PREFIX.download);
     try {
-      const tarPath = join(work, "payload.tar");
-      await this.#fetchPayload(payloadKey, tarPath, maxTarBytes(manifest, manifestBytes), opts);
       const stage = join(work, "artifact");
       await mkdir(stage);
-      await unpackArtifact(tarPath, stage, { manifest, manifestBytes, signal: opts.signal });
-      await rm(tarPath, { force: true });
+      await this.#fetchPayload(payloadKey, stage, manifest, manifestBytes, opts);
       await checkDestAvailable(destDir);
       await renameIntoPlace(stage, destDir);
       this.#log.info("artifact downloaded", { key, cursor: manifest.cursor.toHex() });
@@ -409,7 +408,15 @@ export class ArtifactTransport {
     }
   }
 
-  async #fetchPayload(payloadKey: string, tarPath: string, maxBytes: number, opts: TransferOptions): Promise<void> {
+  /** Streams the payload object into `unpackArtifact`, bounded by size and by the transfer deadline. */
+  async #fetchPayload(
+    payloadKey: string,
+    stage: string,
+    manifest: ExportManifest,
+    manifestBytes: Uint8Array,
+    opts: TransferOptions,
+  ): Promise<void> {
+    const maxBytes = maxTarBytes(manifest, manifestBytes);
     const deadline = transferDeadline(`object store: download ${payloadKey}`, {
       idleMs: this.#timeoutMs,
       overallMs: this.#transferTimeoutMs,
@@ -426,26 +433,22 @@ export class ArtifactTransport {
       }
       const total = blob.size;
       opts.onProgress?.({ phase: "download", bytesDone: 0, bytesTotal: total });
-      await deadline.run(async () => {
-        const fh = await open(tarPath, "wx", 0o600);
-        try {
-          let done = 0;
-          for await (const chunk of blob.body) {
-            deadline.touch();
-            done += chunk.byteLength;
-            if (done > maxBytes || done > total) {
-              throw artifactInvalid(`remote payload ${payloadKey} is longer than ${Math.min(total, maxBytes)} bytes`);
-            }
-            await fh.write(chunk);
-            opts.onProgress?.({ phase: "download", bytesDone: done, bytesTotal: total });
+      let done = 0;
+      const counted = (async function* () {
+        for await (const chunk of blob.body) {
+          deadline.touch();
+          done += chunk.byteLength;
+          if (done > maxBytes || done > total) {
+            throw artifactInvalid(`remote payload ${payloadKey} is longer than ${Math.min(total, maxBytes)} bytes`);
           }
-          if (done !== total) {
-            throw new SlipstreamError("BACKEND", `download of ${payloadKey} ended after ${done} of ${total} bytes`);
-          }
-        } finally {
-          await fh.close();
+          opts.onProgress?.({ phase: "download", bytesDone: done, bytesTotal: total });
+          yield chunk;
         }
-      });
+        if (done !== total) {
+          throw new SlipstreamError("BACKEND", `download of ${payloadKey} ended after ${done} of ${total} bytes`);
+        }
+      })();
+      await deadline.run((signal) => unpackArtifact(counted, stage, { manifest, manifestBytes, signal }));
     } catch (err) {
       throw SlipstreamError.wrap(err, "BACKEND", `object store: download ${payloadKey}`);
     } finally {

@@ -4,6 +4,7 @@
  * owners and times. Unpacking trusts nothing in the tar: every entry must be a regular file
  * or directory the pointer's manifest declares, with the declared size.
  */
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
@@ -189,22 +190,30 @@ function entryPathProblem(name: string): string | undefined {
 }
 
 /**
- * Unpacks the tar at `tarPath` into the existing empty directory `stageDir`. Refuses with
- * `ARTIFACT_INVALID` — before writing the offending entry — anything that is not a regular
- * file or directory, any path that is absolute, has a backslash or a `.`/`..` segment, is
- * not `MANIFEST.json`, `data/` or declared by `manifest`, has a size other than declared,
- * or appears twice; an embedded `MANIFEST.json` that differs from `manifestBytes`; and a
- * tar missing the manifest or a declared file. Permissions and times in the tar are ignored.
+ * Unpacks a tar — a file path, or a byte stream such as a download body, consumed as it
+ * arrives (nothing is staged on disk first) — into the existing empty directory `stageDir`.
+ * Refuses with `ARTIFACT_INVALID` — before writing the offending entry — anything that is
+ * not a regular file or directory, any path that is absolute, has a backslash or a
+ * `.`/`..` segment, is not `MANIFEST.json`, `data/` or declared by `manifest`, has a size
+ * other than declared, or appears twice; an embedded `MANIFEST.json` that differs from
+ * `manifestBytes`; a file whose SHA-256 differs from the declared one (hashed as it is
+ * written); and a tar missing the manifest or a declared file. Permissions and times in
+ * the tar are ignored. On failure the caller removes `stageDir`.
  */
-export async function unpackArtifact(tarPath: string, stageDir: string, opts: UnpackOptions): Promise<void> {
+export async function unpackArtifact(
+  source: string | AsyncIterable<Uint8Array>,
+  stageDir: string,
+  opts: UnpackOptions,
+): Promise<void> {
   throwIfAborted(opts.signal, "unpacking the artifact");
   const root = resolve(stageDir);
-  const declared = new Map(opts.manifest.files.map((f) => [f.path, f.size]));
+  const declared = new Map(opts.manifest.files.map((f) => [f.path, f]));
   const dirs = new Set(payloadDirs(opts.manifest));
   const seen = new Set<string>();
   let sawManifest = false;
 
-  const input = createReadStream(tarPath, { highWaterMark: READ_CHUNK });
+  const input: AsyncIterable<Uint8Array> & { destroy?: () => void } =
+    typeof source === "string" ? createReadStream(source, { highWaterMark: READ_CHUNK }) : source;
   const extract = tarStream.extract();
   extract.on("error", () => {}); // surfaced through the iteration below
   const feeding = (async () => {
@@ -268,22 +277,32 @@ export async function unpackArtifact(tarPath: string, stageDir: string, opts: Un
         continue;
       }
 
-      const want = declared.get(name);
-      if (want === undefined) throw artifactInvalid(`tar entry ${shown} is not declared by the manifest`);
+      const file = declared.get(name);
+      if (file === undefined) throw artifactInvalid(`tar entry ${shown} is not declared by the manifest`);
+      const want = file.size;
       if (size !== want) {
         throw artifactInvalid(`tar entry ${shown} is ${size} bytes; the manifest declares ${want}`);
       }
       await mkdir(dirname(target), { recursive: true });
       const fh = await open(target, "wx", FILE_MODE);
       try {
+        // Hashed as it is written: a corrupt payload is refused here, while downloading.
+        const hash = createHash("sha256");
         let written = 0;
         for await (const raw of entry) {
           const chunk = raw as Uint8Array;
           written += chunk.byteLength;
           if (written > want) throw artifactInvalid(`tar entry ${shown} is longer than declared`);
+          hash.update(chunk);
           await fh.write(chunk);
         }
         if (written !== want) throw artifactInvalid(`tar entry ${shown} is truncated`);
+        const sha256 = hash.digest("hex");
+        if (sha256 !== file.sha256) {
+          throw artifactInvalid(
+            `payload file ${name} checksum mismatch: expected sha256 ${file.sha256}, found ${sha256}`,
+          );
+        }
         await fh.sync();
       } finally {
         await fh.close();
@@ -299,7 +318,7 @@ export async function unpackArtifact(tarPath: string, stageDir: string, opts: Un
     throw artifactInvalid(`payload is not a valid tar: ${(err as Error).message}`, err);
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
-    input.destroy();
+    if (typeof input.destroy === "function") input.destroy();
     extract.destroy();
     await feeding;
   }
