@@ -50,17 +50,18 @@ export async function benchBootstrap(o: BenchOptions): Promise<BenchResult> {
   let replay: FoldRun | undefined;
   for (let r = 0; r < o.rounds; r++) {
     o.log?.(`bootstrap: round ${r + 1}/${o.rounds}: node B imports and resumes, node C replays`);
-    mem.phase("ours");
+    mem.phase("importRemote");
     const tb = performance.now();
     const b = await importRemote({
       transport,
       key: KEY,
       scratchDir: w("scratch-b"),
       destDir: w(`node-b-${r}`),
-      open: (artifactDir, destDir) => LevelSnapshotStore.import(artifactDir, destDir),
+      open: (artifactDir, destDir, hints) => LevelSnapshotStore.import(artifactDir, destDir, hints),
     });
     const importMs = performance.now() - tb;
     const importedAt = b.cursor.revision;
+    mem.phase("resume");
     const resume = await foldToHead(nats.kv, b, tail.head);
     delivered.push(resume.delivered);
     if (!ours || importMs + resume.ms < ours.ms) ours = { ms: importMs + resume.ms, importMs, resume };

@@ -37,7 +37,7 @@ interface OursRound {
 /**
  * Hydrates a LevelSnapshotStore with `entries` puts (setup). Then `rounds` times (best of
  * each counts): times `exportTo` → `ArtifactTransport.upload` (FsBlobStore) → `download` →
- * `LevelSnapshotStore.import` (ours), and, with the store closed, `tar -cf` of the fold
+ * `LevelSnapshotStore.import` with `transfer: "move"` (ours; RSS is sampled per phase), and, with the store closed, `tar -cf` of the fold
  * directory → `cp` to a "remote" directory → `cp` back → `tar -xf` into a fresh directory
  * (the baseline). No NATS.
  */
@@ -62,19 +62,23 @@ export async function benchTransfer(o: BenchOptions): Promise<BenchResult> {
   let outcome = "";
   for (let r = 0; r < o.rounds; r++) {
     o.log?.(`transfer: round ${r + 1}/${o.rounds}`);
-    mem.phase("ours");
     const artifact = w(`artifact-${r}`);
     const download = w(`download-${r}`);
+    mem.phase("export");
     const [m, exportMs] = await timed(() => source.exportTo(artifact));
+    mem.phase("upload");
     const [uploaded, uploadMs] = await timed(async () => {
       const res = await transport.upload(KEY, artifact);
       // Local artifacts are transient: deleted once uploaded.
       await rm(artifact, { recursive: true, force: true });
       return res;
     });
+    mem.phase("download");
     const [, downloadMs] = await timed(() => transport.download(KEY, download));
+    mem.phase("import");
     const [imported, importMs] = await timed(async () => {
-      const s = await LevelSnapshotStore.import(download, w(`imported-${r}`));
+      // The download is scratch (deleted right after), so its files may move into the fold.
+      const s = await LevelSnapshotStore.import(download, w(`imported-${r}`), { transfer: "move" });
       await rm(download, { recursive: true, force: true });
       return s;
     });

@@ -77,7 +77,7 @@ describe("export → bootstrap → resume, live", () => {
       key: "edge/us-east/latest",
       scratchDir: join(root, "scratch-b"),
       destDir: join(root, "b"),
-      open: (art, dest) => LevelSnapshotStore.import(art, dest),
+      open: (art, dest, hints) => LevelSnapshotStore.import(art, dest, hints),
     });
     expect(storeB.cursor.equals(round.cursor)).toBe(true);
     expect(await isEmptyOrMissing(join(root, "scratch-b"))).toBe(true);
@@ -293,7 +293,7 @@ describe("export → bootstrap → resume, live", () => {
       key: "routes",
       scratchDir: join(root, "scratch"),
       destDir: join(root, "b"),
-      open: (art, dest) => LevelSnapshotStore.import(art, dest),
+      open: (art, dest, hints) => LevelSnapshotStore.import(art, dest, hints),
     }).catch((e: unknown) => e);
     expect(SlipstreamError.is(err, "ARTIFACT_INVALID")).toBe(true);
     expect(await isEmptyOrMissing(join(root, "b"))).toBe(true);

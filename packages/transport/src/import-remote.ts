@@ -15,6 +15,16 @@ import {
 } from "@slipstream/core";
 import type { ArtifactTransport } from "./artifact-transport.js";
 
+/**
+ * What {@link importRemote} tells its `open`: the downloaded artifact directory is scratch,
+ * deleted right after `open` returns, so the importer may move its files into the store
+ * (`transfer: "move"`, e.g. `LevelSnapshotStore.import(dir, dest, hints)`) instead of
+ * copying them; it must still verify every byte.
+ */
+export interface ImportRemoteHints {
+  readonly transfer: "move";
+}
+
 /** Options of {@link importRemote}. */
 export interface ImportRemoteOptions<S extends SnapshotStore = SnapshotStore> {
   transport: Pick<ArtifactTransport, "download">;
@@ -26,9 +36,11 @@ export interface ImportRemoteOptions<S extends SnapshotStore = SnapshotStore> {
   destDir: string;
   /**
    * The store's verified import, e.g. `LevelSnapshotStore.import` or
-   * `MemorySnapshotStore.import`: re-checks every size and hash before anything appears at `destDir`.
+   * `MemorySnapshotStore.import`: re-checks every size and hash before anything appears at
+   * `destDir`. `hints` says the artifact directory is scratch (see {@link ImportRemoteHints});
+   * pass it on where the import takes it: `(dir, dest, hints) => LevelSnapshotStore.import(dir, dest, hints)`.
    */
-  open: (artifactDir: string, destDir: string) => Promise<S>;
+  open: (artifactDir: string, destDir: string, hints: ImportRemoteHints) => Promise<S>;
   signal?: AbortSignal;
   onProgress?: ProgressFn;
 }
@@ -50,7 +62,7 @@ export async function importRemote<S extends SnapshotStore>(opts: ImportRemoteOp
     const artifactDir = join(work, "artifact");
     await opts.transport.download(opts.key, artifactDir, { signal: opts.signal, onProgress: opts.onProgress });
     throwIfAborted(opts.signal, "import");
-    return await opts.open(artifactDir, opts.destDir);
+    return await opts.open(artifactDir, opts.destDir, { transfer: "move" });
   } finally {
     await rm(work, { recursive: true, force: true });
   }
