@@ -170,6 +170,12 @@ export interface SealOptions {
   onProgress?: ProgressFn;
   /** Clock for createdAt (tests). */
   now?: () => Date;
+  /**
+   * Hashes one payload file (`path` relative to `data/`, `abs` its location in the stage).
+   * A backend whose payload files are immutable (e.g. LevelDB tables linked into the stage)
+   * may answer from a cache of its own; the default streams the file through SHA-256.
+   */
+  hashFile?: (path: string, abs: string, signal: AbortSignal | undefined) => Promise<{ size: number; sha256: string }>;
 }
 
 /**
@@ -197,7 +203,9 @@ async function sealArtifactUntyped(stageDir: string, opts: SealOptions): Promise
   for (const f of files) {
     throwIfAborted(opts.signal, "artifact seal");
     const abs = join(dataDir, f);
-    const { size, sha256 } = await hashFile(abs, { signal: opts.signal });
+    const { size, sha256 } = opts.hashFile
+      ? await opts.hashFile(f, abs, opts.signal)
+      : await hashFile(abs, { signal: opts.signal });
     await fsyncPath(abs);
     manifestFiles.push({ path: `${PAYLOAD_DIR}/${f}`, size, sha256 });
     done += size;

@@ -7,7 +7,7 @@
  */
 import { copyFile, link, open, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { SlipstreamError, throwIfAborted } from "@slipstream/core";
+import { hashFile, SlipstreamError, throwIfAborted } from "@slipstream/core";
 
 /** How many times a checkpoint is retried when a compaction moved the live set under it. */
 export const CHECKPOINT_ATTEMPTS = 8;
@@ -199,4 +199,38 @@ export async function checkpointLevelDb(
     "BACKEND",
     `export of ${dir}: LevelDB's live file set kept changing (background compaction) for ${CHECKPOINT_ATTEMPTS} attempts`,
   );
+}
+
+const TABLE_FILE = /^\d+\.(?:ldb|sst)$/;
+
+/**
+ * SHA-256 digests of the live store's table files, so a repeated export hashes only the
+ * tables written since the last one. Keyed by device, inode, size and mtime of the linked
+ * file: LevelDB never rewrites a table, so the same inode holds the same bytes (a table
+ * that could only be copied, not linked, gets a new inode and is hashed afresh). Holds only
+ * the tables of the latest export.
+ */
+export class TableDigests {
+  #known = new Map<string, { size: number; sha256: string }>();
+  #seen = new Map<string, { size: number; sha256: string }>();
+
+  /** A {@link SealOptions.hashFile} for one export; call {@link TableDigests.settle} after it. */
+  readonly hash = async (
+    path: string,
+    abs: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ size: number; sha256: string }> => {
+    if (!TABLE_FILE.test(path)) return hashFile(abs, signal === undefined ? {} : { signal });
+    const st = await stat(abs, { bigint: true });
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+    const digest = this.#known.get(key) ?? (await hashFile(abs, signal === undefined ? {} : { signal }));
+    this.#seen.set(key, digest);
+    return digest;
+  };
+
+  /** Keeps the digests of the export that just finished (or forgets its partial set when it failed). */
+  settle(ok: boolean): void {
+    if (ok) this.#known = this.#seen;
+    this.#seen = new Map();
+  }
 }

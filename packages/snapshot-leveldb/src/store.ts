@@ -20,7 +20,7 @@ import {
   WatchCursor,
 } from "@slipstream/core";
 import { ARTIFACT_VERSION, READABLE_ARTIFACT_VERSIONS } from "./artifact-version.js";
-import { checkpointLevelDb } from "./checkpoint.js";
+import { checkpointLevelDb, TableDigests } from "./checkpoint.js";
 import { FoldDb, type FoldWrite, inspectFold, type LevelTuning } from "./fold-db.js";
 import { BACKEND_ID, DATA_PREFIX, dataKey, FORMAT_GENERATION, prefixUpperBound } from "./format.js";
 import { KeyFilter } from "./key-filter.js";
@@ -143,6 +143,8 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
   // export must see exactly one cursor.
   #tail: Promise<unknown> = Promise.resolve();
   readonly #background = new Set<Promise<unknown>>();
+  // Digests of the table files the last export shipped: the next one re-hashes only new tables.
+  readonly #digests = new TableDigests();
 
   private constructor(fold: FoldDb, opts: LevelSnapshotStoreOptions) {
     this.directory = fold.dir;
@@ -461,6 +463,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
         cursor,
         ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
         ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
+        hashFile: this.#digests.hash,
         writePayload: (dataDir) => this.#writeCheckpoint(dataDir, cursor, count, opts),
         verifyStaged: async (_stageDir, m) => {
           if (!m.cursor.equals(cursor)) throw cursorMismatch(m.cursor, m);
@@ -469,8 +472,12 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
           }
         },
       });
+      this.#digests.settle(true);
       this.#logger.info("exported LevelDB fold", { dir: destDir, cursor: cursor.toHex(), entries: count });
       return manifest;
+    } catch (err) {
+      this.#digests.settle(false);
+      throw err;
     } finally {
       this.#exporting = false;
     }
