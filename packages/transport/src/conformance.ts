@@ -648,6 +648,11 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
           (m) => [manifestEntry(m), file("data/fold.snap", Buffer.alloc(2 * MiB, 1))],
           /allows at most/,
         ],
+        [
+          "a file whose bytes differ from its declared sha256",
+          (m) => [manifestEntry(m), file("data/fold.snap", "fold at revision 8\n")],
+          /checksum mismatch/,
+        ],
         ["an undeclared file", (m) => [manifestEntry(m), file("data/smuggled", "x")], /not declared/],
         ["an entry outside data/", (m) => [manifestEntry(m), file("elsewhere.txt", "x")], /not declared/],
         ["a missing embedded manifest", () => [file("data/fold.snap", "fold at revision 7\n")], /no embedded MANIFEST/],
