@@ -27,8 +27,10 @@ import {
   type BlobStoreCapabilities,
   blobKeyProblem,
   type ConditionalPutResult,
+  chainBodies,
   objectTooLarge,
   type PutCondition,
+  parallelRanges,
   type SmallBlob,
 } from "@slipstream/transport";
 import { azureErrorCode, httpStatus, isBlobNotFound, toSlipstreamError } from "./azure-errors.js";
@@ -39,6 +41,8 @@ const MiB = 1024 * 1024;
 export const DEFAULT_BLOCK_SIZE_BYTES = 4 * MiB;
 /** Default number of blocks uploaded at once. */
 export const DEFAULT_CONCURRENCY = 4;
+/** Bytes per ranged read of a streamed `get` (at least one block). */
+const DOWNLOAD_RANGE_BYTES = 8 * MiB;
 /** Azure's limit of committed blocks per block blob. */
 const MAX_BLOCKS = 50_000;
 /** Azure's limit on the length of a blob name. */
@@ -325,23 +329,73 @@ export class AzureBlobStore implements BlobStore {
   }
 
   /**
-   * Opens `key` for streaming; `undefined` when there is no such blob. The body is bounded
-   * by the caller's signal and by `timeoutMs` of no data while a chunk is awaited; returning
-   * early from its iterator closes the connection.
+   * Opens `key` for streaming; `undefined` when there is no such blob. The first request
+   * asks for the first 8 MiB (or one block, if larger); a larger blob continues as ranged
+   * reads of that size, up to `concurrency` in flight, pinned to the first answer's ETag and
+   * delivered in order (memory about `(concurrency + 1) ×` the range size). The body is
+   * bounded by the caller's signal and by `timeoutMs` of no data while a chunk or a range is
+   * awaited; returning early from its iterator closes the connections.
    */
   async get(key: string, opts: BlobOpOptions = {}): Promise<BlobBody | undefined> {
     const blob = this.#blob(key);
     const what = `get ${key}`;
     throwIfAborted(opts.signal, `azure blob store: ${what}`);
     const deadline = new IdleDeadline(`azure blob store: ${what}`, this.#timeoutMs, opts.signal);
+    const rangeBytes = Math.max(this.#blockSize, DOWNLOAD_RANGE_BYTES);
     let stream: Readable | undefined;
     try {
-      const res = await deadline.run((signal) => blob.download(0, undefined, { abortSignal: signal }));
+      let res: Awaited<ReturnType<BlockBlobClient["download"]>>;
+      try {
+        res = await deadline.run((signal) => blob.download(0, rangeBytes, { abortSignal: signal }));
+      } catch (err) {
+        // A range on an empty blob is refused; read it without one.
+        if (httpStatus(err) !== 416) throw err;
+        res = await deadline.run((signal) => blob.download(0, undefined, { abortSignal: signal }));
+      }
       stream = res.readableStreamBody as Readable | undefined;
       if (!stream) throw new SlipstreamError("BACKEND", `azure blob store: ${what}: the answer has no body stream`);
-      const size = res.contentLength ?? 0;
+      const length = res.contentLength ?? 0;
+      const total = totalFromContentRange(res.contentRange) ?? length;
       deadline.disarm();
-      return { size, body: streamBody(stream, deadline, what) };
+      const head = streamBody(stream, deadline, what);
+      if (length >= total) return { size: total, body: head };
+      // The rest as ranged reads in parallel, pinned to this version of the blob.
+      const conditions = res.etag ? { ifMatch: res.etag } : undefined;
+      return {
+        size: total,
+        body: chainBodies(head, () =>
+          parallelRanges({
+            size: total,
+            start: length,
+            partBytes: rangeBytes,
+            concurrency: this.#concurrency,
+            ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+            readRange: (start, end, signal) =>
+              this.#call(`${what} bytes ${start}-${end - 1}`, signal, async (s) => {
+                const part = await blob.download(start, end - start, {
+                  abortSignal: s,
+                  ...(conditions ? { conditions } : {}),
+                });
+                const body = part.readableStreamBody as Readable | undefined;
+                const out = Buffer.allocUnsafe(end - start);
+                let n = 0;
+                try {
+                  for await (const chunk of body ?? []) {
+                    const buf = chunk as Buffer;
+                    if (n + buf.byteLength > out.length) {
+                      throw new SlipstreamError("BACKEND", `azure blob store: ${what}: a range answer is too long`);
+                    }
+                    buf.copy(out, n);
+                    n += buf.byteLength;
+                  }
+                } finally {
+                  body?.destroy();
+                }
+                return n === out.length ? out : out.subarray(0, n);
+              }),
+          }),
+        ),
+      };
     } catch (err) {
       stream?.destroy();
       deadline.dispose();

@@ -34,9 +34,11 @@ import {
   type BlobStoreCapabilities,
   blobKeyProblem,
   type ConditionalPutResult,
+  chainBodies,
   conditionalWritesUnsupported,
   objectTooLarge,
   type PutCondition,
+  parallelRanges,
   type SmallBlob,
 } from "@slipstream/transport";
 import { guardedBody, readCapped } from "./body.js";
@@ -335,30 +337,98 @@ export class S3BlobStore implements BlobStore {
   }
 
   /**
-   * GetObject, streamed: `size` is the Content-Length. Each wait for the next chunk is bounded
-   * by `timeoutMs`; `opts.signal` also ends the stream. Read the body to the end or call
-   * `return()` on its iterator (a `for await` with `break` does), or the connection stays open.
-   * `undefined` when there is no such object.
+   * GetObject, streamed. The first request asks for the first part (`partSizeBytes`); an
+   * object that fits arrives whole in it. A larger one continues as ranged GetObjects of
+   * `partSizeBytes`, up to `queueSize` in flight, each pinned to the first answer's ETag
+   * (If-Match) and delivered in order: memory stays about `(queueSize + 1) × partSizeBytes`.
+   * Each wait for data is bounded by `timeoutMs`; `opts.signal` also ends the stream. Read
+   * the body to the end or call `return()` on its iterator (a `for await` with `break`
+   * does), or the connection stays open. `undefined` when there is no such object.
    */
   async get(key: string, opts: BlobOpOptions = {}): Promise<BlobBody | undefined> {
     const objectKey = this.objectKey(key);
     const what = `s3 get ${key}`;
-    const res = await this.#call(what, opts.signal, (signal) =>
+    const attempt = (signal: AbortSignal, ranged: boolean): Promise<GetObjectCommandOutput | undefined> =>
       this.#client
-        .send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }), { abortSignal: signal })
+        .send(
+          new GetObjectCommand({
+            Bucket: this.bucket,
+            Key: objectKey,
+            ...(ranged ? { Range: `bytes=0-${this.#partSize - 1}` } : {}),
+          }),
+          { abortSignal: signal },
+        )
         .catch((err: unknown) => {
           if (isMissingObject(err)) return undefined;
+          // A range on an empty object is refused (416); ask again without one.
+          if (ranged && isInvalidRange(err)) return attempt(signal, false);
           throw err;
-        }),
-    );
+        });
+    const res = await this.#call(what, opts.signal, (signal) => attempt(signal, true));
     if (res === undefined) return undefined;
     const stream = asReadable(res.Body, what);
-    const size = res.ContentLength;
-    if (typeof size !== "number") {
+    const length = res.ContentLength;
+    // A 206 carries the total in Content-Range; a server that ignores Range answers 200 with
+    // the whole object, whose length is then Content-Length.
+    const total = contentRangeTotal(res.ContentRange) ?? length;
+    if (typeof length !== "number" || typeof total !== "number") {
       stream.destroy();
       throw new SlipstreamError("BACKEND", `${what}: the response has no Content-Length`);
     }
-    return { size, body: guardedBody(stream, { what, size, idleMs: this.#timeoutMs, signal: opts.signal }) };
+    const head = guardedBody(stream, { what, size: length, idleMs: this.#timeoutMs, signal: opts.signal });
+    if (length >= total) return { size: total, body: head };
+    const etag = res.ETag;
+    return {
+      size: total,
+      body: chainBodies(head, () =>
+        parallelRanges({
+          size: total,
+          start: length,
+          partBytes: this.#partSize,
+          concurrency: this.#queueSize,
+          ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+          readRange: (start, end, signal) => this.#readRange(objectKey, what, start, end, etag, signal),
+        }),
+      ),
+    };
+  }
+
+  /** One ranged GetObject read whole, pinned to `etag`; bounded by `timeoutMs`. */
+  #readRange(
+    objectKey: string,
+    what: string,
+    start: number,
+    end: number,
+    etag: string | undefined,
+    signal: AbortSignal,
+  ): Promise<Uint8Array> {
+    const range = `${what} bytes ${start}-${end - 1}`;
+    return this.#call(range, signal, async (s) => {
+      const res = await this.#client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          Range: `bytes=${start}-${end - 1}`,
+          ...(etag !== undefined ? { IfMatch: etag } : {}),
+        }),
+        { abortSignal: s },
+      );
+      const stream = asReadable(res.Body, range);
+      const out = Buffer.allocUnsafe(end - start);
+      let n = 0;
+      try {
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          if (n + chunk.byteLength > out.length) {
+            throw new SlipstreamError("BACKEND", `${range}: the answer is longer than the range`);
+          }
+          chunk.copy(out, n);
+          n += chunk.byteLength;
+        }
+      } finally {
+        stream.destroy();
+      }
+      return n === out.length ? out : out.subarray(0, n);
+    });
   }
 
   /**

@@ -45,6 +45,8 @@ export { buildTar, makeTestArtifact } from "./fixtures.js";
 export type { ImportRemoteHints, ImportRemoteOptions } from "./import-remote.js";
 export { importRemote } from "./import-remote.js";
 export { PAYLOADS_SUFFIX, POINTER_SUFFIX, parsePayloadName, payloadName } from "./naming.js";
+export type { ParallelRangesOptions } from "./ranged-read.js";
+export { chainBodies, parallelRanges } from "./ranged-read.js";
 export type { PackOptions, UnpackOptions } from "./tar.js";
 export { packArtifact, unpackArtifact } from "./tar.js";
 export type { BlobOperation, FaultHook } from "./wrappers.js";
