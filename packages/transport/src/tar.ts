@@ -169,6 +169,39 @@ export async function* packArtifact(
   }
 }
 
+// Files whose fsync may be in flight while the next entries are written.
+const MAX_PENDING_SYNCS = 4;
+
+/** fsync + close of written files, a few at a time, overlapping with further writes. */
+class SyncQueue {
+  readonly #max: number;
+  readonly #pending: Promise<void>[] = [];
+  #error: unknown;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /** Starts fsync + close of `fh`; waits for the oldest when `max` are in flight. Rethrows a failed fsync. */
+  async add(fh: Awaited<ReturnType<typeof open>>): Promise<void> {
+    const done = fh
+      .sync()
+      .finally(() => fh.close())
+      .catch((err: unknown) => {
+        this.#error ??= err;
+      });
+    this.#pending.push(done);
+    if (this.#pending.length >= this.#max) await this.#pending.shift();
+    if (this.#error !== undefined) throw this.#error;
+  }
+
+  /** Waits for every fsync; rethrows the first failure. */
+  async drain(): Promise<void> {
+    await Promise.all(this.#pending.splice(0));
+    if (this.#error !== undefined) throw this.#error;
+  }
+}
+
 /** Options of {@link unpackArtifact}. */
 export interface UnpackOptions {
   /** The pointer's manifest: the only entries accepted are the ones it declares. */
@@ -226,6 +259,7 @@ export async function unpackArtifact(
   });
   const onAbort = () => extract.destroy(abortedError(opts.signal, "unpacking the artifact"));
   opts.signal?.addEventListener("abort", onAbort, { once: true });
+  const syncing = new SyncQueue(MAX_PENDING_SYNCS);
 
   try {
     for await (const entry of extract) {
@@ -285,16 +319,19 @@ export async function unpackArtifact(
       }
       await mkdir(dirname(target), { recursive: true });
       const fh = await open(target, "wx", FILE_MODE);
+      let handedOff = false;
       try {
-        // Hashed as it is written: a corrupt payload is refused here, while downloading.
+        // Hashed as it is written (the hash runs while the write is in flight): a corrupt
+        // payload is refused here, while downloading.
         const hash = createHash("sha256");
         let written = 0;
         for await (const raw of entry) {
           const chunk = raw as Uint8Array;
           written += chunk.byteLength;
           if (written > want) throw artifactInvalid(`tar entry ${shown} is longer than declared`);
+          const writing = fh.write(chunk);
           hash.update(chunk);
-          await fh.write(chunk);
+          await writing;
         }
         if (written !== want) throw artifactInvalid(`tar entry ${shown} is truncated`);
         const sha256 = hash.digest("hex");
@@ -303,11 +340,15 @@ export async function unpackArtifact(
             `payload file ${name} checksum mismatch: expected sha256 ${file.sha256}, found ${sha256}`,
           );
         }
-        await fh.sync();
+        // The flush to disk overlaps with the next entries (a few files at a time).
+        handedOff = true;
+        await syncing.add(fh);
       } finally {
-        await fh.close();
+        if (!handedOff) await fh.close();
       }
     }
+    // A failed fsync fails the unpack.
+    await syncing.drain();
   } catch (err) {
     if (SlipstreamError.is(err)) throw err;
     if (opts.signal?.aborted) throw abortedError(opts.signal, "unpacking the artifact");
@@ -321,6 +362,8 @@ export async function unpackArtifact(
     if (typeof input.destroy === "function") input.destroy();
     extract.destroy();
     await feeding;
+    // Every file handle is closed whatever happened (a failure is already on its way out).
+    await syncing.drain().catch(() => {});
   }
 
   if (!sawManifest) throw artifactInvalid(`payload has no embedded ${MANIFEST_FILE}`);
