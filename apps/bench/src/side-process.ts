@@ -4,16 +4,39 @@
  * two folds side by side grows V8's heap, and V8 does not hand that memory back.
  */
 import { fork } from "node:child_process";
+import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { WatchCursor } from "@slipstream/core";
+import { connect } from "@slipstream/nats";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
+import { ArtifactTransport } from "@slipstream/transport";
+import { FsBlobStore } from "@slipstream/transport-fs";
 import { putUpdates } from "./data.js";
-import { compareFolds } from "./fold.js";
+import { compareFolds, foldToHead } from "./fold.js";
 
 /** A step a side process runs. */
 export type SideTask =
   | { readonly kind: "hydrate"; readonly dir: string; readonly entries: number; readonly valueBytes: number }
-  | { readonly kind: "compare"; readonly a: string; readonly b: string };
+  | { readonly kind: "compare"; readonly a: string; readonly b: string }
+  | {
+      /** Node A of the bootstrap benchmark: fold the bucket to `head`, export, upload, delete the local artifact. */
+      readonly kind: "publish";
+      readonly natsUrl: string;
+      readonly bucket: string;
+      readonly head: string;
+      readonly foldDir: string;
+      readonly artifactDir: string;
+      readonly remoteDir: string;
+      readonly prefix: string;
+      readonly key: string;
+    };
+
+/** What a "publish" side task answers (JSON). */
+export interface Published {
+  readonly cursor: string;
+  readonly outcome: string;
+  readonly payloadBytes: number;
+}
 
 /** Runs `task` in a child process; resolves with its answer (compare: "equal" or the first difference). */
 export function runSide(task: SideTask): Promise<string> {
@@ -35,6 +58,30 @@ export function runSide(task: SideTask): Promise<string> {
 }
 
 async function run(task: SideTask): Promise<string> {
+  if (task.kind === "publish") {
+    const conn = await connect({ servers: task.natsUrl, name: "slipstream-bench-node-a" });
+    try {
+      const kv = await conn.store({ name: task.bucket });
+      const a = await LevelSnapshotStore.open(task.foldDir);
+      try {
+        await foldToHead(kv, a, BigInt(task.head));
+        const manifest = await a.exportTo(task.artifactDir);
+        const transport = new ArtifactTransport(new FsBlobStore(task.remoteDir), { prefix: task.prefix });
+        const uploaded = await transport.upload(task.key, task.artifactDir);
+        await rm(task.artifactDir, { recursive: true, force: true });
+        const answer: Published = {
+          cursor: String(manifest.cursor.revision ?? "none"),
+          outcome: uploaded.outcome,
+          payloadBytes: manifest.files.reduce((n, f) => n + f.size, 0),
+        };
+        return JSON.stringify(answer);
+      } finally {
+        await a.close();
+      }
+    } finally {
+      await conn.close();
+    }
+  }
   if (task.kind === "hydrate") {
     const store = await LevelSnapshotStore.open(task.dir);
     try {
