@@ -135,7 +135,11 @@ describe("LevelSnapshotStore export as a checkpoint", () => {
     const fold = await FoldDb.open(join(tmp.path, "fold"), "open");
     const ops = [];
     for (let i = 0; i < 2000; i++)
-      ops.push({ key: dataKey(`k${i}`), value: encodeValueRecord(at(1).version, new Uint8Array(100)) });
+      ops.push({
+        type: "put" as const,
+        key: dataKey(`k${i}`),
+        value: encodeValueRecord(at(1).version, new Uint8Array(100)),
+      });
     await fold.commit(ops, at(1), 2000, true);
     await fold.compact();
     // Fault injection: the live set reported to the copier changes between its two reads.

@@ -95,7 +95,7 @@ describe("chainBodies", () => {
     };
     const it = chainBodies(head, () => {
       started = true;
-      return [];
+      return (async function* () {})();
     })[Symbol.asyncIterator]();
     await it.return?.();
     expect(released).toBe(true);
