@@ -387,6 +387,10 @@ export async function verifyAndStageImport(
   destDir: string,
   opts: StageImportOptions,
 ): Promise<ExportManifest> {
+  const transfer = opts.transfer ?? "copy";
+  if (transfer !== "copy" && transfer !== "link" && transfer !== "move") {
+    throw new TypeError('transfer must be "copy", "link" or "move"');
+  }
   try {
     return await verifyAndStageImportUntyped(artifactDir, destDir, opts);
   } catch (err) {
@@ -427,9 +431,6 @@ async function verifyAndStageImportUntyped(
   }
 
   const transfer = opts.transfer ?? "copy";
-  if (transfer !== "copy" && transfer !== "link" && transfer !== "move") {
-    throw new TypeError('transfer must be "copy", "link" or "move"');
-  }
   const total = manifest.files.reduce((n, f) => n + f.size, 0);
   let done = 0;
   const stage = await createStageBeside(destDir, TEMP_PREFIX.import);

@@ -235,6 +235,15 @@ describe("LevelSnapshotStore.import of other artifact layouts and transfers", ()
     expect(await readdir(join(tmp.path, "a-move", "data"))).toEqual([]);
   });
 
+  it("an unknown transfer is a TypeError (a programmer mistake), before anything is staged", async () => {
+    const dir = join(tmp.path, "old");
+    await layoutOneArtifact(dir, 3);
+    await expect(
+      LevelSnapshotStore.import(dir, join(tmp.path, "dest"), { transfer: "teleport" as never }),
+    ).rejects.toBeInstanceOf(TypeError);
+    expect((await readdir(tmp.path)).sort()).toEqual(["old"]);
+  });
+
   it('a tampered table under transfer "move" is refused and nothing appears at the destination', async () => {
     const store = await LevelSnapshotStore.open(join(tmp.path, "fold"));
     await fill(store, 3000, 0, "t");
