@@ -319,6 +319,15 @@ export interface StageImportOptions {
   transfer?: ImportTransfer;
   /** Which payload files (paths relative to `data/`) may be hard-linked under `transfer: "link"`. */
   linkable?: (path: string) => boolean;
+  /**
+   * With `transfer: "move"` only: the caller wrote every payload file itself into a private
+   * scratch directory and checked its SHA-256 against this very manifest as it wrote it
+   * (what `importRemote`'s streamed download does), so the files are moved without a second
+   * hashing pass. Sizes, paths and the declared set are still checked, and a move that
+   * falls back to a copy still hashes. Never set it for an artifact you did not verify.
+   * @defaultValue false
+   */
+  hashesVerified?: boolean;
 }
 
 /** How {@link verifyAndStageImport} brings payload files into the stage. */
@@ -336,6 +345,7 @@ async function placeHashing(
   to: string,
   signal: AbortSignal | undefined,
   onBytes: (n: number) => void,
+  known: { size: number; sha256: string } | undefined,
 ): Promise<{ size: number; sha256: string } | undefined> {
   try {
     if (how === "link") await link(from, to);
@@ -343,6 +353,11 @@ async function placeHashing(
   } catch (err) {
     if (CROSS_DEVICE.has((err as NodeJS.ErrnoException).code ?? "")) return undefined;
     throw err;
+  }
+  // Hashed already by whoever wrote the file (see StageImportOptions.hashesVerified).
+  if (known !== undefined) {
+    onBytes(known.size);
+    return known;
   }
   const hash = createHash("sha256");
   let size = 0;
@@ -431,6 +446,8 @@ async function verifyAndStageImportUntyped(
   }
 
   const transfer = opts.transfer ?? "copy";
+  // Only files moved out of a scratch download skip the second hash; a copy always hashes.
+  const trusted = opts.hashesVerified === true && transfer === "move";
   const total = manifest.files.reduce((n, f) => n + f.size, 0);
   let done = 0;
   const stage = await createStageBeside(destDir, TEMP_PREFIX.import);
@@ -452,8 +469,16 @@ async function verifyAndStageImportUntyped(
       };
       const how = transfer === "link" && !(opts.linkable?.(rel) ?? false) ? "copy" : transfer;
       const got =
-        (how === "copy" ? undefined : await placeHashing(how, src, dst, opts.signal, onBytes)) ??
-        (await copyHashing(src, dst, opts.signal, onBytes));
+        (how === "copy"
+          ? undefined
+          : await placeHashing(
+              how,
+              src,
+              dst,
+              opts.signal,
+              onBytes,
+              trusted ? { size: st.size, sha256: f.sha256 } : undefined,
+            )) ?? (await copyHashing(src, dst, opts.signal, onBytes));
       if (how !== "copy") await fsyncPath(dst);
       if (got.size !== f.size) {
         throw artifactInvalid(`payload file ${f.path} changed size while copying (${got.size} ≠ ${f.size})`);

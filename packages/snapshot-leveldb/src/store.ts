@@ -52,6 +52,14 @@ export interface LevelImportOptions extends LevelSnapshotStoreOptions {
    */
   transfer?: ImportTransfer;
   /**
+   * With `transfer: "move"` only: every payload file was already checked against this
+   * artifact's manifest while it was written into a private scratch directory (what
+   * `importRemote`'s streamed download does, and passes on through its hints), so the move
+   * skips the second hashing pass. Never set it for an artifact you did not verify.
+   * @defaultValue false
+   */
+  hashesVerified?: boolean;
+  /**
    * Also read every record of the staged fold and check it decodes, before it goes into
    * place. The SHA-256 of every file already proves the bytes are the ones the exporter
    * verified, so this only guards against an exporter that shipped a fold that was already
@@ -203,6 +211,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
       ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
       ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
       ...(opts.transfer !== undefined ? { transfer: opts.transfer } : {}),
+      ...(opts.hashesVerified === true ? { hashesVerified: true } : {}),
       linkable: (path) => TABLE_FILE.test(path),
       verifyStaged: async (stageDir, m) => {
         // Every byte is already proven by its hash; opening checks the structure (every table

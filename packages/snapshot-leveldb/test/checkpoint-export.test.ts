@@ -258,6 +258,13 @@ describe("LevelSnapshotStore.import of other artifact layouts and transfers", ()
     bytes[100] = (bytes[100] ?? 0) ^ 0xff;
     await rm(path);
     await writeFile(path, bytes);
+    // hashesVerified is a promise only a move out of a verified scratch download may make:
+    // with a copy it is ignored and the bytes are hashed.
+    const copied = await LevelSnapshotStore.import(join(tmp.path, "a"), join(tmp.path, "dest"), {
+      transfer: "copy",
+      hashesVerified: true,
+    }).catch((e: unknown) => e);
+    expect(SlipstreamError.is(copied, "ARTIFACT_INVALID")).toBe(true);
     const err = await LevelSnapshotStore.import(join(tmp.path, "a"), join(tmp.path, "dest"), {
       transfer: "move",
     }).catch((e: unknown) => e);

@@ -16,13 +16,16 @@ import {
 import type { ArtifactTransport } from "./artifact-transport.js";
 
 /**
- * What {@link importRemote} tells its `open`: the downloaded artifact directory is scratch,
- * deleted right after `open` returns, so the importer may move its files into the store
- * (`transfer: "move"`, e.g. `LevelSnapshotStore.import(dir, dest, hints)`) instead of
- * copying them; it must still verify every byte.
+ * What {@link importRemote} tells its `open`: the downloaded artifact directory is private
+ * scratch, deleted right after `open` returns, so the importer may move its files into the
+ * store (`transfer: "move"`) instead of copying them; and every payload file's SHA-256 was
+ * checked against the artifact's manifest while the download wrote it (`hashesVerified`),
+ * so a move needs no second hashing pass. Pass them on:
+ * `(dir, dest, hints) => LevelSnapshotStore.import(dir, dest, hints)`.
  */
 export interface ImportRemoteHints {
   readonly transfer: "move";
+  readonly hashesVerified: true;
 }
 
 /** Options of {@link importRemote}. */
@@ -62,7 +65,7 @@ export async function importRemote<S extends SnapshotStore>(opts: ImportRemoteOp
     const artifactDir = join(work, "artifact");
     await opts.transport.download(opts.key, artifactDir, { signal: opts.signal, onProgress: opts.onProgress });
     throwIfAborted(opts.signal, "import");
-    return await opts.open(artifactDir, opts.destDir, { transfer: "move" });
+    return await opts.open(artifactDir, opts.destDir, { transfer: "move", hashesVerified: true });
   } finally {
     await rm(work, { recursive: true, force: true });
   }
