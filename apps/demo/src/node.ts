@@ -43,7 +43,7 @@ async function run(config: NodeConfig, commands: AsyncIterator<Command>): Promis
       key: config.artifactKey,
       scratchDir: config.scratchDir,
       destDir: config.dir,
-      open: (artifact, dest) => LevelSnapshotStore.import(artifact, dest),
+      open: (artifact, dest, hints) => LevelSnapshotStore.import(artifact, dest, hints),
       onProgress: (progress) => void send({ type: "transfer", progress }),
     });
     bootstrapMs = performance.now() - t;
