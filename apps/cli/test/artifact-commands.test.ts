@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { EXIT } from "@slipstream/cli";
 import { MANIFEST_FILE } from "@slipstream/core";
-import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
+import { ARTIFACT_VERSION, LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 import { type TempDir, tempDir } from "@slipstream/testkit";
 import { ArtifactTransport } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
@@ -52,7 +52,8 @@ describe("verify (local)", () => {
   it("a sound artifact: exit 0 with its manifest fields; --deep opens it", async () => {
     const r = await cli(["verify", artifact]);
     expect(r.code).toBe(EXIT.OK);
-    expect(r.stdout).toMatch(/backend\s+leveldb \(format 1, schema 1\)/);
+    expect(r.stdout).toContain(`leveldb (format ${ARTIFACT_VERSION}, schema 1)`);
+    expect(r.stdout).toMatch(/^backend\s+leveldb /m);
     expect(r.stdout).toMatch(/cursor\s+50 /);
     expect(r.stdout).toMatch(/verdict\s+OK/);
     const deep = await cli(["verify", artifact, "--deep", "--json"]);
