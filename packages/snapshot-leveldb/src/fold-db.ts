@@ -6,7 +6,7 @@
  */
 import { lstat, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { SlipstreamError, throwIfAborted, type WatchCursor } from "@slipstream/core";
+import { SlipstreamError, throwIfAborted, type VersionToken, type WatchCursor } from "@slipstream/core";
 import { Level } from "level";
 import { mapLevelError, mapOpenError } from "./errors.js";
 import {
@@ -117,6 +117,26 @@ export class FoldWrite {
     this.#batch.put(key, value);
   }
 
+  /**
+   * Puts the entry `key` → value record (`[ver_len][version][value]`, see record.ts) without
+   * allocating either: both are encoded into one scratch buffer that is reused, because
+   * classic-level's chained batch copies key and value into its native WriteBatch at `put`
+   * (a hydration of millions of keys otherwise churns two small buffers per entry).
+   */
+  putEntry(key: string, version: VersionToken, value: Uint8Array): void {
+    const keyLen = Buffer.byteLength(key, "utf8");
+    const verLen = version.length;
+    const need = DATA_PREFIX.length + keyLen + 1 + verLen + value.length;
+    if (scratch.length < need) scratch = Buffer.allocUnsafeSlow(Math.max(need, scratch.length * 2));
+    DATA_PREFIX.copy(scratch, 0);
+    scratch.write(key, DATA_PREFIX.length, keyLen, "utf8");
+    const v = DATA_PREFIX.length + keyLen;
+    scratch[v] = verLen;
+    version.writeTo(scratch, v + 1);
+    scratch.set(value, v + 1 + verLen);
+    this.#batch.put(scratch.subarray(0, v), scratch.subarray(v, need));
+  }
+
   /** Deletes a root key. */
   del(key: Buffer): void {
     this.#batch.del(key);
@@ -143,6 +163,10 @@ export class FoldWrite {
 }
 
 type ChainedBatch = ReturnType<ReturnType<typeof makeDb>["batch"]>;
+
+// Shared by every FoldWrite (JS is single-threaded and putEntry is synchronous); grows to
+// the largest entry seen.
+let scratch: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
 
 /** A LevelDB directory opened as a fold. Binary keys and values only; no JSON anywhere. */
 export class FoldDb {

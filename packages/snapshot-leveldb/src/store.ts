@@ -24,7 +24,7 @@ import { checkpointLevelDb, TableDigests } from "./checkpoint.js";
 import { FoldDb, type FoldWrite, inspectFold, type LevelTuning } from "./fold-db.js";
 import { BACKEND_ID, DATA_PREFIX, dataKey, FORMAT_GENERATION, prefixUpperBound } from "./format.js";
 import { KeyFilter } from "./key-filter.js";
-import { decodeValueRecord, encodeValueRecord } from "./record.js";
+import { decodeValueRecord } from "./record.js";
 
 /** Options of {@link LevelSnapshotStore.open}. */
 export interface LevelSnapshotStoreOptions extends LevelTuning {
@@ -299,7 +299,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
       // only a "maybe").
       if (u.type === "put") {
         if (!filter.addIfNew(key)) return { absentBefore: i };
-        write.put(dataKey(key), encodeValueRecord(u.entry.version, u.entry.value));
+        write.putEntry(key, u.entry.version, u.entry.value);
         count++;
       } else {
         if (filter.mightContain(key)) return { absentBefore: i };
@@ -339,7 +339,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
     for (const u of batch) {
       if (u.type === "put") {
         const { key, value, version } = u.entry;
-        write.put(dataKey(key), encodeValueRecord(version, value));
+        write.putEntry(key, version, value);
         if (!present.get(key)) count++;
         present.set(key, true);
         filter.add(key);

@@ -86,3 +86,17 @@ describe("entry count through the no-read fast path", () => {
     await store.close();
   });
 });
+
+describe("records written through the shared scratch buffer", () => {
+  it("keep each entry's own key, version and value within one batch (sizes growing past the scratch)", async () => {
+    await using tmp = await tempDir("slipstream-leveldb-");
+    const store = await LevelSnapshotStore.open(join(tmp.path, "fold"));
+    const big = "x".repeat(200_000); // larger than the 64 KiB scratch: it grows mid-batch
+    await store.apply([put("a", "1", 1), put("b", big, 2), put("c", "three", 3), put("a", "4", 4)], at(4));
+    const e = await store.getMany(["a", "b", "c"]);
+    expect(e.map((x) => x && Buffer.from(x.value).toString().slice(0, 5))).toEqual(["4", "xxxxx", "three"]);
+    expect(e[1]?.value.length).toBe(200_000);
+    expect(e.map((x) => x?.version.revision)).toEqual([4n, 2n, 3n]);
+    await store.close();
+  });
+});
