@@ -10,11 +10,11 @@
  */
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type NatsConnection, type NatsKvStore, type StoreConfig } from "@slipstream/nats";
 import { hasNats, type NatsServerHandle, startNats, type TempDir, tempDir } from "@slipstream/testkit";
 import { ArtifactTransport } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bucketState, checkPointer, LONG, leftovers, type NodeConfig, NodeProc, Rng, sortedValues } from "./harness.js";
 
 const KILLS = Number(process.env.SLIPSTREAM_KILLS ?? (LONG ? 150 : 3));

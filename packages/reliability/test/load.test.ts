@@ -7,9 +7,9 @@
  * (`SLIPSTREAM_LOAD_MS`).
  */
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
 import { connect, type StoreConfig } from "@slipstream/nats";
 import { hasNats, startNats, tempDir } from "@slipstream/testkit";
+import { describe, expect, it } from "vitest";
 import { bucketState, LONG, NodeProc, sortedValues } from "./harness.js";
 
 const DURATION_MS = Number(process.env.SLIPSTREAM_LOAD_MS ?? (LONG ? 180_000 : 4_000));

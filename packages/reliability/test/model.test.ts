@@ -8,11 +8,11 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
 import { connect, type StoreConfig } from "@slipstream/nats";
 import { hasNats, natsMissingReason, startNats, tempDir } from "@slipstream/testkit";
 import { ArtifactTransport } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
+import { describe, expect, it } from "vitest";
 import {
   bucketState,
   checkPointer,
@@ -21,8 +21,8 @@ import {
   LONG,
   Model,
   NodeProc,
-  retrying,
   Rng,
+  retrying,
   seeds,
 } from "./harness.js";
 

@@ -6,11 +6,12 @@
  *
  * `SLIPSTREAM_LONG=1` runs more cycles (`SLIPSTREAM_PARTITIONS`).
  */
-import { describe, expect, it } from "vitest";
+
 import { type KvUpdate, updateVersion } from "@slipstream/core";
 import { MemorySnapshotStore, watchApplied } from "@slipstream/fold";
 import { connect } from "@slipstream/nats";
 import { hasNats, startNats, waitFor } from "@slipstream/testkit";
+import { describe, expect, it } from "vitest";
 import { bucketState, LONG, TcpProxy } from "./harness.js";
 
 const CYCLES = Number(process.env.SLIPSTREAM_PARTITIONS ?? (LONG ? 12 : 1));
