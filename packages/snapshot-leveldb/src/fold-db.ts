@@ -13,6 +13,7 @@ import {
   checkFormat,
   DATA_END,
   DATA_PREFIX,
+  dataKeyLength,
   decodeCount,
   decodeCursor,
   encodeCount,
@@ -22,8 +23,9 @@ import {
   META_CURSOR,
   META_FORMAT,
   metaKey,
+  writeDataKey,
 } from "./format.js";
-import { decodeValueRecord } from "./record.js";
+import { decodeValueRecord, valueRecordLength, writeValueRecord } from "./record.js";
 
 /** LevelDB tuning passed through to classic-level. */
 export interface LevelTuning {
@@ -124,17 +126,12 @@ export class FoldWrite {
    * (a hydration of millions of keys otherwise churns two small buffers per entry).
    */
   putEntry(key: string, version: VersionToken, value: Uint8Array): void {
-    const keyLen = Buffer.byteLength(key, "utf8");
-    const verLen = version.length;
-    const need = DATA_PREFIX.length + keyLen + 1 + verLen + value.length;
+    const keyLen = dataKeyLength(key);
+    const need = keyLen + valueRecordLength(version, value);
     if (scratch.length < need) scratch = Buffer.allocUnsafeSlow(Math.max(need, scratch.length * 2));
-    DATA_PREFIX.copy(scratch, 0);
-    scratch.write(key, DATA_PREFIX.length, keyLen, "utf8");
-    const v = DATA_PREFIX.length + keyLen;
-    scratch[v] = verLen;
-    version.writeTo(scratch, v + 1);
-    scratch.set(value, v + 1 + verLen);
-    this.#batch.put(scratch.subarray(0, v), scratch.subarray(v, need));
+    writeDataKey(scratch, key);
+    writeValueRecord(scratch, keyLen, version, value);
+    this.#batch.put(scratch.subarray(0, keyLen), scratch.subarray(keyLen, need));
   }
 
   /** Deletes a root key. */

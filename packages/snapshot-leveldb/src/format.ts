@@ -38,12 +38,21 @@ export const META_FORMAT = "format";
 export const META_CURSOR = "cursor";
 export const META_COUNT = "count";
 
+/** Bytes of the root data key of `key`. */
+export function dataKeyLength(key: string): number {
+  return DATA_PREFIX.length + Buffer.byteLength(key, "utf8");
+}
+
+/** Writes the root data key of `key` at the start of `target`; returns its length. */
+export function writeDataKey(target: Buffer, key: string): number {
+  DATA_PREFIX.copy(target, 0);
+  return DATA_PREFIX.length + target.write(key, DATA_PREFIX.length, "utf8");
+}
+
 /** The root key of the data entry of `key` (UTF-8). */
 export function dataKey(key: string): Buffer {
-  const len = Buffer.byteLength(key, "utf8");
-  const out = Buffer.allocUnsafe(DATA_PREFIX.length + len);
-  DATA_PREFIX.copy(out, 0);
-  out.write(key, DATA_PREFIX.length, len, "utf8");
+  const out = Buffer.allocUnsafe(dataKeyLength(key));
+  writeDataKey(out, key);
   return out;
 }
 

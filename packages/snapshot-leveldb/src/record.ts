@@ -5,13 +5,24 @@
  */
 import { SlipstreamError, VERSION_TOKEN_CAPACITY, VersionToken } from "@slipstream/core";
 
+/** Bytes of the value record of `version` and `value`. */
+export function valueRecordLength(version: VersionToken, value: Uint8Array): number {
+  return 1 + version.length + value.length;
+}
+
+/** Writes the value record at `offset` of `target` (room checked by the caller); returns its length. */
+export function writeValueRecord(target: Uint8Array, offset: number, version: VersionToken, value: Uint8Array): number {
+  const verLen = version.length;
+  target[offset] = verLen;
+  version.writeTo(target, offset + 1);
+  target.set(value, offset + 1 + verLen);
+  return 1 + verLen + value.length;
+}
+
 /** Encodes a value record. */
 export function encodeValueRecord(version: VersionToken, value: Uint8Array): Buffer {
-  const verLen = version.length;
-  const out = Buffer.allocUnsafe(1 + verLen + value.length);
-  out[0] = verLen;
-  version.writeTo(out, 1);
-  out.set(value, 1 + verLen);
+  const out = Buffer.allocUnsafe(valueRecordLength(version, value));
+  writeValueRecord(out, 0, version, value);
   return out;
 }
 
