@@ -259,20 +259,15 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
   }
 
   async #applyNow(batch: readonly KvUpdate[], cursor: WatchCursor): Promise<void> {
-    let write = this.#fold.write();
-    const fresh = this.#freshBatch(batch, write);
+    const write = this.#fold.write();
     let count: number;
-    if (fresh.count !== undefined) {
-      count = fresh.count;
-    } else {
-      await write.discard();
-      write = this.#fold.write();
-      try {
-        count = await this.#lookedUpBatch(batch, fresh.absentBefore, write);
-      } catch (err) {
-        await write.discard().catch(() => {});
-        throw err;
-      }
+    try {
+      const fresh = this.#freshBatch(batch, write);
+      count =
+        fresh.next === batch.length ? fresh.count : await this.#lookedUpBatch(batch, fresh.next, fresh.count, write);
+    } catch (err) {
+      await write.discard().catch(() => {});
+      throw err;
     }
     // Data and cursor together: one batch, so the recovered cursor always names the data.
     await write.commit(cursor, count, this.#sync);
@@ -281,50 +276,54 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
   }
 
   /**
-   * Writes the batch's ops and returns the new entry count when the key filter proves every
-   * key of the batch absent before it and no key repeats (a hydration or a replay: no read
-   * at all). Otherwise `count` is undefined (discard `write`) and `absentBefore` says how
-   * many leading updates have distinct keys proven absent before the batch.
+   * Writes the batch's ops for as long as the key filter proves each key absent before the
+   * batch and no key repeats (a hydration or a replay: no read at all). Returns the entry
+   * count so far and `next`, the first update not written (the batch's length when all were):
+   * updates before it have distinct keys, each absent before the batch.
    */
-  #freshBatch(batch: readonly KvUpdate[], write: FoldWrite): { count?: number; absentBefore: number } {
+  #freshBatch(batch: readonly KvUpdate[], write: FoldWrite): { count: number; next: number } {
     const filter = this.#filter;
-    if (!filter.complete) return { absentBefore: 0 };
     let count = this.#count;
+    if (!filter.complete) return { count, next: 0 };
     for (let i = 0; i < batch.length; i++) {
       const u = batch[i] as KvUpdate;
-      const key = u.type === "put" ? u.entry.key : u.key;
       // A repeat within the batch shows up here too: its first put added it to the filter.
-      // Updates 0..i-1 had distinct keys, each absent before the batch. A put's key is
-      // added in the same probe (before the commit: a key of a batch that then fails is
-      // only a "maybe").
+      // A put's key is added in the same probe (before the commit: a key of a batch that
+      // then fails is only a "maybe").
       if (u.type === "put") {
-        if (!filter.addIfNew(key)) return { absentBefore: i };
-        write.putEntry(key, u.entry.version, u.entry.value);
+        if (!filter.addIfNew(u.entry.key)) return { count, next: i };
+        write.putEntry(u.entry.key, u.entry.version, u.entry.value);
         count++;
       } else {
-        if (filter.mightContain(key)) return { absentBefore: i };
+        if (filter.mightContain(u.key)) return { count, next: i };
         // Deleting an absent key changes nothing, but stays in the batch (harmless, exact).
-        write.del(dataKey(key));
+        write.del(dataKey(u.key));
       }
     }
-    return { count, absentBefore: batch.length };
+    return { count, next: batch.length };
   }
 
   /**
-   * Writes the batch's ops and returns the new entry count, learning which keys already
-   * exist: the first `absentBefore` updates' keys are known absent, keys the filter has never
-   * seen since the fold was empty are certainly absent, and the rest are looked up in one
-   * native hasMany per batch (exact count).
+   * Writes the batch's ops from `start` on (those before it are written, see #freshBatch)
+   * and returns the new entry count, learning which keys already exist: keys the filter has
+   * never seen since the fold was empty are certainly absent, and the rest are looked up in
+   * one native hasMany per batch (exact count).
    */
-  async #lookedUpBatch(batch: readonly KvUpdate[], absentBefore: number, write: FoldWrite): Promise<number> {
+  async #lookedUpBatch(batch: readonly KvUpdate[], start: number, count: number, write: FoldWrite): Promise<number> {
     const filter = this.#filter;
+    // Presence as of the update being processed. Keys before `start` were absent before the
+    // batch, so after their own op a put's key is present and a delete's is not.
     const present = new Map<string, boolean>();
+    for (let i = 0; i < start; i++) {
+      const u = batch[i] as KvUpdate;
+      present.set(u.type === "put" ? u.entry.key : u.key, u.type === "put");
+    }
     let lookup: string[] | undefined;
-    for (let i = 0; i < batch.length; i++) {
+    for (let i = start; i < batch.length; i++) {
       const u = batch[i] as KvUpdate;
       const key = u.type === "put" ? u.entry.key : u.key;
       if (present.has(key)) continue;
-      if (i >= absentBefore && filter.mightContain(key)) {
+      if (filter.mightContain(key)) {
         present.set(key, true); // placeholder, resolved by the lookup below
         (lookup ??= []).push(key);
       } else {
@@ -335,8 +334,8 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
       const has = await this.#fold.hasMany(lookup.map(dataKey));
       for (let i = 0; i < lookup.length; i++) present.set(lookup[i] as string, has[i] === true);
     }
-    let count = this.#count;
-    for (const u of batch) {
+    for (let i = start; i < batch.length; i++) {
+      const u = batch[i] as KvUpdate;
       if (u.type === "put") {
         const { key, value, version } = u.entry;
         write.putEntry(key, version, value);
