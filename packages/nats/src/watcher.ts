@@ -587,7 +587,9 @@ class WatchSession {
       this.#waitingSince = undefined;
       this.#lastAlive = Date.now();
       const out: KvUpdate[] = [];
+      // Sizes of the messages handled here (a gap check or the re-list's end may stop early).
       let bytes = 0;
+      let sized = 0;
       // The re-list ended with this batch: hand it over, then say so, then the live updates.
       let relistEnded = false;
       for (let i = 0; i < queue.length; i++) {
@@ -615,6 +617,7 @@ class WatchSession {
         }
         const data = m.data;
         bytes += data.length + m.subject.length;
+        sized++;
         const key = keyOf(subjectPrefix, m.subject);
         if (key !== undefined && (acceptsAll || accepts(key))) out.push(toUpdate(key, seq, m.headers, data));
         if (lastOfRelist) {
@@ -624,8 +627,8 @@ class WatchSession {
         }
       }
       if (lastSeen !== undefined) this.#lastSeen = BigInt(lastSeen);
-      if (queue.length > 0) {
-        const avg = bytes / queue.length + MSG_OVERHEAD_BYTES;
+      if (sized > 0) {
+        const avg = bytes / sized + MSG_OVERHEAD_BYTES;
         this.#avgMsgBytes = this.#avgMsgBytes === undefined ? avg : (this.#avgMsgBytes * 3 + avg) / 4;
       }
       if (out.length > 0) yield out;
