@@ -37,14 +37,6 @@ export interface LevelTuning {
   compression?: boolean;
 }
 
-/** An explicit LevelDB read snapshot. */
-export interface ReadSnapshot {
-  close(): Promise<void>;
-}
-
-/** One data mutation on a root key (see `dataKey`), in the shape LevelDB's batch takes. */
-export type DataOp = { type: "put"; key: Buffer; value: Buffer } | { type: "del"; key: Buffer };
-
 interface ClassicExtras {
   compactRange(start: Buffer, end: Buffer): Promise<void>;
   approximateSize(start: Buffer, end: Buffer): Promise<number>;
@@ -240,21 +232,6 @@ export class FoldDb {
     }
   }
 
-  /**
-   * Creates a brand-new fold in `dir` (which must not hold a database) for writing a copy:
-   * records are appended with {@link FoldDb.appendRaw} and the meta records written last
-   * with {@link FoldDb.commit}.
-   */
-  static async createCopy(dir: string, tuning: LevelTuning = {}): Promise<FoldDb> {
-    const db = makeDb(dir, true, true, tuning);
-    try {
-      await db.open();
-    } catch (err) {
-      throw mapOpenError(err, dir);
-    }
-    return new FoldDb(dir, db, decodeCursor(undefined, dir), 0, true);
-  }
-
   /** The value record stored under the root data key `key`, or undefined. */
   async getRecord(key: Buffer): Promise<Buffer | undefined> {
     try {
@@ -295,42 +272,16 @@ export class FoldDb {
     return new FoldWrite(this.#db.batch(), this.dir);
   }
 
-  /** Commits `ops`, the cursor and the entry count in ONE LevelDB batch (see {@link write}). */
-  async commit(ops: readonly DataOp[], cursor: WatchCursor, count: number, sync: boolean): Promise<void> {
-    const w = this.write();
-    for (const op of ops) {
-      if (op.type === "put") w.put(op.key, op.value);
-      else w.del(op.key);
-    }
-    await w.commit(cursor, count, sync);
-  }
-
-  /** Appends raw root-key records (no meta) in one batch; used to build a copy. */
-  async appendRaw(records: ReadonlyArray<readonly [Buffer, Buffer]>): Promise<void> {
-    const batch: DataOp[] = records.map(([key, value]) => ({ type: "put", key, value }));
-    try {
-      await this.#db.batch(batch);
-    } catch (err) {
-      throw mapLevelError(err, `writing ${this.dir}`);
-    }
-  }
-
   /**
    * Streams data records whose root keys lie in `[gte, lt)` (defaults: the whole data
    * sublevel), ascending byte order, in chunks of at most `chunk` entries; keys are ROOT keys
    * (with the data prefix). Only one chunk is held at a time; the iterator is closed when the
    * consumer stops early.
    */
-  async *rawRecords(opts: {
-    gte?: Buffer;
-    lt?: Buffer;
-    snapshot?: ReadSnapshot;
-    chunk?: number;
-  }): AsyncGenerator<Array<[Buffer, Buffer]>> {
+  async *rawRecords(opts: { gte?: Buffer; lt?: Buffer; chunk?: number }): AsyncGenerator<Array<[Buffer, Buffer]>> {
     const it = this.#db.iterator({
       gte: opts.gte ?? DATA_PREFIX,
       lt: opts.lt ?? DATA_END,
-      ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot as never } : {}),
     });
     try {
       for (;;) {
@@ -346,25 +297,6 @@ export class FoldDb {
     } finally {
       await it.close();
     }
-  }
-
-  /** Counts the data entries with a streamed key scan. */
-  async scanCount(signal?: AbortSignal): Promise<number> {
-    let scanned = 0;
-    const keys = this.#db.keys({ gte: DATA_PREFIX, lt: DATA_END });
-    try {
-      for (;;) {
-        throwIfAborted(signal, "fold scan");
-        const batch = await keys.nextv(4096);
-        if (batch.length === 0) break;
-        scanned += batch.length;
-      }
-    } catch (err) {
-      throw mapLevelError(err, `scanning ${this.dir}`);
-    } finally {
-      await keys.close();
-    }
-    return scanned;
   }
 
   /**
@@ -414,11 +346,6 @@ export class FoldDb {
     const out: number[] = [];
     for (const m of text.matchAll(/^\s*(\d+):/gm)) out.push(Number(m[1]));
     return out;
-  }
-
-  /** An explicit read snapshot (close it when done). */
-  snapshot(): ReadSnapshot {
-    return this.#db.snapshot();
   }
 
   /** Approximate bytes on disk of the whole fold. */

@@ -133,14 +133,9 @@ describe("LevelSnapshotStore export as a checkpoint", () => {
 
   it("retries when a compaction moves the live file set under the copy, and gives up with BACKEND when it never settles", async () => {
     const fold = await FoldDb.open(join(tmp.path, "fold"), "open");
-    const ops = [];
-    for (let i = 0; i < 2000; i++)
-      ops.push({
-        type: "put" as const,
-        key: dataKey(`k${i}`),
-        value: encodeValueRecord(at(1).version, new Uint8Array(100)),
-      });
-    await fold.commit(ops, at(1), 2000, true);
+    const w = fold.write();
+    for (let i = 0; i < 2000; i++) w.put(dataKey(`k${i}`), encodeValueRecord(at(1).version, new Uint8Array(100)));
+    await w.commit(at(1), 2000, true);
     await fold.compact();
     // Fault injection: the live set reported to the copier changes between its two reads.
     let calls = 0;
@@ -163,7 +158,7 @@ describe("LevelSnapshotStore export as a checkpoint", () => {
     // The checkpoint that succeeded opens at the cursor with every entry.
     const copy = await FoldDb.open(dest1, "inspect");
     expect(copy.initialCursor.revision).toBe(1n);
-    expect(await copy.scanCount()).toBe(2000);
+    expect(await copy.verifyRecords()).toBe(2000);
     await copy.close();
   });
 });
@@ -172,12 +167,10 @@ describe("LevelSnapshotStore.import of other artifact layouts and transfers", ()
   /** An artifact in the layout releases before the checkpoint export wrote (backendVersion "1"). */
   async function layoutOneArtifact(dir: string, n: number): Promise<void> {
     const data = join(dir, "data");
-    const copy = await FoldDb.createCopy(data);
-    const records: [Buffer, Buffer][] = [];
-    for (let i = 0; i < n; i++)
-      records.push([dataKey(`old.${i}`), encodeValueRecord(at(i + 1).version, Buffer.from(`v${i}`))]);
-    await copy.appendRaw(records);
-    await copy.commit([], WatchCursor.fromRevision(BigInt(n)), n, true);
+    const copy = await FoldDb.open(data, "open");
+    const w = copy.write();
+    for (let i = 0; i < n; i++) w.put(dataKey(`old.${i}`), encodeValueRecord(at(i + 1).version, Buffer.from(`v${i}`)));
+    await w.commit(WatchCursor.fromRevision(BigInt(n)), n, true);
     await copy.close();
     for (const f of ["LOG", "LOG.old", "LOCK"]) await rm(join(data, f), { force: true });
     await sealArtifact(dir, { backend: "leveldb", backendVersion: "1", cursor: WatchCursor.fromRevision(BigInt(n)) });
