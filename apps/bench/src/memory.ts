@@ -1,6 +1,9 @@
 /**
  * Peak RSS by sampling `process.memoryUsage().rss` (and a child's `/proc/<pid>/status`)
- * on a timer, split into named phases.
+ * on a timer, split into named phases. On Linux each phase also records its peak of
+ * anonymous memory (`RssAnon`: heaps, buffers, LevelDB's memtables and caches) apart from
+ * file-backed pages (`RssFile`: code, and the table files LevelDB maps to read them, which
+ * the kernel can drop at any time and which grow with the size of the fold read).
  */
 import { readFileSync } from "node:fs";
 import type { MemoryFigures } from "./result.js";
@@ -10,6 +13,8 @@ export class RssSampler {
   readonly #timer: NodeJS.Timeout;
   readonly #rssAtStart = process.memoryUsage().rss;
   readonly #byPhase: Record<string, number> = {};
+  readonly #anonByPhase: Record<string, number> = {};
+  readonly #fileByPhase: Record<string, number> = {};
   #phase = "setup";
   #peak = this.#rssAtStart;
   #childPid: number | undefined;
@@ -45,6 +50,11 @@ export class RssSampler {
     const rss = process.memoryUsage().rss;
     if (rss > this.#peak) this.#peak = rss;
     if (rss > (this.#byPhase[this.#phase] ?? 0)) this.#byPhase[this.#phase] = rss;
+    const split = rssSplit("self");
+    if (split) {
+      if (split.anon > (this.#anonByPhase[this.#phase] ?? 0)) this.#anonByPhase[this.#phase] = split.anon;
+      if (split.file > (this.#fileByPhase[this.#phase] ?? 0)) this.#fileByPhase[this.#phase] = split.file;
+    }
     if (this.#childPid !== undefined) {
       const child = childRss(this.#childPid);
       if (child !== undefined && child > (this.#childPeak ?? 0)) this.#childPeak = child;
@@ -60,6 +70,9 @@ export class RssSampler {
       peakRss: this.#peak,
       processMaxRss: process.resourceUsage().maxRSS * 1024,
       peakRssByPhase: { ...this.#byPhase },
+      ...(Object.keys(this.#anonByPhase).length > 0
+        ? { peakRssAnonByPhase: { ...this.#anonByPhase }, peakRssFileByPhase: { ...this.#fileByPhase } }
+        : {}),
       ...(this.#childPeak !== undefined ? { natsServerPeakRss: this.#childPeak } : {}),
     };
   }
@@ -71,6 +84,18 @@ function childRss(pid: number): number | undefined {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
     return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Anonymous and file-backed resident bytes of a process (`/proc/<pid>/status`), Linux only. */
+function rssSplit(pid: number | "self"): { anon: number; file: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const anon = /^RssAnon:\s+(\d+)\s+kB/m.exec(status);
+    const file = /^RssFile:\s+(\d+)\s+kB/m.exec(status);
+    return anon && file ? { anon: Number(anon[1]) * 1024, file: Number(file[1]) * 1024 } : undefined;
   } catch {
     return undefined;
   }

@@ -143,6 +143,13 @@ export function formatReport(r: RunReport): string {
         (mem.natsServerPeakRss !== undefined ? `; nats-server peak ${formatBytes(mem.natsServerPeakRss)}` : "") +
         `; wall ${formatNumber(res.wallMs / 1000)} s`,
     );
+    if (mem.peakRssAnonByPhase && mem.peakRssFileByPhase) {
+      const file = mem.peakRssFileByPhase;
+      const split = Object.entries(mem.peakRssAnonByPhase)
+        .map(([k, v]) => `${k} ${formatBytes(v)} + ${formatBytes(file[k] ?? 0)}`)
+        .join(", ");
+      lines.push(`  RSS anonymous + file-backed (peak of each): ${split}`);
+    }
     for (const c of res.checks) {
       lines.push(`  ${c.ok ? "ok  " : "FAIL"} ${c.name}${c.ok ? "" : `: expected ${c.expected}, got ${c.actual}`}`);
     }

@@ -34,6 +34,13 @@ export interface MemoryFigures {
   readonly processMaxRss: number;
   /** Highest sampled RSS per phase (`baseline`, `ours`, `setup`, …). */
   readonly peakRssByPhase: Readonly<Record<string, number>>;
+  /**
+   * Highest sampled anonymous resident memory per phase (Linux `RssAnon`): what the process
+   * allocated, without the file pages (code, LevelDB's mapped table files) the kernel may drop.
+   */
+  readonly peakRssAnonByPhase?: Readonly<Record<string, number>>;
+  /** Highest sampled file-backed resident memory per phase (Linux `RssFile`). */
+  readonly peakRssFileByPhase?: Readonly<Record<string, number>>;
   /** Highest sampled RSS of the benchmark's nats-server child process, when it had one (Linux only). */
   readonly natsServerPeakRss?: number;
 }
