@@ -11,6 +11,7 @@ import { RssSampler } from "./memory.js";
 import { openNats, RAW_PULL, rawKvWatch, rawOrderedDrain, seed } from "./nats.js";
 import type { BenchOptions } from "./options.js";
 import { type BenchResult, type Check, check, perSecond, rateRatio } from "./result.js";
+import { type FoldAlone, runSide } from "./side-process.js";
 
 interface Drain {
   messages: number;
@@ -50,6 +51,7 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
   let ours: FoldRun | undefined;
   const checks: Check[] = [];
   let defaults: FoldRun | undefined;
+  let alone: FoldAlone | undefined;
   let count = 0;
   let cursor: bigint | undefined;
   for (let r = 0; r < o.rounds; r++) {
@@ -76,14 +78,26 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
       defaults = await foldToHead(nats.kv, d, head, {});
       await d.close();
       await rm(defaultsDir, { recursive: true, force: true });
+      // And once in a process of its own: the RSS of a process that only folds.
+      alone = JSON.parse(
+        await runSide({
+          kind: "fold",
+          natsUrl: nats.server.url,
+          bucket: nats.bucket,
+          head: String(head),
+          foldDir: join(dir.path, "fold-alone"),
+        }),
+      ) as FoldAlone;
       checks.push(
+        check("the fold in a process of its own delivered every entry", o.entries, alone.delivered),
         check("watchApplied delivered every entry", o.entries, run.delivered),
         check("fold holds every entry", o.entries, count),
         check("fold cursor is the stream head", head, cursor ?? "none"),
       );
     }
   }
-  if (!rawDefault || !rawTuned || !kvWatch || !bare || !ours || !defaults) throw new Error("no fold round ran");
+  if (!rawDefault || !rawTuned || !kvWatch || !bare || !ours || !defaults || !alone)
+    throw new Error("no fold round ran");
   const rawDefaultRate = perSecond(rawDefault.messages, rawDefault.ms);
   const rawTunedRate = perSecond(rawTuned.messages, rawTuned.ms);
   const kvWatchRate = perSecond(kvWatch.messages, kvWatch.ms);
@@ -119,6 +133,10 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
       flushes: ours.flushes,
       defaultBatchRate: perSecond(defaults.delivered, defaults.ms),
       defaultBatchFlushes: defaults.flushes,
+      aloneRate: perSecond(alone.delivered, alone.ms),
+      alonePeakRss: alone.peakRss,
+      ...(alone.peakRssAnon !== undefined ? { alonePeakRssAnon: alone.peakRssAnon } : {}),
+      ...(alone.peakRssFile !== undefined ? { alonePeakRssFile: alone.peakRssFile } : {}),
     },
     checks: [
       check("raw consumer received every message", o.entries, rawTuned.messages),

@@ -96,7 +96,7 @@ function pad(rows: string[][]): string[] {
 
 function detail(key: string, value: number | string): string {
   if (typeof value === "string") return value;
-  if (/Bytes$/.test(key) && !/PerEntry$/.test(key)) return formatBytes(value);
+  if ((/Bytes$/.test(key) && !/PerEntry$/.test(key)) || /Rss(Anon|File)?$/.test(key)) return formatBytes(value);
   if (/Ms$/.test(key)) return `${formatNumber(value)} ms`;
   if (/^ratio/.test(key)) return `${value.toFixed(2)}×`;
   return formatNumber(value);

@@ -13,11 +13,20 @@ import { ArtifactTransport } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
 import { putUpdates } from "./data.js";
 import { compareFolds, foldToHead } from "./fold.js";
+import { RssSampler } from "./memory.js";
 
 /** A step a side process runs. */
 export type SideTask =
   | { readonly kind: "hydrate"; readonly dir: string; readonly entries: number; readonly valueBytes: number }
   | { readonly kind: "compare"; readonly a: string; readonly b: string }
+  | {
+      /** The fold alone in a fresh process: its RSS is the fold's own (no drains before it). */
+      readonly kind: "fold";
+      readonly natsUrl: string;
+      readonly bucket: string;
+      readonly head: string;
+      readonly foldDir: string;
+    }
   | {
       /** Node A of the bootstrap benchmark: fold the bucket to `head`, export, upload, delete the local artifact. */
       readonly kind: "publish";
@@ -36,6 +45,17 @@ export interface Published {
   readonly cursor: string;
   readonly outcome: string;
   readonly payloadBytes: number;
+}
+
+/** What a "fold" side task answers (JSON). */
+export interface FoldAlone {
+  readonly delivered: number;
+  readonly ms: number;
+  readonly cpuUs: number;
+  /** Peak RSS of the child over the fold (after connecting), with its anonymous / file-backed split. */
+  readonly peakRss: number;
+  readonly peakRssAnon?: number;
+  readonly peakRssFile?: number;
 }
 
 /** Runs `task` in a child process; resolves with its answer (compare: "equal" or the first difference). */
@@ -58,6 +78,33 @@ export function runSide(task: SideTask): Promise<string> {
 }
 
 async function run(task: SideTask): Promise<string> {
+  if (task.kind === "fold") {
+    const conn = await connect({ servers: task.natsUrl, name: "slipstream-bench-fold" });
+    try {
+      const kv = await conn.store({ name: task.bucket });
+      const mem = new RssSampler();
+      mem.phase("fold");
+      const store = await LevelSnapshotStore.open(task.foldDir);
+      try {
+        const run = await foldToHead(kv, store, BigInt(task.head));
+        const m = mem.stop();
+        const answer: FoldAlone = {
+          delivered: run.delivered,
+          ms: run.ms,
+          cpuUs: run.cpuUs,
+          peakRss: m.peakRssByPhase.fold ?? m.peakRss,
+          ...(m.peakRssAnonByPhase?.fold !== undefined ? { peakRssAnon: m.peakRssAnonByPhase.fold } : {}),
+          ...(m.peakRssFileByPhase?.fold !== undefined ? { peakRssFile: m.peakRssFileByPhase.fold } : {}),
+        };
+        return JSON.stringify(answer);
+      } finally {
+        await store.close();
+        await rm(task.foldDir, { recursive: true, force: true });
+      }
+    } finally {
+      await conn.close();
+    }
+  }
   if (task.kind === "publish") {
     const conn = await connect({ servers: task.natsUrl, name: "slipstream-bench-node-a" });
     try {
