@@ -60,7 +60,7 @@ export function formatScale(steps: readonly ScaleStep[]): string {
     }
     // The fold in a process of its own (fold benchmark only).
     const alone = at.map((r) => {
-      const v = r?.details.alonePeakRssAnon;
+      const v = r?.details?.alonePeakRssAnon;
       return typeof v === "number" ? v / MIB : undefined;
     });
     if (alone.some((x) => x !== undefined)) {
