@@ -11,7 +11,7 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { abortedError, throwIfAborted } from "./async.js";
 import type { WatchCursor } from "./cursor.js";
-import { SlipstreamError, artifactInvalid } from "./errors.js";
+import { SlipstreamError, artifactInvalid, invalidArgument } from "./errors.js";
 import { fsyncParent, fsyncPath } from "./fsync.js";
 import { mkdtempOwned, sweepAbandonedTemps } from "./owned-temp.js";
 import {
@@ -20,6 +20,7 @@ import {
   MAX_MANIFEST_BYTES,
   PAYLOAD_DIR,
   encodeManifest,
+  exporterProblem,
   parseManifest,
   sortFiles,
 } from "./manifest.js";
@@ -46,6 +47,14 @@ function typed(err: unknown, signal: AbortSignal | undefined, what: string): Sli
   if (SlipstreamError.is(err)) return err;
   if (signal?.aborted) return abortedError(signal, what);
   return ioError(what, err);
+}
+
+/** A bad `exporter` option: TypeError for a non-string, `INVALID_ARGUMENT` for a bad string. */
+function checkExporter(exporter: unknown): void {
+  if (exporter === undefined) return;
+  if (typeof exporter !== "string") throw new TypeError("exporter must be a string");
+  const problem = exporterProblem(exporter);
+  if (problem) throw invalidArgument(`exporter ${JSON.stringify(exporter.slice(0, 80))} ${problem}`);
 }
 
 /** Streams `path` through SHA-256; returns its size and lowercase hex digest. */
@@ -170,6 +179,8 @@ export interface SealOptions {
   onProgress?: ProgressFn;
   /** Clock for createdAt (tests). */
   now?: () => Date;
+  /** The manifest's `exporter` (see {@link ExportManifest.exporter}). @defaultValue none */
+  exporter?: string;
   /**
    * Hashes one payload file (`path` relative to `data/`, `abs` its location in the stage).
    * A backend whose payload files are immutable (e.g. LevelDB tables linked into the stage)
@@ -185,6 +196,7 @@ export interface SealOptions {
  * with {@link renameIntoPlace}.
  */
 export async function sealArtifact(stageDir: string, opts: SealOptions): Promise<ExportManifest> {
+  checkExporter(opts.exporter);
   try {
     return await sealArtifactUntyped(stageDir, opts);
   } catch (err) {
@@ -219,6 +231,7 @@ async function sealArtifactUntyped(stageDir: string, opts: SealOptions): Promise
     backendVersion: opts.backendVersion,
     cursor: opts.cursor,
     createdAt: opts.now?.() ?? new Date(),
+    ...(opts.exporter !== undefined ? { exporter: opts.exporter } : {}),
     files: sortFiles(manifestFiles),
   };
   // Invariant 5: the manifest is written last; an artifact with a manifest is complete.
@@ -241,6 +254,8 @@ export interface ExportArtifactOptions extends SealOptions {
  * stage is removed and nothing appears at `destDir`.
  */
 export async function exportArtifact(destDir: string, opts: ExportArtifactOptions): Promise<ExportManifest> {
+  // Checked before anything is staged: a bad exporter must not cost an export.
+  checkExporter(opts.exporter);
   try {
     return await exportArtifactUntyped(destDir, opts);
   } catch (err) {

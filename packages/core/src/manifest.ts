@@ -12,11 +12,29 @@ export const ARTIFACT_SCHEMA_VERSION = 1;
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
 const MANIFEST_KEYS = ["schemaVersion", "backend", "backendVersion", "cursor", "createdAt", "files"];
+const OPTIONAL_MANIFEST_KEYS = ["exporter"];
 const FILE_KEYS = ["path", "size", "sha256"];
 const SHA256_RE = /^[0-9a-f]{64}$/;
 const CURSOR_HEX_RE = /^(?:[0-9a-f]{2}){0,10}$/;
 const BACKEND_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const MAX_PATH_BYTES = 4096;
+/** The most characters (code points) of a manifest's `exporter`. */
+export const MAX_EXPORTER_CHARS = 256;
+// Printable: no control or format characters, no lone surrogates, no line/paragraph
+// separators, so an exporter shown in a terminal or a log line is exactly what it says.
+const UNPRINTABLE_RE = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/u;
+
+/**
+ * Why `exporter` is not an acceptable manifest `exporter`, or undefined when it is: a
+ * non-empty string of at most {@link MAX_EXPORTER_CHARS} printable characters.
+ */
+export function exporterProblem(exporter: unknown): string | undefined {
+  if (typeof exporter !== "string") return "must be a string";
+  if (exporter.length === 0) return "is empty";
+  if ([...exporter].length > MAX_EXPORTER_CHARS) return `is longer than ${MAX_EXPORTER_CHARS} characters`;
+  if (UNPRINTABLE_RE.test(exporter)) return "contains a control, format or separator character";
+  return undefined;
+}
 
 /**
  * Why `path` is not an acceptable payload path, or undefined when it is. Accepted: `data/`
@@ -60,14 +78,16 @@ export function encodeManifest(manifest: ExportManifest): string {
     backendVersion: manifest.backendVersion,
     cursor: manifest.cursor.toHex(),
     createdAt: manifest.createdAt.toISOString(),
+    // Optional fields appear only when set, so manifests without them keep their bytes.
+    ...(manifest.exporter !== undefined ? { exporter: manifest.exporter } : {}),
     files: sortFiles(manifest.files).map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 })),
   };
   return `${JSON.stringify(doc, null, 2)}\n`;
 }
 
-function exactKeys(obj: Record<string, unknown>, keys: string[], where: string): void {
+function exactKeys(obj: Record<string, unknown>, keys: string[], where: string, optional: string[] = []): void {
   for (const k of Object.keys(obj)) {
-    if (!keys.includes(k)) throw artifactInvalid(`malformed manifest: unknown field ${JSON.stringify(k)} in ${where}`);
+    if (!keys.includes(k) && !optional.includes(k)) throw artifactInvalid(`malformed manifest: unknown field ${JSON.stringify(k)} in ${where}`);
   }
   for (const k of keys) {
     if (!(k in obj)) throw artifactInvalid(`malformed manifest: missing field "${k}" in ${where}`);
@@ -107,8 +127,8 @@ export function parseManifest(input: Uint8Array | string): ExportManifest {
       `unsupported artifact schemaVersion ${JSON.stringify(doc.schemaVersion)}; this version reads ${ARTIFACT_SCHEMA_VERSION}`,
     );
   }
-  exactKeys(doc, MANIFEST_KEYS, "manifest");
-  const { backend, backendVersion, cursor, createdAt, files } = doc;
+  exactKeys(doc, MANIFEST_KEYS, "manifest", OPTIONAL_MANIFEST_KEYS);
+  const { backend, backendVersion, cursor, createdAt, files, exporter } = doc;
   if (typeof backend !== "string" || !BACKEND_RE.test(backend)) {
     throw artifactInvalid(`malformed manifest: backend ${JSON.stringify(backend)} must match ${BACKEND_RE}`);
   }
@@ -123,6 +143,8 @@ export function parseManifest(input: Uint8Array | string): ExportManifest {
   if (typeof createdAt !== "string" || Number.isNaN(Date.parse(createdAt))) {
     throw artifactInvalid("malformed manifest: createdAt must be an ISO 8601 timestamp");
   }
+  const badExporter = "exporter" in doc ? exporterProblem(exporter) : undefined;
+  if (badExporter) throw artifactInvalid(`malformed manifest: exporter ${badExporter}`);
   if (!Array.isArray(files)) throw artifactInvalid("malformed manifest: files must be an array");
   const parsed: ArtifactFile[] = [];
   let previous: string | undefined;
@@ -162,6 +184,7 @@ export function parseManifest(input: Uint8Array | string): ExportManifest {
     backendVersion,
     cursor: WatchCursor.fromHex(cursor),
     createdAt: new Date(createdAt),
+    ...(typeof exporter === "string" ? { exporter } : {}),
     files: parsed,
   };
 }

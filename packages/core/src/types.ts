@@ -160,6 +160,11 @@ export interface ExportManifest {
   readonly backendVersion: string;
   readonly cursor: WatchCursor;
   readonly createdAt: Date;
+  /**
+   * Who exported the artifact (free-form, e.g. `host:pid`): at most 256 printable
+   * characters. Absent when the exporter set none; then the manifest has no such field.
+   */
+  readonly exporter?: string;
   readonly files: readonly ArtifactFile[];
 }
 
@@ -178,6 +183,11 @@ export type ProgressFn = (progress: Progress) => void;
 /** Options of {@link SnapshotStore.exportTo}. */
 export interface ExportOptions extends OpOptions {
   onProgress?: ProgressFn;
+  /**
+   * Recorded as the manifest's `exporter`: who exported (free-form, at most 256 printable
+   * characters; else `INVALID_ARGUMENT`). @defaultValue none (the manifest has no exporter)
+   */
+  exporter?: string;
 }
 
 /**

@@ -71,6 +71,33 @@ describe("exportArtifact", () => {
     expect(await leftovers(root)).toEqual([]);
   });
 
+  it("records the exporter in the manifest when given; a bad one is refused before anything is staged", async () => {
+    const dest = join(root, "art");
+    const m = await exportArtifact(dest, { ...opts, exporter: "node-a:4242" });
+    expect(m.exporter).toBe("node-a:4242");
+    expect((await readManifest(dest)).manifest.exporter).toBe("node-a:4242");
+    expect(await readFile(join(dest, MANIFEST_FILE), "utf8")).toContain('"exporter": "node-a:4242"');
+    const plain = join(root, "plain");
+    expect("exporter" in (await exportArtifact(plain, opts))).toBe(false);
+    expect(await readFile(join(plain, MANIFEST_FILE), "utf8")).not.toContain("exporter");
+
+    const bad = join(root, "bad");
+    let written = false;
+    const err = await exportArtifact(bad, {
+      ...opts,
+      exporter: "x".repeat(300),
+      writePayload: async () => {
+        written = true;
+      },
+    }).catch((e: unknown) => e);
+    expect(SlipstreamError.is(err, "INVALID_ARGUMENT"), String(err)).toBe(true);
+    expect((err as Error).message).toMatch(/longer than 256/);
+    expect(written).toBe(false);
+    expect(await exists(bad)).toBe(false);
+    await expect(exportArtifact(bad, { ...opts, exporter: 7 as unknown as string })).rejects.toThrow(TypeError);
+    expect(await leftovers(root)).toEqual([]);
+  });
+
   it("refuses a non-empty destination and leaves it untouched", async () => {
     const dest = join(root, "art");
     await mkdir(dest);

@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
+  MAX_EXPORTER_CHARS,
   MAX_MANIFEST_BYTES,
   SlipstreamError,
   WatchCursor,
   encodeManifest,
+  exporterProblem,
   parseManifest,
   payloadPathProblem,
   type ExportManifest,
@@ -155,6 +157,15 @@ describe("manifest codec", () => {
       /both a file and a directory/,
     ],
     ["oversize manifest", `${" ".repeat(MAX_MANIFEST_BYTES)}{}`, /exceeds 1048576 bytes/],
+    ["exporter empty", mutate((d) => (d.exporter = "")), /exporter is empty/],
+    ["exporter null", mutate((d) => (d.exporter = null)), /exporter must be a string/],
+    ["exporter number", mutate((d) => (d.exporter = 7)), /exporter must be a string/],
+    ["exporter 257 chars", mutate((d) => (d.exporter = "x".repeat(257))), /exporter is longer than 256/],
+    ["exporter newline", mutate((d) => (d.exporter = "node-a\nFAKE: ok")), /exporter contains a control/],
+    ["exporter ANSI escape", mutate((d) => (d.exporter = "\u001b[31mred")), /exporter contains a control/],
+    ["exporter bidi override", mutate((d) => (d.exporter = "abc\u202Edef")), /exporter contains a control/],
+    ["exporter lone surrogate", mutate((d) => (d.exporter = "a\ud800b")), /exporter contains a control/],
+    ["exporter misspelt", mutate((d) => (d.exportedBy = "a")), /unknown field "exportedBy"/],
   ];
 
   it("has at least 25 hostile cases", () => {
@@ -163,6 +174,56 @@ describe("manifest codec", () => {
 
   it.each(cases)("rejects %s with ARTIFACT_INVALID", (_name, input, pattern) => {
     expectInvalid(input, pattern);
+  });
+});
+
+describe("manifest exporter (optional)", () => {
+  const base: ExportManifest = {
+    schemaVersion: 1,
+    backend: "memory",
+    backendVersion: "1",
+    cursor: WatchCursor.fromRevision(42n),
+    createdAt: new Date("2026-01-02T03:04:05.000Z"),
+    files: [{ path: "data/a", size: 2, sha256: SHA }],
+  };
+
+  it("is absent from the bytes when unset: a manifest without it encodes exactly as before", () => {
+    const text = encodeManifest(base);
+    expect(text).toBe(
+      `${JSON.stringify(
+        {
+          schemaVersion: 1,
+          backend: "memory",
+          backendVersion: "1",
+          cursor: "000000000000002a",
+          createdAt: "2026-01-02T03:04:05.000Z",
+          files: [{ path: "data/a", size: 2, sha256: SHA }],
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    expect(text).not.toContain("exporter");
+    expect("exporter" in parseManifest(text)).toBe(false);
+    expect(encodeManifest({ ...base, exporter: undefined })).toBe(text);
+  });
+
+  it("round-trips when set, after createdAt and before files", () => {
+    const text = encodeManifest({ ...base, exporter: "node-a:4242 (eu-west, ünïcode ✓)" });
+    expect(text.indexOf('"createdAt"')).toBeLessThan(text.indexOf('"exporter"'));
+    expect(text.indexOf('"exporter"')).toBeLessThan(text.indexOf('"files"'));
+    const back = parseManifest(text);
+    expect(back.exporter).toBe("node-a:4242 (eu-west, ünïcode ✓)");
+    expect(encodeManifest(back)).toBe(text);
+  });
+
+  it("exporterProblem: 256 code points pass, 257 do not; astral characters count once", () => {
+    expect(exporterProblem("x".repeat(MAX_EXPORTER_CHARS))).toBeUndefined();
+    expect(exporterProblem("😀".repeat(256))).toBeUndefined();
+    expect(exporterProblem("😀".repeat(257))).toMatch(/longer than 256/);
+    expect(exporterProblem("tab\there")).toMatch(/control/);
+    expect(exporterProblem("a\u2028b")).toMatch(/separator/);
+    expect(exporterProblem(undefined)).toMatch(/must be a string/);
   });
 });
 
