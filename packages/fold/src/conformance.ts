@@ -8,7 +8,7 @@ import { copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ExportManifest, KvEntry, KvUpdate, SnapshotStore } from "@slipstream/core";
-import { MANIFEST_FILE, SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
+import { MANIFEST_FILE, parseManifest, SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
 
 /** What a store can do; each flag gates the checks that need it. */
 export interface SnapshotStoreCapabilities {
@@ -426,6 +426,25 @@ export function snapshotStoreSuite(opts: SnapshotStoreSuiteOptions): void {
         imported = await ctx.open(dest);
         assert.deepEqual(await dumpStore(imported), { cursor: CURSOR_7, entries: REFERENCE });
       }
+    });
+
+    check("export records the exporter given (none by default); a bad one is refused, nothing written", async (ctx) => {
+      const store = await fixtureStore(ctx);
+      const named = join(ctx.root, "named");
+      const manifest = await store.exportTo(named, { exporter: "node-a:4242" });
+      assert.equal(manifest.exporter, "node-a:4242");
+      const text = await readFile(join(named, MANIFEST_FILE), "utf8");
+      assert.equal(parseManifest(text).exporter, "node-a:4242", "the exporter is in MANIFEST.json");
+      const imported = await ctx.importer(named, join(ctx.root, "imported"));
+      assert.deepEqual(await dumpStore(imported), { cursor: CURSOR_7, entries: REFERENCE });
+      const plain = join(ctx.root, "plain");
+      assert.equal((await store.exportTo(plain)).exporter, undefined);
+      assert.doesNotMatch(await readFile(join(plain, MANIFEST_FILE), "utf8"), /exporter/);
+      const bad = join(ctx.root, "bad");
+      await assert.rejects(store.exportTo(bad, { exporter: "line\nbreak" }), isCode("INVALID_ARGUMENT", /exporter/));
+      assert.equal(await exists(bad), false, "a refused export leaves the destination absent");
+      const leftovers = (await readdir(ctx.root)).filter((n) => n.startsWith(".slipstream-"));
+      assert.deepEqual(leftovers, [], "a refused export leaves no stage behind");
     });
 
     check("export of an empty store", async (ctx) => {

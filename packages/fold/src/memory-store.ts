@@ -294,6 +294,7 @@ export class MemorySnapshotStore implements SnapshotStore {
       cursor,
       signal: opts.signal,
       onProgress: opts.onProgress,
+      exporter: opts.exporter,
       writePayload: async (dataDir) => {
         await writeFile(join(dataDir, MEMORY_PAYLOAD_FILE), encodePayload(entries, cursor), { flag: "wx" });
       },

@@ -471,6 +471,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
         cursor,
         ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
         ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
+        ...(opts.exporter !== undefined ? { exporter: opts.exporter } : {}),
         hashFile: this.#digests.hash,
         writePayload: (dataDir) => this.#writeCheckpoint(dataDir, cursor, count, opts),
         verifyStaged: async (_stageDir, m) => {
