@@ -1,4 +1,5 @@
 import { readdir, rm } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SlipstreamError } from "@slipstream/core";
@@ -6,7 +7,14 @@ import { MemorySnapshotStore } from "@slipstream/fold";
 import { connect, type NatsConnection } from "@slipstream/nats";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 import { type NatsServerHandle, startNats, type TempDir, tempDir, waitFor } from "@slipstream/testkit";
-import { ArtifactTransport, FaultInjectingBlobStore, importRemote, runExportRound } from "@slipstream/transport";
+import {
+  ArtifactTransport,
+  defaultExporter,
+  describeArtifacts,
+  FaultInjectingBlobStore,
+  importRemote,
+  runExportRound,
+} from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
 import { bucketState, foldState, keys, putRoutes, revisions, startNode } from "./helpers.js";
 
@@ -298,6 +306,53 @@ describe("export → bootstrap → resume, live", () => {
     expect(SlipstreamError.is(err, "ARTIFACT_INVALID")).toBe(true);
     expect(await isEmptyOrMissing(join(root, "b"))).toBe(true);
     expect(await isEmptyOrMissing(join(root, "scratch"))).toBe(true);
+    await a.stop();
+  });
+});
+
+describe("the exporter recorded by an export round", () => {
+  it("is <host>:<pid> by default, the given string when set, absent with false; a bad one is refused before the lease", async () => {
+    const { kv, leases, root, blobs, transport } = await fixture();
+    const last = await putRoutes(kv, 0, 5, "v1");
+    const a = startNode("node-a", kv, await LevelSnapshotStore.open(join(root, "a")));
+    await a.caughtUpTo(last);
+    const round = (lease: string, exporter?: string | false) =>
+      runExportRound({
+        lease: a.lease(leases, lease),
+        ttlMs: 60_000,
+        fold: a.watch,
+        transport,
+        key: `routes-${lease}`,
+        scratchDir: join(root, "scratch"),
+        ...(exporter !== undefined ? { exporter } : {}),
+      });
+
+    const byDefault = await round("r1");
+    if (byDefault.outcome === "skipped") throw new Error("expected to win the lease");
+    expect(byDefault.manifest.exporter).toBe(`${hostname()}:${process.pid}`);
+    expect(defaultExporter()).toBe(`${hostname()}:${process.pid}`);
+    const named = await round("r2", "edge-7 (eu-west)");
+    if (named.outcome === "skipped") throw new Error("expected to win the lease");
+    expect(named.manifest.exporter).toBe("edge-7 (eu-west)");
+    const none = await round("r3", false);
+    if (none.outcome === "skipped") throw new Error("expected to win the lease");
+    expect(none.manifest.exporter).toBeUndefined();
+
+    // What an operator sees: the published pointer names its exporter.
+    const catalog = await describeArtifacts(blobs, { prefix: "slipstream-artifacts" });
+    expect(catalog.map((e) => [e.key, e.pointer?.exporter])).toEqual([
+      ["routes-r1", `${hostname()}:${process.pid}`],
+      ["routes-r2", "edge-7 (eu-west)"],
+      ["routes-r3", undefined],
+    ]);
+
+    const err = await round("r4", "two\nlines").catch((e: unknown) => e);
+    expect(SlipstreamError.is(err, "INVALID_ARGUMENT")).toBe(true);
+    expect((err as Error).message).toMatch(/exporter .* contains a control/);
+    expect(await a.lease(leases, "r4").current()).toBeUndefined();
+    expect((await describeArtifacts(blobs, { prefix: "slipstream-artifacts" })).map((e) => e.key)).not.toContain(
+      "routes-r4",
+    );
     await a.stop();
   });
 });

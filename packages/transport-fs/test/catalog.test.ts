@@ -19,7 +19,7 @@ describe("describeArtifacts", () => {
     const transport = new ArtifactTransport(store, { prefix: "fleet" });
     for (const rev of [3n, 5n, 9n]) {
       const dir = join(tmp.path, `a${rev}`);
-      await makeTestArtifact(dir, { revision: rev });
+      await makeTestArtifact(dir, { revision: rev, exporter: `node-${rev}:42` });
       await transport.upload("edge/eu", dir);
     }
     await makeTestArtifact(join(tmp.path, "b"), { revision: 2n });
@@ -31,6 +31,10 @@ describe("describeArtifacts", () => {
     expect(before.map((e) => e.key)).toEqual(["core", "edge/eu"]);
     const edge = before[1];
     expect(edge?.pointer?.manifest?.cursor.revision).toBe(9n);
+    // The exporter of the published (newest) artifact; none recorded for "core".
+    expect(edge?.pointer?.exporter).toBe("node-9:42");
+    expect(before[0]?.pointer?.exporter).toBeUndefined();
+    expect(before[0]?.pointer?.manifest).toBeDefined();
     expect(edge?.payloads.map((p) => [p.rank, p.current, p.prunable])).toEqual([
       [3n, false, false],
       [5n, false, false],
@@ -61,6 +65,7 @@ describe("describeArtifacts", () => {
     cat = await describeArtifacts(store);
     expect(cat[0]?.pointer?.manifest).toBeUndefined();
     expect(cat[0]?.pointer?.problem).toMatch(/malformed manifest/);
+    expect(cat[0]?.pointer?.exporter).toBeUndefined();
     expect(cat[0]?.payloads).toEqual([]);
   });
 });

@@ -58,6 +58,8 @@ export interface CatalogEntry {
         readonly lastModified: Date;
         /** The parsed manifest; undefined when the pointer is unreadable. */
         readonly manifest: ExportManifest | undefined;
+        /** Who exported the published artifact (the manifest's `exporter`); undefined when it records none or is unreadable. */
+        readonly exporter: string | undefined;
         /** Why the pointer is unreadable. */
         readonly problem: string | undefined;
         /** The payload object the pointer names (whether or not it exists). */
@@ -155,7 +157,14 @@ export async function describeArtifacts(
           problem = (err as Error).message;
         }
       }
-      pointer = { size: info.size, lastModified: info.lastModified, manifest, problem, payloadKey };
+      pointer = {
+        size: info.size,
+        lastModified: info.lastModified,
+        manifest,
+        exporter: manifest?.exporter,
+        problem,
+        payloadKey,
+      };
     }
     const pointerRank = pointer?.manifest ? cursorRank(pointer.manifest.cursor) : undefined;
     const items = (payloads.get(key) ?? []).map((p): CatalogPayload => {

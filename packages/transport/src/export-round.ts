@@ -4,9 +4,12 @@
  * de-duplicates work — safety comes from the monotonic pointer (invariant 6).
  */
 import { mkdir, rm } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import {
   type ExportManifest,
+  exporterProblem,
+  invalidArgument,
   type Logger,
   mkdtempOwned,
   type ProgressFn,
@@ -34,7 +37,10 @@ export interface RoundLease {
 
 /** What exports the fold (structurally, `AppliedWatch` of `@slipstream/fold`). */
 export interface RoundExporter {
-  requestExport(destDir: string, opts?: { signal?: AbortSignal; onProgress?: ProgressFn }): Promise<ExportManifest>;
+  requestExport(
+    destDir: string,
+    opts?: { signal?: AbortSignal; onProgress?: ProgressFn; exporter?: string },
+  ): Promise<ExportManifest>;
 }
 
 /** Options of {@link runExportRound}. */
@@ -48,9 +54,25 @@ export interface ExportRoundOptions {
   key: string;
   /** A local directory for the transient artifact (created if missing). */
   scratchDir: string;
+  /**
+   * Who exports, recorded as the manifest's `exporter` (at most 256 printable characters;
+   * else `INVALID_ARGUMENT` before the lease is tried), or `false` to record none. Operators
+   * see it in `slipstream artifacts`. @defaultValue {@link defaultExporter}: `<host name>:<pid>`
+   */
+  exporter?: string | false;
   signal?: AbortSignal;
   logger?: Logger;
   onProgress?: ProgressFn;
+}
+
+/**
+ * This process as an exporter: `<host name>:<pid>`, read from the OS at call time (never
+ * configured), with the host name cut to keep the whole within the 256-character limit.
+ * A host name that is not printable gives `pid <pid>`.
+ */
+export function defaultExporter(): string {
+  const id = `${hostname().slice(0, 200)}:${process.pid}`;
+  return exporterProblem(id) === undefined ? id : `pid ${process.pid}`;
 }
 
 /** What {@link runExportRound} did. */
@@ -73,6 +95,12 @@ export type ExportRoundResult =
 export async function runExportRound(opts: ExportRoundOptions): Promise<ExportRoundResult> {
   const log = opts.logger ?? silentLogger;
   if (!(opts.ttlMs > 0)) throw new TypeError("ttlMs must be a positive number");
+  const exporter = opts.exporter === undefined ? defaultExporter() : opts.exporter;
+  if (exporter !== false) {
+    if (typeof exporter !== "string") throw new TypeError("exporter must be a string or false");
+    const problem = exporterProblem(exporter);
+    if (problem) throw invalidArgument(`exporter ${JSON.stringify(exporter.slice(0, 80))} ${problem}`);
+  }
   throwIfAborted(opts.signal, "export round");
   let guard: RoundLeaseGuard | undefined;
   try {
@@ -92,7 +120,11 @@ export async function runExportRound(opts: ExportRoundOptions): Promise<ExportRo
     await sweepAbandonedTemps(opts.scratchDir, TEMP_PREFIX.exportRound);
     roundDir = await mkdtempOwned(opts.scratchDir, TEMP_PREFIX.exportRound);
     const artifactDir = join(roundDir, "artifact");
-    const exported = await opts.fold.requestExport(artifactDir, { signal: opts.signal, onProgress: opts.onProgress });
+    const exported = await opts.fold.requestExport(artifactDir, {
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      ...(exporter !== false ? { exporter } : {}),
+    });
     const uploaded = await opts.transport.upload(opts.key, artifactDir, {
       signal: opts.signal,
       onProgress: opts.onProgress,

@@ -17,6 +17,8 @@ export interface TestArtifactOptions {
   extra?: Record<string, Uint8Array>;
   /** createdAt of the manifest. */
   now?: Date;
+  /** The manifest's `exporter`. @defaultValue none */
+  exporter?: string;
 }
 
 /** Writes a sealed artifact (backend "test", version "1") at `destDir` (absent or empty). */
@@ -27,6 +29,7 @@ export function makeTestArtifact(destDir: string, opts: TestArtifactOptions): Pr
     backendVersion: "1",
     cursor: opts.revision === 0n ? WatchCursor.none() : WatchCursor.fromRevision(opts.revision),
     now: opts.now ? () => opts.now as Date : undefined,
+    ...(opts.exporter !== undefined ? { exporter: opts.exporter } : {}),
     writePayload: async (dataDir) => {
       await writeFile(join(dataDir, "fold.snap"), payload);
       for (const [rel, bytes] of Object.entries(opts.extra ?? {})) {

@@ -39,7 +39,7 @@ export type {
   RoundLease,
   RoundLeaseGuard,
 } from "./export-round.js";
-export { runExportRound } from "./export-round.js";
+export { defaultExporter, runExportRound } from "./export-round.js";
 export type { TarEntrySpec, TestArtifactOptions } from "./fixtures.js";
 export { buildTar, makeTestArtifact } from "./fixtures.js";
 export type { ImportRemoteHints, ImportRemoteOptions } from "./import-remote.js";
