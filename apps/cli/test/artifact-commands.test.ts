@@ -140,6 +140,43 @@ describe("verify (remote), artifacts, pull over file://", () => {
     expect((await cli(["artifacts", "azure://c/p"])).stderr).toMatch(/no Azure credentials/);
   });
 
+  it("artifacts and verify show who exported the artifact (human and --json); 'not recorded' when it set none", async () => {
+    const fold = fresh("fold");
+    await makeFold(fold, routes(7));
+    const dir = fresh("artifact");
+    const store = await LevelSnapshotStore.open(fold);
+    await store.exportTo(dir, { exporter: "edge-7.eu-west:4242" });
+    await store.close();
+    const root = fresh("remote-exporter");
+    await mkdir(root);
+    await new ArtifactTransport(new FsBlobStore(root)).upload("edge/eu", dir);
+    const url = pathToFileURL(root).href;
+
+    const a = await cli(["artifacts", url]);
+    expect(a.code).toBe(EXIT.OK);
+    expect(a.stdout).toMatch(/^ {2}exporter {3}edge-7\.eu-west:4242$/m);
+    const aj = (await cli(["artifacts", url, "--json"])).json<{ artifacts: { pointer: { exporter: string } }[] }>();
+    expect(aj.artifacts[0]?.pointer.exporter).toBe("edge-7.eu-west:4242");
+
+    const v = await cli(["verify", url]);
+    expect(v.code).toBe(EXIT.OK);
+    expect(v.stdout).toMatch(/^exporter\s+edge-7\.eu-west:4242$/m);
+    const local = await cli(["verify", dir, "--json"]);
+    expect(local.json()).toMatchObject({
+      ok: true,
+      manifest: { exporter: "edge-7.eu-west:4242", cursor: { revision: "7" } },
+    });
+
+    // The artifact published without an exporter says so.
+    expect((await cli(["artifacts", remoteUrl])).stdout).toMatch(/^ {2}exporter {3}not recorded$/m);
+    const noneJson = (await cli(["artifacts", remoteUrl, "--json"])).json<{
+      artifacts: { pointer: { exporter: null } }[];
+    }>();
+    expect(noneJson.artifacts[0]?.pointer.exporter).toBeNull();
+    expect((await cli(["verify", artifact])).stdout).toMatch(/^exporter\s+not recorded$/m);
+    expect((await cli(["verify", artifact, "--json"])).json()).toMatchObject({ manifest: { exporter: null } });
+  });
+
   it("pull imports a verified fold that inspects to the artifact's cursor", async () => {
     const dest = fresh("pulled");
     const r = await cli(["pull", remoteUrl, dest, "--key", "edge/eu"]);

@@ -87,7 +87,8 @@ export function encodeManifest(manifest: ExportManifest): string {
 
 function exactKeys(obj: Record<string, unknown>, keys: string[], where: string, optional: string[] = []): void {
   for (const k of Object.keys(obj)) {
-    if (!keys.includes(k) && !optional.includes(k)) throw artifactInvalid(`malformed manifest: unknown field ${JSON.stringify(k)} in ${where}`);
+    if (!keys.includes(k) && !optional.includes(k))
+      throw artifactInvalid(`malformed manifest: unknown field ${JSON.stringify(k)} in ${where}`);
   }
   for (const k of keys) {
     if (!(k in obj)) throw artifactInvalid(`malformed manifest: missing field "${k}" in ${where}`);

@@ -33,8 +33,8 @@ export async function artifactsCommand(
             backend: m ? `${m.backend}/${m.backendVersion}` : null,
             files: m?.files.length ?? null,
             declaredBytes: e.declaredBytes ?? null,
-            // The manifest records no exporter identity; the export lease records the holder.
-            exporter: null,
+            // Who exported, as the manifest records it (optional: older exporters set none).
+            exporter: e.pointer.exporter ?? null,
             payload: e.pointer.payloadKey ?? null,
           }
         : null,
@@ -69,7 +69,7 @@ export async function artifactsCommand(
         io,
         `  payload    ${p.backend}, ${p.files} files, ${formatBytes(p.declaredBytes ?? 0)}${a.danglingPointer ? "  MISSING: the pointer names a payload that is not in the store" : ""}`,
       );
-      println(io, "  exporter   not recorded in the manifest (see the export lease)");
+      println(io, `  exporter   ${p.exporter ?? "not recorded"}`);
     }
     println(
       io,

@@ -65,6 +65,7 @@ function report(source: string, v: ArtifactVerification, extra: Problem[]) {
           backendVersion: m.backendVersion,
           cursor: { revision: m.cursor.isNone ? null : cursorRank(m.cursor), hex: m.cursor.toHex() },
           createdAt: m.createdAt.toISOString(),
+          exporter: m.exporter ?? null,
           files: m.files.length,
           bytes: m.files.reduce((n, f) => n + f.size, 0),
         }
@@ -154,6 +155,7 @@ function finish(io: CliIo, r: ReturnType<typeof report>, opts: VerifyOpts): Exit
             ["backend", `${m.backend} (format ${m.backendVersion}, schema ${m.schemaVersion})`],
             ["cursor", m.cursor.revision === null ? "none" : `${m.cursor.revision} (hex ${m.cursor.hex})`],
             ["created", m.createdAt],
+            ["exporter", m.exporter ?? "not recorded"],
             ["payload", `${m.files} files, ${formatBytes(m.bytes)}`],
           ] as const)
         : []),
