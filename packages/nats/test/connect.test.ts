@@ -4,12 +4,11 @@ import { inspect } from "node:util";
 import { nkeys } from "@nats-io/nats-core";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
-import { freePort, hasNats, tempDir } from "@slipstream/testkit";
+import { freePort, hasNats, natsOperatorConfig, natsUntrustedCreds, natsUserCreds, tempDir } from "@slipstream/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeCreds } from "../src/credentials.js";
 import { connect, NatsConnection } from "../src/index.js";
 import { bucketName, connectTo, enc, type NatsServerHandle, startNats } from "./helpers.js";
-import { operatorConfig, userCreds } from "./operator.js";
 
 const SECRET = "s3cret-Pa55";
 
@@ -143,9 +142,9 @@ describe.skipIf(!hasNats("any"))("connect with creds (operator mode)", () => {
   let dir: Awaited<ReturnType<typeof tempDir>>;
   beforeAll(async () => {
     dir = await tempDir("operator");
-    const { conf, account } = await operatorConfig(dir.path);
-    creds = userCreds(account);
-    stranger = userCreds(nkeys.createAccount()); // signed by an account the server does not know
+    const { conf, account } = await natsOperatorConfig(dir.path);
+    creds = natsUserCreds(account);
+    stranger = natsUntrustedCreds(); // signed by an account the server does not know
     server = await startNats({ args: ["-c", conf] });
   });
   afterAll(async () => {

@@ -1,12 +1,13 @@
 /**
- * A minimal NATS operator-mode setup for creds tests: an operator, a system account, one
- * JetStream-enabled account and users signed by it, as JWTs made here with nkeys (no nsc).
+ * A minimal NATS operator-mode (JWT) setup for credential tests: an operator, a system
+ * account, one JetStream-enabled account and users signed by it, as JWTs made here with
+ * nkeys (no `nsc` needed). The server trusts exactly the accounts preloaded in its config.
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { nkeys } from "@nats-io/nats-core";
+import { createAccount, createOperator, createUser, type KeyPair } from "@nats-io/nkeys";
 
-type KeyPair = ReturnType<typeof nkeys.createOperator>;
+export type { KeyPair } from "@nats-io/nkeys";
 
 const b64u = (b: Uint8Array | string): string => Buffer.from(b).toString("base64url");
 const UNLIMITED = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 };
@@ -22,9 +23,9 @@ function jwt(issuer: KeyPair, sub: string, name: string, nats: object): string {
   return `${header}.${payload}.${sig}`;
 }
 
-/** The text of a .creds file for a new user of `account`. */
-export function userCreds(account: KeyPair): string {
-  const user = nkeys.createUser();
+/** The text of a `.creds` file (user JWT + seed) for a new user of `account`. */
+export function natsUserCreds(account: KeyPair): string {
+  const user = createUser();
   const token = jwt(account, user.getPublicKey(), "user", {
     type: "user",
     version: 2,
@@ -46,11 +47,24 @@ export function userCreds(account: KeyPair): string {
   ].join("\n");
 }
 
-/** Writes an operator-mode server config into `dir`; returns its path and the account key. */
-export async function operatorConfig(dir: string): Promise<{ conf: string; account: KeyPair }> {
-  const op = nkeys.createOperator();
-  const sys = nkeys.createAccount();
-  const account = nkeys.createAccount();
+/** Well-formed `.creds` text of a user signed by an account no server trusts. */
+export function natsUntrustedCreds(): string {
+  return natsUserCreds(createAccount());
+}
+
+/** What {@link natsOperatorConfig} wrote. */
+export interface NatsOperatorSetup {
+  /** The server config file: start the server with `startNats({ args: ["-c", conf] })`. */
+  readonly conf: string;
+  /** The JetStream-enabled account; sign users with {@link natsUserCreds}. */
+  readonly account: KeyPair;
+}
+
+/** Writes an operator-mode server config (memory resolver, accounts preloaded) into `dir`. */
+export async function natsOperatorConfig(dir: string): Promise<NatsOperatorSetup> {
+  const op = createOperator();
+  const sys = createAccount();
+  const account = createAccount();
   const opJwt = jwt(op, op.getPublicKey(), "op", { type: "operator", version: 2 });
   const sysJwt = jwt(op, sys.getPublicKey(), "SYS", { type: "account", version: 2, limits: UNLIMITED });
   const accJwt = jwt(op, account.getPublicKey(), "app", {
@@ -74,5 +88,3 @@ export async function operatorConfig(dir: string): Promise<{ conf: string; accou
   );
   return { conf, account };
 }
-
-export { nkeys };
