@@ -2,6 +2,7 @@ import { readdir } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { type CliIo, run } from "@slipstream/cli";
 import { type KvUpdate, VersionToken, WatchCursor } from "@slipstream/core";
+import type { NatsKvStore } from "@slipstream/nats";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 
 /** The outcome of one CLI run. */
@@ -107,4 +108,15 @@ export async function snapshotDir(dir: string): Promise<string[]> {
   };
   await walk(dir, "");
   return out.sort();
+}
+
+/** Writes a LevelDB fold of the bucket's current state at `dir`, at its last sequence; returns that sequence. */
+export async function foldOf(kv: NatsKvStore, dir: string): Promise<bigint> {
+  const status = await kv.status();
+  const batch: KvUpdate[] = [];
+  for await (const e of kv.reader.scan("")) batch.push({ type: "put", entry: e });
+  const store = await LevelSnapshotStore.open(dir);
+  await store.apply(batch, WatchCursor.fromRevision(status.lastSeq));
+  await store.close();
+  return status.lastSeq;
 }

@@ -2,22 +2,13 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { EXIT } from "@slipstream/cli";
-import { type KvUpdate, WatchCursor } from "@slipstream/core";
 import { connect, type NatsConnection, type NatsKvStore } from "@slipstream/nats";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
-import {
-  freePort,
-  hasNats,
-  type NatsServerHandle,
-  repoRoot,
-  startNats,
-  type TempDir,
-  tempDir,
-} from "@slipstream/testkit";
+import { freePort, hasNats, type NatsServerHandle, startNats, type TempDir, tempDir } from "@slipstream/testkit";
 import { ArtifactTransport } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli } from "./helpers.js";
+import { cli, foldOf } from "./helpers.js";
 
 const encoder = new TextEncoder();
 const enc = (s: string): Uint8Array => encoder.encode(s);
@@ -25,17 +16,6 @@ let server: NatsServerHandle;
 let conn: NatsConnection;
 let tmp: TempDir;
 let n = 0;
-
-/** A real fold of the bucket's current state, at its last sequence. */
-async function foldOf(kv: NatsKvStore, dir: string): Promise<bigint> {
-  const status = await kv.status();
-  const batch: KvUpdate[] = [];
-  for await (const e of kv.reader.scan("")) batch.push({ type: "put", entry: e });
-  const store = await LevelSnapshotStore.open(dir);
-  await store.apply(batch, WatchCursor.fromRevision(status.lastSeq));
-  await store.close();
-  return status.lastSeq;
-}
 
 async function fill(kv: NatsKvStore, prefix: string, count: number, size = 10): Promise<void> {
   for (let i = 0; i < count; i++) await kv.writer.put(`${prefix}.${i}`, new Uint8Array(size).fill(65));
@@ -187,75 +167,5 @@ describe.skipIf(!hasNats("any"))("diff and status against a live nats-server", (
     expect(again).toBeInstanceOf(Error);
     const noFold = await cli(["diff", join(tmp.path, "nope"), "--nats", server.url, "--bucket", "cli_bad"]);
     expect(noFold.code).toBe(EXIT.INPUT);
-  });
-
-  it("credentials: user/password against a server that requires them", async () => {
-    await using secured = await startNats({ args: ["--user", "ops", "--pass", "s3cret"] });
-    const c = await connect({ servers: secured.url, user: "ops", pass: "s3cret" });
-    try {
-      const kv = await c.store({ name: "creds" });
-      await kv.writer.put("k", enc("v"));
-    } finally {
-      await c.close();
-    }
-    const ok = await cli([
-      "status",
-      "--nats",
-      secured.url,
-      "--bucket",
-      "creds",
-      "--user",
-      "ops",
-      "--password",
-      "s3cret",
-    ]);
-    expect(ok.code).toBe(EXIT.OK);
-    const denied = await cli([
-      "status",
-      "--nats",
-      secured.url,
-      "--bucket",
-      "creds",
-      "--user",
-      "ops",
-      "--password",
-      "wrong",
-    ]);
-    expect(denied.code).toBe(EXIT.UNAVAILABLE);
-    expect(denied.stderr).toMatch(/refused the user\/pass credentials/);
-  });
-
-  it("credentials: a token", async () => {
-    await using secured = await startNats({ args: ["--auth", "t0ken-for-ops"] });
-    const c = await connect({ servers: secured.url, token: "t0ken-for-ops" });
-    try {
-      await (await c.store({ name: "tok" })).writer.put("k", enc("v"));
-    } finally {
-      await c.close();
-    }
-    const ok = await cli(["status", "--nats", secured.url, "--bucket", "tok", "--token", "t0ken-for-ops", "--json"]);
-    expect(ok.code).toBe(EXIT.OK);
-    expect(ok.json()).toMatchObject({ bucket: { name: "tok", lastSeq: "1" } });
-    expect((await cli(["status", "--nats", secured.url, "--bucket", "tok"])).code).toBe(EXIT.UNAVAILABLE);
-  });
-
-  it("TLS: --tls-ca trusts the server's CA; without it the connection is refused", async () => {
-    const tls = (name: string) => join(repoRoot(), "packages/nats/test/fixtures/tls", name);
-    await using secured = await startNats({
-      args: ["--tls", "--tlscert", tls("server.pem"), "--tlskey", tls("server-key.pem")],
-    });
-    const c = await connect({ servers: secured.url, tls: { caFile: tls("ca.pem") } });
-    try {
-      await (await c.store({ name: "tls" })).writer.put("k", enc("v"));
-    } finally {
-      await c.close();
-    }
-    const ok = await cli(["status", "--nats", secured.url, "--bucket", "tls", "--tls-ca", tls("ca.pem")]);
-    expect(ok.code).toBe(EXIT.OK);
-    expect(ok.stdout).toMatch(/sequences\s+first 1, last 1/);
-    const wrong = await cli(["status", "--nats", secured.url, "--bucket", "tls", "--tls-ca", tls("other-ca.pem")]);
-    expect(wrong.code).toBe(EXIT.UNAVAILABLE);
-    const none = await cli(["status", "--nats", secured.url, "--bucket", "tls", "--tls"]);
-    expect(none.code).toBe(EXIT.UNAVAILABLE);
   });
 });
