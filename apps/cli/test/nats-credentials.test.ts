@@ -197,20 +197,9 @@ describe.skipIf(!hasNats("any") || !hasOpenssl())("NATS TLS with certificates is
       "--tls-key",
       files.clientKey,
     ]);
-    const noClientCert = await cli([
-      "status",
-      "--nats",
-      server.url,
-      "--bucket",
-      "mtls",
-      "--tls-ca",
-      files.ca,
-      "--timeout",
-      "3s",
-    ]);
+    const noClientCert = await cli(["status", "--nats", server.url, "--bucket", "mtls", "--tls-ca", files.ca]);
     expect(noClientCert.code).toBe(EXIT.UNAVAILABLE);
-    // The server's TLS 1.3 "certificate required" alert comes after the client's side of the
-    // handshake; the client then waits out --timeout instead of failing at once.
-    expect(noClientCert.stderr).toMatch(/^slipstream: connecting to .* (timed out|certificate)/);
+    // The server's reason ("certificate required"), or the socket it closed during the TLS handshake.
+    expect(noClientCert.stderr).toMatch(/^slipstream: connecting to .*(certificate required|TLS)/);
   });
 });

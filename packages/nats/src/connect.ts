@@ -173,6 +173,10 @@ export class NatsConnection implements AsyncDisposable {
         timeout: timeoutMs,
         reconnectTimeWait,
         maxReconnectAttempts,
+        // 0 means never reconnect. nats.js would still try once after a drop, and a drop
+        // during the first handshake (a TLS 1.3 "certificate required" alert) then waits on
+        // itself until the timeout instead of failing with the server's reason.
+        ...(maxReconnectAttempts === 0 ? { reconnect: false } : {}),
       });
       try {
         nc = await withTimeout(`connecting to ${where}`, timeoutMs, opts.signal, () => dialing);

@@ -2,7 +2,7 @@
 import { fileURLToPath } from "node:url";
 import { SlipstreamError } from "@slipstream/core";
 import { connect } from "@slipstream/nats";
-import { hasNats, type NatsServerHandle, startNats } from "@slipstream/testkit";
+import { hasNats, hasOpenssl, makeTlsFiles, type NatsServerHandle, startNats, tempDir } from "@slipstream/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/tls/${name}`, import.meta.url));
@@ -42,5 +42,35 @@ describe.skipIf(!hasNats("any"))("TLS", () => {
   it("a client without TLS options (system CAs only) is refused with CONNECTION_FAILED", async () => {
     const err = await connect({ servers: server.url, timeoutMs: 5_000 }).catch((e: unknown) => e);
     expect(SlipstreamError.is(err, "CONNECTION_FAILED"), String(err)).toBe(true);
+  });
+});
+
+describe.skipIf(!hasNats("any") || !hasOpenssl())("mutual TLS (certificates issued at test time by openssl)", () => {
+  it("a client certificate signed by the server's CA connects; none fails with the server's reason when reconnects are off", async () => {
+    await using dir = await tempDir("mtls-");
+    const f = await makeTlsFiles(dir.path);
+    await using server = await startNats({
+      args: ["--tlsverify", "--tlscert", f.serverCert, "--tlskey", f.serverKey, "--tlscacert", f.ca],
+    });
+    const nc = await connect({
+      servers: server.url,
+      tls: { caFile: f.ca, certFile: f.clientCert, keyFile: f.clientKey },
+      timeoutMs: 5_000,
+    });
+    try {
+      await (await nc.store({ name: "mtls" })).writer.put("k", new TextEncoder().encode("v"));
+    } finally {
+      await nc.close();
+    }
+    // The refusal arrives after the client's side of the TLS 1.3 handshake; with reconnects
+    // off it must surface as the server's reason, not as a wait for the timeout.
+    const err = await connect({
+      servers: server.url,
+      tls: { caFile: f.ca },
+      timeoutMs: 60_000,
+      maxReconnectAttempts: 0,
+    }).catch((e: unknown) => e);
+    expect(SlipstreamError.is(err, "CONNECTION_FAILED"), String(err)).toBe(true);
+    expect((err as Error).message).toMatch(/certificate/i);
   });
 });
