@@ -4,17 +4,18 @@
  * - `file:///path` — a directory (shared filesystem);
  * - `s3://bucket/prefix?endpoint=…&region=…&forcePathStyle=1` — credentials from the
  *   standard AWS chain (environment, shared config/credentials files, SSO, instance role);
- * - `azure://container/prefix?endpoint=…` — `AZURE_STORAGE_CONNECTION_STRING`, or
- *   `AZURE_STORAGE_ACCOUNT` with `AZURE_STORAGE_KEY` or `AZURE_STORAGE_SAS_TOKEN`.
+ * - `azure://container/prefix?account=…&endpoint=…` — `AZURE_STORAGE_CONNECTION_STRING`,
+ *   `AZURE_STORAGE_KEY`, `AZURE_STORAGE_SAS_TOKEN`, else `DefaultAzureCredential`
+ *   (see `azure-auth.ts`).
  */
 import { stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { S3Client } from "@aws-sdk/client-s3";
-import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
 import { ArtifactTransport, type BlobStore } from "@slipstream/transport";
 import { AzureBlobStore } from "@slipstream/transport-azure";
 import { FsBlobStore } from "@slipstream/transport-fs";
 import { S3BlobStore } from "@slipstream/transport-s3";
+import { azureServiceClient, describeAzureAuth, selectAzureAuth } from "./azure-auth.js";
 import { CliError, EXIT, usage } from "./exit.js";
 
 /** A parsed transport URL with its store. */
@@ -25,6 +26,8 @@ export interface TransportTarget {
   readonly store: BlobStore;
   /** The prefix under which artifact keys live. */
   readonly prefix: string;
+  /** Which credentials the store uses, without secrets (e.g. "DefaultAzureCredential (Microsoft Entra ID)"). */
+  readonly credentials: string;
   /** An ArtifactTransport over the store and prefix. */
   transport(timeoutMs: number): ArtifactTransport;
 }
@@ -63,11 +66,18 @@ export async function openTransportUrl(
       `not a transport URL: ${JSON.stringify(text)} (expected file:///path, s3://bucket/prefix or azure://container/prefix)`,
     );
   }
-  const make = (scheme: TransportTarget["scheme"], store: BlobStore, prefix: string, display: string) => ({
+  const make = (
+    scheme: TransportTarget["scheme"],
+    store: BlobStore,
+    prefix: string,
+    display: string,
+    credentials: string,
+  ) => ({
     display,
     scheme,
     store,
     prefix,
+    credentials,
     transport: (timeoutMs: number) => new ArtifactTransport(store, { prefix, timeoutMs }),
   });
   switch (url.protocol) {
@@ -78,7 +88,7 @@ export async function openTransportUrl(
       const st = await stat(root).catch(() => undefined);
       if (!st) throw new CliError(EXIT.INPUT, "NOT_FOUND", `transport directory ${root} does not exist`);
       if (!st.isDirectory()) throw new CliError(EXIT.INPUT, "NOT_FOUND", `transport path ${root} is not a directory`);
-      return make("file", new FsBlobStore(root), "", `file://${root}`);
+      return make("file", new FsBlobStore(root), "", `file://${root}`, "file permissions");
     }
     case "s3:": {
       const bucket = url.hostname;
@@ -110,43 +120,36 @@ export async function openTransportUrl(
           : {}),
       });
       const store = new S3BlobStore({ client, bucket, timeoutMs: opts.timeoutMs });
-      return make("s3", store, cleanPrefix(decodeURIComponent(url.pathname)), `s3://${bucket}${url.pathname}`);
+      return make(
+        "s3",
+        store,
+        cleanPrefix(decodeURIComponent(url.pathname)),
+        `s3://${bucket}${url.pathname}`,
+        keyId && secret ? "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY" : "the AWS SDK's default credential chain",
+      );
     }
     case "azure:": {
       const container = url.hostname;
       if (!container) throw usage(`azure URL needs a container: azure://container/prefix, got ${text}`);
       const q = url.searchParams;
       for (const k of q.keys()) {
-        if (k !== "endpoint") throw usage(`unknown azure URL parameter ${k}`);
+        if (k !== "endpoint" && k !== "account") throw usage(`unknown azure URL parameter ${k}`);
       }
-      const service = azureService(env, q.get("endpoint") ?? undefined);
+      const auth = selectAzureAuth(env, {
+        account: q.get("account") ?? undefined,
+        endpoint: q.get("endpoint") ?? undefined,
+      });
+      const service = await azureServiceClient(auth);
       const store = new AzureBlobStore({ container: service.getContainerClient(container), timeoutMs: opts.timeoutMs });
-      return make("azure", store, cleanPrefix(decodeURIComponent(url.pathname)), `azure://${container}${url.pathname}`);
+      return make(
+        "azure",
+        store,
+        cleanPrefix(decodeURIComponent(url.pathname)),
+        `azure://${container}${url.pathname}`,
+        describeAzureAuth(auth),
+      );
     }
     default:
       throw usage(`unsupported transport URL scheme ${url.protocol.replace(/:$/, "")}:// (use file, s3 or azure)`);
   }
-}
-
-function azureService(env: Readonly<Record<string, string | undefined>>, endpointParam: string | undefined) {
-  const conn = env.AZURE_STORAGE_CONNECTION_STRING;
-  if (conn) {
-    try {
-      return BlobServiceClient.fromConnectionString(conn);
-    } catch (err) {
-      throw usage(`AZURE_STORAGE_CONNECTION_STRING is not a valid connection string: ${(err as Error).message}`);
-    }
-  }
-  const account = env.AZURE_STORAGE_ACCOUNT;
-  if (!account) {
-    throw usage(
-      "no Azure credentials: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN",
-    );
-  }
-  const endpoint = endpointParam ?? env.AZURE_STORAGE_BLOB_ENDPOINT ?? `https://${account}.blob.core.windows.net`;
-  const key = env.AZURE_STORAGE_KEY;
-  if (key) return new BlobServiceClient(endpoint, new StorageSharedKeyCredential(account, key));
-  const sas = env.AZURE_STORAGE_SAS_TOKEN;
-  if (sas) return new BlobServiceClient(`${endpoint}?${sas.replace(/^\?/, "")}`, new AnonymousCredential());
-  throw usage("AZURE_STORAGE_ACCOUNT is set but neither AZURE_STORAGE_KEY nor AZURE_STORAGE_SAS_TOKEN is");
 }

@@ -6,7 +6,14 @@
 import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
-import { BlobServiceClient } from "@azure/storage-blob";
+import {
+  AccountSASPermissions,
+  AccountSASResourceTypes,
+  AccountSASServices,
+  BlobServiceClient,
+  generateAccountSASQueryParameters,
+  StorageSharedKeyCredential,
+} from "@azure/storage-blob";
 import { EXIT } from "@slipstream/cli";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 import {
@@ -121,6 +128,30 @@ describe("azure:// (Azurite)", () => {
       env: { ...env, AZURE_STORAGE_KEY: Buffer.from("wrong").toString("base64") },
     });
     expect(wrong.code).toBe(EXIT.UNAVAILABLE);
+  });
+
+  it("a SAS token from the environment, and ?account= naming the key's account", async () => {
+    const sas = generateAccountSASQueryParameters(
+      {
+        expiresOn: new Date(Date.now() + 3_600_000),
+        permissions: AccountSASPermissions.parse("rl"),
+        resourceTypes: AccountSASResourceTypes.parse("sco").toString(),
+        services: AccountSASServices.parse("b").toString(),
+      },
+      new StorageSharedKeyCredential(azurite.accountName, azurite.accountKey),
+    ).toString();
+    const url = `azure://artifacts/fleet?endpoint=${encodeURIComponent(azurite.blobEndpoint)}`;
+    const r = await cli(["verify", url, "--key", "edge/eu", "--json"], { env: { AZURE_STORAGE_SAS_TOKEN: sas } });
+    expect(r.code).toBe(EXIT.OK);
+    expect(r.json()).toMatchObject({ ok: true, manifest: { cursor: { revision: "120" } } });
+    // A SAS signed with another key is refused by the server: exit 4.
+    const forged = sas.replace(/sig=[^&]+/, `sig=${encodeURIComponent(Buffer.alloc(32, 1).toString("base64"))}`);
+    expect((await cli(["artifacts", url], { env: { AZURE_STORAGE_SAS_TOKEN: forged } })).code).toBe(EXIT.UNAVAILABLE);
+
+    const withAccount = `${url}&account=${azurite.accountName}`;
+    const k = await cli(["artifacts", withAccount, "--json"], { env: { AZURE_STORAGE_KEY: azurite.accountKey } });
+    expect(k.code).toBe(EXIT.OK);
+    expect(k.json<{ artifacts: { key: string }[] }>().artifacts.map((a) => a.key)).toEqual(["edge/eu"]);
   });
 
   it("a container that does not exist: no artifacts, exit 3 for pull", async () => {
