@@ -15,9 +15,9 @@ export const EXIT = {
   PROBLEM: 1,
   /** Bad usage: unknown command or option, malformed URL or argument. */
   USAGE: 2,
-  /** The input is not there or not what it must be: missing directory, not a fold, corrupt fold, no such bucket or artifact. */
+  /** The input is not there or not what it must be: missing directory, not a fold, corrupt fold, no such bucket or artifact, a `--creds` file missing or not a `.creds` file. */
   INPUT: 3,
-  /** A server or store could not be reached or failed: connection refused, timeout, I/O error. */
+  /** A server or store could not be reached or failed: connection refused, credentials refused, timeout, I/O error. */
   UNAVAILABLE: 4,
   /** Refused to touch something: the destination is not empty, the fold is locked by a running process. */
   REFUSED: 5,

@@ -27,7 +27,7 @@ export function natsOptions(cmd: Command): Command {
   return cmd
     .option("--nats <url>", "NATS server URL(s), comma-separated (default: $NATS_URL)")
     .option("--bucket <name>", "the KV bucket")
-    .option("--creds <file>", "NATS credentials (.creds) file")
+    .option("--creds <file>", "NATS credentials (.creds) file: user JWT + nkey seed (operator/JWT mode)")
     .option("--user <user>", "NATS user")
     .option("--password <password>", "NATS password")
     .option("--token <token>", "NATS token")

@@ -24,8 +24,8 @@ Exit codes:
   0    success (in sync, valid, found)
   1    the command ran and found a problem (differences, invalid artifact, expired cursor, no such key)
   2    bad usage (unknown option, malformed URL or argument)
-  3    input not there or not what it must be (missing directory, not a fold, no such bucket or artifact)
-  4    a server or store could not be reached or failed (connection refused, timeout, I/O error)
+  3    input not there or not what it must be (missing directory, not a fold, no such bucket or artifact, a --creds file missing or not a .creds file)
+  4    a server or store could not be reached or failed (connection refused, credentials refused, timeout, I/O error)
   5    refused (destination not empty, fold locked by a running process)
   130  interrupted`;
 
@@ -125,8 +125,10 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
 
   program
     .command("artifacts")
-    .description("published artifacts: the pointer (cursor, created, size), payloads kept, and what prune would remove")
-    .argument("<transportUrl>", "file:///path, s3://bucket/prefix?…, azure://container/prefix")
+    .description(
+      "published artifacts: the pointer (cursor, created, size, exporter), payloads kept, and what prune would remove",
+    )
+    .argument("<transportUrl>", "file:///path, s3://bucket/prefix?…, azure://container/prefix?account=…")
     .option("--key <key>", "only this artifact key")
     .addOption(
       new Option("--grace <duration>", "the grace period prune would use").argParser(duration).default(3_600_000, "1h"),
