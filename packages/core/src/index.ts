@@ -73,4 +73,18 @@ export type {
   VerifyArtifactOptions,
 } from "./verify.js";
 export { retentionHorizon } from "./horizon.js";
+export {
+  MAX_SCOPE_PREFIXES,
+  MAX_SCOPE_PREFIX_LENGTH,
+  assertScopeCovers,
+  describeScope,
+  foldScopeOf,
+  inFoldScope,
+  normalizeScope,
+  scopeCovers,
+  scopePrefixProblem,
+} from "./fold-scope.js";
+export type { FoldScope } from "./fold-scope.js";
+export { askMassDelete, massDeleteTrips, resolveMassDeleteGuard } from "./mass-delete.js";
+export type { MassDeleteGuard, MassDeleteInfo, ResolvedMassDeleteGuard } from "./mass-delete.js";
 export type { HorizonState, RetentionHorizon, RetentionHorizonOptions, RetentionState } from "./horizon.js";

@@ -1,5 +1,6 @@
 import { artifactInvalid } from "./errors.js";
 import { WatchCursor } from "./cursor.js";
+import { MAX_SCOPE_PREFIXES, scopePrefixProblem } from "./fold-scope.js";
 import type { ArtifactFile, ExportManifest } from "./types.js";
 
 /** The manifest's file name inside an artifact directory. */
@@ -12,6 +13,8 @@ export const ARTIFACT_SCHEMA_VERSION = 1;
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
 const MANIFEST_KEYS = ["schemaVersion", "backend", "backendVersion", "cursor", "createdAt", "files"];
+/** Optional manifest fields: omitted from the canonical bytes when absent. */
+const OPTIONAL_KEYS = ["scope"];
 const FILE_KEYS = ["path", "size", "sha256"];
 const SHA256_RE = /^[0-9a-f]{64}$/;
 const CURSOR_HEX_RE = /^(?:[0-9a-f]{2}){0,10}$/;
@@ -59,15 +62,17 @@ export function encodeManifest(manifest: ExportManifest): string {
     backend: manifest.backend,
     backendVersion: manifest.backendVersion,
     cursor: manifest.cursor.toHex(),
+    // Absent = the whole bucket; left out so that unscoped manifests keep their exact bytes.
+    ...(manifest.scope !== undefined ? { scope: [...manifest.scope] } : {}),
     createdAt: manifest.createdAt.toISOString(),
     files: sortFiles(manifest.files).map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 })),
   };
   return `${JSON.stringify(doc, null, 2)}\n`;
 }
 
-function exactKeys(obj: Record<string, unknown>, keys: string[], where: string): void {
+function exactKeys(obj: Record<string, unknown>, keys: string[], where: string, optional: string[] = []): void {
   for (const k of Object.keys(obj)) {
-    if (!keys.includes(k)) throw artifactInvalid(`malformed manifest: unknown field ${JSON.stringify(k)} in ${where}`);
+    if (!keys.includes(k) && !optional.includes(k)) throw artifactInvalid(`malformed manifest: unknown field ${JSON.stringify(k)} in ${where}`);
   }
   for (const k of keys) {
     if (!(k in obj)) throw artifactInvalid(`malformed manifest: missing field "${k}" in ${where}`);
@@ -107,7 +112,7 @@ export function parseManifest(input: Uint8Array | string): ExportManifest {
       `unsupported artifact schemaVersion ${JSON.stringify(doc.schemaVersion)}; this version reads ${ARTIFACT_SCHEMA_VERSION}`,
     );
   }
-  exactKeys(doc, MANIFEST_KEYS, "manifest");
+  exactKeys(doc, MANIFEST_KEYS, "manifest", OPTIONAL_KEYS);
   const { backend, backendVersion, cursor, createdAt, files } = doc;
   if (typeof backend !== "string" || !BACKEND_RE.test(backend)) {
     throw artifactInvalid(`malformed manifest: backend ${JSON.stringify(backend)} must match ${BACKEND_RE}`);
@@ -123,6 +128,7 @@ export function parseManifest(input: Uint8Array | string): ExportManifest {
   if (typeof createdAt !== "string" || Number.isNaN(Date.parse(createdAt))) {
     throw artifactInvalid("malformed manifest: createdAt must be an ISO 8601 timestamp");
   }
+  const scope = "scope" in doc ? parseScope(doc.scope) : undefined;
   if (!Array.isArray(files)) throw artifactInvalid("malformed manifest: files must be an array");
   const parsed: ArtifactFile[] = [];
   let previous: string | undefined;
@@ -161,7 +167,40 @@ export function parseManifest(input: Uint8Array | string): ExportManifest {
     backend,
     backendVersion,
     cursor: WatchCursor.fromHex(cursor),
+    ...(scope !== undefined ? { scope } : {}),
     createdAt: new Date(createdAt),
     files: parsed,
   };
+}
+
+/**
+ * The optional `scope` field: a non-empty array of valid prefixes in canonical form (sorted
+ * in byte order, none a prefix of another), so that equal scopes always have equal bytes.
+ */
+function parseScope(value: unknown): string[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw artifactInvalid("malformed manifest: scope must be a non-empty array of key prefixes (omit it for the whole bucket)");
+  }
+  if (value.length > MAX_SCOPE_PREFIXES) {
+    throw artifactInvalid(`malformed manifest: scope lists ${value.length} prefixes; at most ${MAX_SCOPE_PREFIXES}`);
+  }
+  const out: string[] = [];
+  value.forEach((p: unknown, i: number) => {
+    const problem = scopePrefixProblem(p);
+    if (problem) throw artifactInvalid(`malformed manifest: scope[${i}] ${JSON.stringify(p)} ${problem}`);
+    const prefix = p as string;
+    const previous = out.at(-1);
+    if (previous !== undefined && compareUtf8(previous, prefix) >= 0) {
+      throw artifactInvalid(
+        `malformed manifest: scope[${i}] ${JSON.stringify(prefix)} is duplicated or not sorted after ${JSON.stringify(previous)}`,
+      );
+    }
+    if (previous !== undefined && prefix.startsWith(previous)) {
+      throw artifactInvalid(
+        `malformed manifest: scope[${i}] ${JSON.stringify(prefix)} is already covered by ${JSON.stringify(previous)}`,
+      );
+    }
+    out.push(prefix);
+  });
+  return out;
 }

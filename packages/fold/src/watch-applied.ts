@@ -11,6 +11,8 @@ import type {
   ExportManifest,
   ExportOptions,
   KvReader,
+  MassDeleteGuard,
+  MassDeleteInfo,
   KvUpdate,
   KvWatcher,
   Logger,
@@ -99,29 +101,8 @@ export interface WatchAppliedOptions<U> {
   massDelete?: MassDeleteGuard | false;
 }
 
-/** See {@link WatchAppliedOptions.massDelete}. */
-export interface MassDeleteGuard {
-  /** Largest share of the fold's keys in scope a resync may delete unasked. @defaultValue 0.5 */
-  maxShare?: number;
-  /** Deletes below this count never trip the guard. @defaultValue 100 */
-  minKeys?: number;
-  /** Decides a tripped guard: true applies the deletes, false (or throwing) refuses them. */
-  onMassDelete?: (info: MassDeleteInfo) => boolean | Promise<boolean>;
-}
-
-/** What a tripped {@link MassDeleteGuard} reports. */
-export interface MassDeleteInfo {
-  /** Keys the resync would delete. */
-  deletes: number;
-  /** Keys in the fold within the watch's scope. */
-  foldKeys: number;
-  /** Live keys the bucket listed within the scope. */
-  liveKeys: number;
-  /** The fold's cursor (the expired one). */
-  cursor: WatchCursor;
-  /** A few of the keys that would go (at most 20). */
-  sample: string[];
-}
+// The guard's options and report are shared with the import guard (importRemote's replace).
+export type { MassDeleteGuard, MassDeleteInfo } from "@slipstream/core";
 
 /** Observable counters of a running {@link AppliedWatch}. */
 export interface AppliedWatchStats {
@@ -867,6 +848,7 @@ class AppliedLoop<U> implements AppliedWatch {
     const g = this.#massDelete;
     if (!g || keys.length === 0 || keys.length < g.minKeys || keys.length <= g.maxShare * foldKeys) return;
     const info: MassDeleteInfo = {
+      source: "resync",
       deletes: keys.length,
       foldKeys,
       liveKeys,
