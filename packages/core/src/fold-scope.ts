@@ -104,3 +104,33 @@ export function assertScopeCovers(held: FoldScope, wanted: FoldScope, what: stri
     `${what} holds ${describeScope(held)}, which does not cover the scope needed here (${describeScope(wanted)}): keys of that scope would be missing`,
   );
 }
+
+/** True when two fold scopes hold the same prefixes. */
+export function sameScope(a: FoldScope, b: FoldScope): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.length === b.length && a.every((p, i) => p === b[i]);
+}
+
+/**
+ * The scope an export writes: the requested one, which the fold's own scope `held` must
+ * cover (`SCOPE_NOT_COVERED` otherwise; an empty one → `INVALID_ARGUMENT`), or, when none
+ * is requested, everything the fold holds.
+ */
+export function resolveExportScope(held: FoldScope, requested: WatchScope | undefined): FoldScope {
+  if (requested === undefined) return held;
+  const wanted = foldScopeOf(requested);
+  if (wanted?.length === 0) throw invalidArgument("an export scope must name at least one prefix");
+  assertScopeCovers(held, wanted, "this fold");
+  return wanted;
+}
+
+/**
+ * The fold scope an import keeps for a node watching `requested` (absent: the whole
+ * bucket). An empty one → `INVALID_ARGUMENT`.
+ */
+export function resolveImportScope(requested: WatchScope | undefined): FoldScope {
+  if (requested === undefined) return undefined;
+  const keep = foldScopeOf(requested);
+  if (keep?.length === 0) throw invalidArgument("an import scope must name at least one prefix");
+  return keep;
+}

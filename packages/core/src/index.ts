@@ -81,6 +81,9 @@ export {
   foldScopeOf,
   inFoldScope,
   normalizeScope,
+  resolveExportScope,
+  resolveImportScope,
+  sameScope,
   scopeCovers,
   scopePrefixProblem,
 } from "./fold-scope.js";
