@@ -33,6 +33,7 @@ export const TEMP_PREFIX = {
   download: ".slipstream-download-",
   exportRound: ".slipstream-export-round-",
   bootstrap: ".slipstream-bootstrap-",
+  replace: ".slipstream-replace-",
 } as const;
 
 function ioError(what: string, err: unknown): SlipstreamError {

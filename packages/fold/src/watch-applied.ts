@@ -21,7 +21,9 @@ import type {
   WatchScope,
 } from "@slipstream/core";
 import {
+  assertScopeCovers,
   cursorRank,
+  foldScopeOf,
   invalidArgument,
   SlipstreamError,
   scopePrefixes,
@@ -77,7 +79,11 @@ export interface WatchAppliedOptions<U> {
   resume?: WatchCursor;
   /** Lists live keys for a resync after `CURSOR_EXPIRED` (needs `store` too). */
   reader?: KvReader;
-  /** Durable fold: each flush commits the raw batch and its cursor here, atomically. */
+  /**
+   * Durable fold: each flush commits the raw batch and its cursor here, atomically. A fold
+   * imported for a narrower scope (`store.scope`) must cover `scope` (`SCOPE_NOT_COVERED`
+   * otherwise, thrown here).
+   */
   store?: SnapshotStore;
   batch?: BatchOptions;
   /** Maps an update to your domain type; `undefined` skips it (the cursor still moves past it). */
@@ -337,6 +343,9 @@ class AppliedLoop<U> implements AppliedWatch {
       maxCommitFailures: positiveInt(r.maxCommitFailures, 16, "retry.maxCommitFailures"),
     };
     this.#massDelete = massDeleteGuard(opts.massDelete);
+    // A fold imported for a narrower scope lacks every key outside it: watching a wider
+    // scope from its cursor would never deliver those keys (they were put before it).
+    if (this.#store?.scope !== undefined) assertScopeCovers(this.#store.scope, foldScopeOf(scope), "the store's fold");
     this.#applied = opts.resume ?? this.#store?.cursor ?? WatchCursor.none();
     if (opts.resume && this.#store && cursorRank(opts.resume) > cursorRank(this.#store.cursor)) {
       // Harmless the other way round (re-delivery); this way the store misses the updates between.
@@ -887,7 +896,9 @@ class AppliedLoop<U> implements AppliedWatch {
     this.#stats.resyncs++;
     const reader = this.#reader;
     const store = this.#store;
-    const prefixes = scopePrefixes(this.#scope);
+    // Overlapping prefixes ("route." and "route.eu.") would count a key twice in the fold
+    // and skew the mass-delete share: list each key under one prefix only.
+    const prefixes = minimalPrefixes(scopePrefixes(this.#scope));
     this.#log.warn("watch cursor expired (retention evicted part of the log); resyncing", {
       cursor: this.#applied.toHex(),
       error: describeError(cause),
@@ -964,6 +975,17 @@ class AppliedLoop<U> implements AppliedWatch {
     });
     return !this.#stopping;
   }
+}
+
+/** Prefixes without those another one covers ("" covers all), in byte order. */
+function minimalPrefixes(prefixes: readonly string[]): string[] {
+  const sorted = [...new Set(prefixes)].sort(compareKeys);
+  const kept: string[] = [];
+  for (const p of sorted) {
+    const last = kept.at(-1);
+    if (last === undefined || !p.startsWith(last)) kept.push(p);
+  }
+  return kept;
 }
 
 /** Applies the defaults of {@link MassDeleteGuard}; undefined when the guard is off. */

@@ -16,6 +16,7 @@ import {
   TEMP_PREFIX,
   throwIfAborted,
   type WatchCursor,
+  type WatchScope,
 } from "@slipstream/core";
 import type { ArtifactTransport } from "./artifact-transport.js";
 
@@ -34,7 +35,10 @@ export interface RoundLease {
 
 /** What exports the fold (structurally, `AppliedWatch` of `@slipstream/fold`). */
 export interface RoundExporter {
-  requestExport(destDir: string, opts?: { signal?: AbortSignal; onProgress?: ProgressFn }): Promise<ExportManifest>;
+  requestExport(
+    destDir: string,
+    opts?: { signal?: AbortSignal; onProgress?: ProgressFn; scope?: WatchScope },
+  ): Promise<ExportManifest>;
 }
 
 /** Options of {@link runExportRound}. */
@@ -48,6 +52,13 @@ export interface ExportRoundOptions {
   key: string;
   /** A local directory for the transient artifact (created if missing). */
   scratchDir: string;
+  /**
+   * Publish a partial artifact of only these prefixes (its manifest records the scope);
+   * the fold must hold them (`SCOPE_NOT_COVERED` otherwise). Nodes watching a scope within
+   * it can bootstrap from it.
+   * @defaultValue everything the fold holds
+   */
+  scope?: WatchScope;
   signal?: AbortSignal;
   logger?: Logger;
   onProgress?: ProgressFn;
@@ -92,7 +103,11 @@ export async function runExportRound(opts: ExportRoundOptions): Promise<ExportRo
     await sweepAbandonedTemps(opts.scratchDir, TEMP_PREFIX.exportRound);
     roundDir = await mkdtempOwned(opts.scratchDir, TEMP_PREFIX.exportRound);
     const artifactDir = join(roundDir, "artifact");
-    const exported = await opts.fold.requestExport(artifactDir, { signal: opts.signal, onProgress: opts.onProgress });
+    const exported = await opts.fold.requestExport(artifactDir, {
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      ...(opts.scope !== undefined ? { scope: opts.scope } : {}),
+    });
     const uploaded = await opts.transport.upload(opts.key, artifactDir, {
       signal: opts.signal,
       onProgress: opts.onProgress,

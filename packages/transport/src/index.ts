@@ -42,7 +42,7 @@ export type {
 export { runExportRound } from "./export-round.js";
 export type { TarEntrySpec, TestArtifactOptions } from "./fixtures.js";
 export { buildTar, makeTestArtifact } from "./fixtures.js";
-export type { ImportRemoteHints, ImportRemoteOptions } from "./import-remote.js";
+export type { ImportRemoteHints, ImportRemoteOptions, ImportReplaceOptions } from "./import-remote.js";
 export { importRemote } from "./import-remote.js";
 export { PAYLOADS_SUFFIX, POINTER_SUFFIX, parsePayloadName, payloadName } from "./naming.js";
 export type { ParallelRangesOptions } from "./ranged-read.js";
