@@ -4,6 +4,7 @@ import { join } from "node:path";
 import {
   type ArtifactVerification,
   cursorRank,
+  describeScope,
   type ExportManifest,
   SlipstreamError,
   TEMP_PREFIX,
@@ -41,7 +42,11 @@ async function deepCheck(io: CliIo, dir: string, manifest: ExportManifest): Prom
   }
   const scratch = await mkdtemp(join(tmpdir(), TEMP_PREFIX.import));
   try {
-    const store = await LevelSnapshotStore.import(dir, join(scratch, "fold"), io.signal ? { signal: io.signal } : {});
+    // A partial artifact opens for its own scope (an import defaults to the whole bucket).
+    const store = await LevelSnapshotStore.import(dir, join(scratch, "fold"), {
+      ...(io.signal ? { signal: io.signal } : {}),
+      ...(manifest.scope !== undefined ? { scope: { kind: "prefixes", prefixes: manifest.scope } } : {}),
+    });
     await store.close();
     return undefined;
   } catch (err) {
@@ -64,6 +69,8 @@ function report(source: string, v: ArtifactVerification, extra: Problem[]) {
           backend: m.backend,
           backendVersion: m.backendVersion,
           cursor: { revision: m.cursor.isNone ? null : cursorRank(m.cursor), hex: m.cursor.toHex() },
+          // The key prefixes a partial artifact holds; null = the whole bucket.
+          scope: m.scope ?? null,
           createdAt: m.createdAt.toISOString(),
           files: m.files.length,
           bytes: m.files.reduce((n, f) => n + f.size, 0),
@@ -153,6 +160,7 @@ function finish(io: CliIo, r: ReturnType<typeof report>, opts: VerifyOpts): Exit
         ? ([
             ["backend", `${m.backend} (format ${m.backendVersion}, schema ${m.schemaVersion})`],
             ["cursor", m.cursor.revision === null ? "none" : `${m.cursor.revision} (hex ${m.cursor.hex})`],
+            ...(m.scope !== null ? ([["scope", `partial: ${describeScope(m.scope)}`]] as const) : []),
             ["created", m.createdAt],
             ["payload", `${m.files} files, ${formatBytes(m.bytes)}`],
           ] as const)
