@@ -224,7 +224,9 @@ describe("partial artifacts", () => {
     expect(j.manifest.scope).toEqual(["route.000"]);
     // A whole-bucket artifact has no scope line and a null scope.
     expect((await cli(["verify", artifact])).stdout).not.toMatch(/^scope/m);
-    expect((await cli(["verify", artifact, "--json"])).json<{ manifest: { scope: unknown } }>().manifest.scope).toBeNull();
+    expect(
+      (await cli(["verify", artifact, "--json"])).json<{ manifest: { scope: unknown } }>().manifest.scope,
+    ).toBeNull();
 
     const remote = fresh("remote");
     await mkdir(remote);

@@ -72,7 +72,8 @@ export function encodeManifest(manifest: ExportManifest): string {
 
 function exactKeys(obj: Record<string, unknown>, keys: string[], where: string, optional: string[] = []): void {
   for (const k of Object.keys(obj)) {
-    if (!keys.includes(k) && !optional.includes(k)) throw artifactInvalid(`malformed manifest: unknown field ${JSON.stringify(k)} in ${where}`);
+    if (!keys.includes(k) && !optional.includes(k))
+      throw artifactInvalid(`malformed manifest: unknown field ${JSON.stringify(k)} in ${where}`);
   }
   for (const k of keys) {
     if (!(k in obj)) throw artifactInvalid(`malformed manifest: missing field "${k}" in ${where}`);
@@ -179,7 +180,9 @@ export function parseManifest(input: Uint8Array | string): ExportManifest {
  */
 function parseScope(value: unknown): string[] {
   if (!Array.isArray(value) || value.length === 0) {
-    throw artifactInvalid("malformed manifest: scope must be a non-empty array of key prefixes (omit it for the whole bucket)");
+    throw artifactInvalid(
+      "malformed manifest: scope must be a non-empty array of key prefixes (omit it for the whole bucket)",
+    );
   }
   if (value.length > MAX_SCOPE_PREFIXES) {
     throw artifactInvalid(`malformed manifest: scope lists ${value.length} prefixes; at most ${MAX_SCOPE_PREFIXES}`);

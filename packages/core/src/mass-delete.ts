@@ -67,7 +67,11 @@ export function resolveMassDeleteGuard(
 }
 
 /** True when deleting `deletes` of a fold's `foldKeys` keys trips the guard. */
-export function massDeleteTrips(guard: ResolvedMassDeleteGuard | undefined, deletes: number, foldKeys: number): boolean {
+export function massDeleteTrips(
+  guard: ResolvedMassDeleteGuard | undefined,
+  deletes: number,
+  foldKeys: number,
+): boolean {
   if (!guard || deletes <= 0) return false;
   return deletes >= guard.minKeys && deletes > guard.maxShare * foldKeys;
 }

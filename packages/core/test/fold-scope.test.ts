@@ -70,7 +70,10 @@ describe("fold scopes", () => {
 
   it("refuses prefixes the watch scope would refuse (INVALID_ARGUMENT)", () => {
     for (const bad of ["a b", "a.*", "a.>", ".a", "a..b", "$kv", "x".repeat(2049)]) {
-      expect(code(() => normalizeScope([bad])), bad).toBe("INVALID_ARGUMENT");
+      expect(
+        code(() => normalizeScope([bad])),
+        bad,
+      ).toBe("INVALID_ARGUMENT");
     }
     expect(code(() => normalizeScope(Array.from({ length: 1025 }, (_, i) => `p${i}.`)))).toBe("INVALID_ARGUMENT");
   });

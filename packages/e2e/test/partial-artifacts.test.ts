@@ -51,7 +51,8 @@ async function seed(kv: NatsKvStore): Promise<bigint> {
     ["route.us.", 10],
     ["svc.", 5],
   ] as const) {
-    for (let i = 0; i < count; i++) last = (await kv.writer.put(`${prefix}${i}`, enc.encode(`v1-${prefix}${i}`))).revision ?? last;
+    for (let i = 0; i < count; i++)
+      last = (await kv.writer.put(`${prefix}${i}`, enc.encode(`v1-${prefix}${i}`))).revision ?? last;
   }
   return last;
 }
@@ -217,7 +218,8 @@ describe("import guard: replacing a fold with an artifact", () => {
 
   async function putMany(kv: NatsKvStore, count: number, tag: string): Promise<bigint> {
     let last = 0n;
-    for (let i = 0; i < count; i++) last = (await kv.writer.put(`route.${i}`, enc.encode(`${tag}-${i}`))).revision ?? last;
+    for (let i = 0; i < count; i++)
+      last = (await kv.writer.put(`route.${i}`, enc.encode(`${tag}-${i}`))).revision ?? last;
     return last;
   }
 

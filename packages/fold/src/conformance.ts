@@ -595,7 +595,10 @@ export function snapshotStoreSuite(opts: SnapshotStoreSuiteOptions): void {
         const narrow = await ctx.importer(artifact, join(ctx.root, "narrow"), {
           scope: { kind: "prefix", prefix: "node.a" },
         });
-        assert.deepEqual((await dumpStore(narrow)).entries, NODE_ONLY.filter(([k]) => k === "node.a"));
+        assert.deepEqual(
+          (await dumpStore(narrow)).entries,
+          NODE_ONLY.filter(([k]) => k === "node.a"),
+        );
       });
 
       check("a narrow node bootstraps from a wider artifact, keeps only its keys and folds on", async (ctx) => {

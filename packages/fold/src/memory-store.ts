@@ -5,14 +5,7 @@
  */
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import type {
-  ExportManifest,
-  ExportOptions,
-  KvEntry,
-  KvUpdate,
-  SnapshotStore,
-  WatchScope,
-} from "@slipstream/core";
+import type { ExportManifest, ExportOptions, KvEntry, KvUpdate, SnapshotStore, WatchScope } from "@slipstream/core";
 import {
   artifactInvalid,
   describeScope,

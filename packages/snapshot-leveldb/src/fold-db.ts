@@ -6,13 +6,7 @@
  */
 import { lstat, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  type FoldScope,
-  SlipstreamError,
-  throwIfAborted,
-  type VersionToken,
-  type WatchCursor,
-} from "@slipstream/core";
+import { type FoldScope, SlipstreamError, throwIfAborted, type VersionToken, type WatchCursor } from "@slipstream/core";
 import { Level } from "level";
 import { mapLevelError, mapOpenError } from "./errors.js";
 import {

@@ -67,7 +67,11 @@ export async function writeScopedFold(
  * scope, then compacts. The count record must agree with the entries found
  * (`ARTIFACT_INVALID` otherwise). Returns the entries kept.
  */
-export async function narrowFold(dir: string, keep: readonly string[], signal: AbortSignal | undefined): Promise<number> {
+export async function narrowFold(
+  dir: string,
+  keep: readonly string[],
+  signal: AbortSignal | undefined,
+): Promise<number> {
   const fold = await FoldDb.open(dir, "inspect");
   try {
     const cursor = fold.initialCursor;
@@ -97,7 +101,9 @@ export async function narrowFold(dir: string, keep: readonly string[], signal: A
     }
     if (total !== fold.initialCount) {
       await write.discard();
-      throw artifactInvalid(`artifact payload holds ${total} entries but its entry count record says ${fold.initialCount}`);
+      throw artifactInvalid(
+        `artifact payload holds ${total} entries but its entry count record says ${fold.initialCount}`,
+      );
     }
     write.setScope(keep);
     await write.commit(cursor, kept, true);

@@ -569,7 +569,11 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
       });
     }
     try {
-      if (!found.initialCursor.equals(cursor) || found.initialCount !== count || !sameScope(found.initialScope, scope)) {
+      if (
+        !found.initialCursor.equals(cursor) ||
+        found.initialCount !== count ||
+        !sameScope(found.initialScope, scope)
+      ) {
         throw new SlipstreamError(
           "BACKEND",
           `export verification failed: the copy has cursor ${found.initialCursor.toHex() || "none"}, entry count record ${found.initialCount} and scope ${describeScope(found.initialScope)}; expected cursor ${cursor.toHex() || "none"}, ${count} entries and scope ${describeScope(scope)}`,
