@@ -249,4 +249,35 @@ describe("partial artifacts", () => {
     expect((await cli(["inspect", imported, "--json"])).json<{ scope: string[] }>().scope).toEqual(["route.0001"]);
     expect((await cli(["inspect", fold, "--json"])).json<{ scope: unknown }>().scope).toBeNull();
   });
+
+  it("pull refuses a partial artifact for a whole fold (exit 1, nothing written); --prefix keeps only those keys", async () => {
+    const fold = fresh("fold");
+    await makeFold(fold, routes(50));
+    const store = await LevelSnapshotStore.open(fold);
+    const dir = fresh("partial");
+    await store.exportTo(dir, { scope: { kind: "prefix", prefix: "route.00" } });
+    await store.close();
+    const remote = fresh("remote");
+    await mkdir(remote);
+    const url = pathToFileURL(remote).href;
+    await new ArtifactTransport(new FsBlobStore(remote)).upload("edge/partial", dir);
+
+    const dest = fresh("pulled");
+    const whole = await cli(["pull", url, dest, "--json"]);
+    expect(whole.code).toBe(EXIT.PROBLEM);
+    expect(whole.stderr).toMatch(/SCOPE_NOT_COVERED|does not cover/);
+    await expect(readdir(dest)).rejects.toThrow();
+    const wider = await cli(["pull", url, dest, "--prefix", "route.", "--no-progress"]);
+    expect(wider.code).toBe(EXIT.PROBLEM);
+    await expect(readdir(dest)).rejects.toThrow();
+
+    const r = await cli(["pull", url, dest, "--prefix", "route.0001", "--prefix", "route.0002", "--no-progress"]);
+    expect(r.code).toBe(EXIT.OK);
+    expect(r.stdout).toMatch(/^entries\s+2$/m);
+    expect(r.stdout).toMatch(/^scope\s+partial: "route\.0001", "route\.0002"$/m);
+    expect((await cli(["inspect", dest, "--json"])).json<{ scope: string[] }>().scope).toEqual([
+      "route.0001",
+      "route.0002",
+    ]);
+  });
 });
