@@ -623,6 +623,11 @@ export function snapshotStoreSuite(opts: SnapshotStoreSuiteOptions): void {
         // Its own exports say what they hold; a wider export is refused.
         const again = await imported.exportTo(join(ctx.root, "re-export"));
         assert.deepEqual(again.scope, ["svc."]);
+        await expectNotCovered(ctx, join(ctx.root, "re-export"), undefined);
+        const second = await ctx.importer(join(ctx.root, "re-export"), join(ctx.root, "second"), {
+          scope: { kind: "prefix", prefix: "svc." },
+        });
+        assert.deepEqual(await dumpStore(second), { cursor: CURSOR_7, entries: SVC_ONLY });
         await assert.rejects(
           imported.exportTo(join(ctx.root, "wider"), { scope: { kind: "all" } }),
           isCode("SCOPE_NOT_COVERED"),

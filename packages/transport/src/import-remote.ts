@@ -50,7 +50,7 @@ export interface ImportReplaceOptions<S extends SnapshotStore = SnapshotStore> {
   /**
    * The fold now at `destDir`, open. Its keys in scope are counted for the mass-delete
    * guard; it is closed by `importRemote` right before the swap (and left open, untouched,
-   * when the import is refused or fails).
+   * when the import is refused or fails). Stop any watch that commits into it first.
    */
   current: SnapshotStore;
   /** Opens the new fold at `destDir` after the swap, e.g. `(dir) => LevelSnapshotStore.open(dir)`. */
