@@ -285,6 +285,90 @@ describe("import guard: replacing a fold with an artifact", () => {
     await replaced.close();
   });
 
+  it("a route.eu. node counts only its scope: a wide artifact with few eu keys is refused, one that does not cover it too", async () => {
+    const { kv, leases, root, transport } = await fixture();
+    for (let i = 0; i < 200; i++) await kv.writer.put(`route.eu.${i}`, enc.encode("v1"));
+    const c1 = (await kv.writer.put("route.us.0", enc.encode("v1"))).revision ?? 0n;
+    const a = startNode("node-a", kv, await LevelSnapshotStore.open(join(root, "a")));
+    await a.caughtUpTo(c1);
+    await runExportRound({
+      lease: a.lease(leases),
+      ttlMs: 60_000,
+      fold: a.watch,
+      transport,
+      key: "fleet/all",
+      scratchDir: join(root, "scratch-a"),
+    });
+    const current = await importRemote({
+      transport,
+      key: "fleet/all",
+      scratchDir: join(root, "scratch"),
+      destDir: join(root, "eu"),
+      scope: EU,
+      open: (art, d, hints) => LevelSnapshotStore.import(art, d, hints),
+    });
+    expect(await current.count()).toBe(200);
+    const before = await foldState(current);
+
+    // The bucket loses 150 eu keys and gains 500 us keys: the wide artifact grows, the eu part shrinks.
+    for (let i = 0; i < 150; i++) await kv.writer.delete(`route.eu.${i}`);
+    for (let i = 1; i <= 500; i++) await kv.writer.put(`route.us.${i}`, enc.encode("v2"));
+    const c2 = (await kv.writer.put("route.us.last", enc.encode("v2"))).revision ?? 0n;
+    await a.caughtUpTo(c2);
+    const round = await runExportRound({
+      lease: a.lease(leases, "export.second"),
+      ttlMs: 60_000,
+      fold: a.watch,
+      transport,
+      key: "fleet/all",
+      scratchDir: join(root, "scratch-a"),
+    });
+    expect(round.outcome).toBe("published");
+    const seen: MassDeleteInfo[] = [];
+    const err = await importRemote({
+      transport,
+      key: "fleet/all",
+      scratchDir: join(root, "scratch"),
+      destDir: join(root, "eu"),
+      scope: EU,
+      open: (art, d, hints) => LevelSnapshotStore.import(art, d, hints),
+      replace: {
+        current,
+        reopen: (dir) => LevelSnapshotStore.open(dir),
+        massDelete: { onMassDelete: (info) => seen.push(info) < 0 },
+      },
+    }).catch((e: unknown) => e);
+    expect(SlipstreamError.is(err, "MASS_DELETE_REFUSED"), String(err)).toBe(true);
+    expect(seen[0]).toMatchObject({ source: "import", deletes: 150, foldKeys: 200, liveKeys: 50 });
+    expect(await foldState(current)).toEqual(before);
+
+    // An artifact of us keys only does not cover the eu node: refused before any swap.
+    await runExportRound({
+      lease: a.lease(leases, "export.us"),
+      ttlMs: 60_000,
+      fold: a.watch,
+      transport,
+      key: "fleet/us",
+      scope: { kind: "prefix", prefix: "route.us." },
+      scratchDir: join(root, "scratch-a"),
+    });
+    const notCovered = await importRemote({
+      transport,
+      key: "fleet/us",
+      scratchDir: join(root, "scratch"),
+      destDir: join(root, "eu"),
+      scope: EU,
+      open: (art, d, hints) => LevelSnapshotStore.import(art, d, hints),
+      replace: { current, reopen: (dir) => LevelSnapshotStore.open(dir) },
+    }).catch((e: unknown) => e);
+    expect(SlipstreamError.is(notCovered, "SCOPE_NOT_COVERED"), String(notCovered)).toBe(true);
+    expect(await foldState(current)).toEqual(before);
+    expect(await stages(root)).toEqual([]);
+    expect(await isEmptyOrMissing(join(root, "scratch"))).toBe(true);
+    await current.close();
+    await a.stop();
+  });
+
   it("replaces without asking when the artifact is not much smaller, and refuses by default (no hook)", async () => {
     const { kv, leases, root, transport } = await fixture();
     const c1 = await putMany(kv, 150, "v1");
