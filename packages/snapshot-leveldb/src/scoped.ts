@@ -2,11 +2,14 @@
  * Partial folds: writing a fold of only some prefixes (a scoped export) and narrowing a
  * staged copy to a node's prefixes (a scoped import). Both go through the fold's own write
  * path (FoldWrite batches that carry cursor, count and scope together), so the result is a
- * fold like any other, with an exact entry count and a `scope` record.
+ * fold like any other, with an exact entry count and a `scope` record. Either way only the
+ * ranges of the scope are read.
  */
-import { artifactInvalid, inFoldScope, throwIfAborted, type WatchCursor } from "@slipstream/core";
+import { readdir, rename, rm, rmdir } from "node:fs/promises";
+import { join } from "node:path";
+import { fsyncPath, throwIfAborted, type WatchCursor } from "@slipstream/core";
 import { FoldDb } from "./fold-db.js";
-import { DATA_PREFIX, dataKey, prefixUpperBound } from "./format.js";
+import { dataKey, prefixUpperBound } from "./format.js";
 
 // Records per LevelDB batch while copying or narrowing: bounded memory whatever the fold size.
 const CHUNK = 4096;
@@ -61,55 +64,35 @@ export async function writeScopedFold(
   return count;
 }
 
+/** Where a narrowed fold is built inside the stage it replaces. */
+const NARROW_DIR = ".slipstream-narrow";
+
 /**
- * Narrows the staged (already verified) fold at `dir` to the keys of `keep`: deletes every
- * other entry, commits the exact remaining count, the unchanged cursor and `keep` as its
- * scope, then compacts. The count record must agree with the entries found
- * (`ARTIFACT_INVALID` otherwise). Returns the entries kept.
+ * Narrows the staged (already verified) fold at `dir` to the keys of `keep`: the entries of
+ * `keep` are copied into a fresh fold (cursor unchanged, exact count, `keep` as its scope)
+ * built inside the stage, which then replaces the stage's files. Only the kept ranges are
+ * read, so a narrow node pays for what it keeps, not for the artifact's other keys (and no
+ * tombstones or compaction of them). Returns the entries kept.
  */
 export async function narrowFold(
   dir: string,
   keep: readonly string[],
   signal: AbortSignal | undefined,
 ): Promise<number> {
-  const fold = await FoldDb.open(dir, "inspect");
+  const source = await FoldDb.open(dir, "inspect");
+  const narrowed = join(dir, NARROW_DIR);
+  let kept: number;
   try {
-    const cursor = fold.initialCursor;
-    let total = 0;
-    let kept = 0;
-    let write = fold.write();
-    let pending = 0;
-    for await (const chunk of fold.rawRecords({ chunk: 1024 })) {
-      throwIfAborted(signal, "scoped import");
-      for (const [k] of chunk) {
-        total++;
-        const key = k.toString("utf8", DATA_PREFIX.length);
-        if (inFoldScope(keep, key)) {
-          kept++;
-        } else {
-          write.del(k);
-          pending++;
-        }
-      }
-      if (pending >= CHUNK) {
-        // The count of an interim commit is not exact, but the stage is not published
-        // unless the final commit below lands.
-        await write.commit(cursor, fold.initialCount, false);
-        write = fold.write();
-        pending = 0;
-      }
-    }
-    if (total !== fold.initialCount) {
-      await write.discard();
-      throw artifactInvalid(
-        `artifact payload holds ${total} entries but its entry count record says ${fold.initialCount}`,
-      );
-    }
-    write.setScope(keep);
-    await write.commit(cursor, kept, true);
-    await fold.compact();
-    return kept;
+    kept = await writeScopedFold(source, narrowed, keep, source.initialCursor, { signal });
   } finally {
-    await fold.close();
+    await source.close();
   }
+  // The stage is private and not yet in place: a crash here leaves only a stage to sweep.
+  for (const name of await readdir(dir)) {
+    if (name !== NARROW_DIR) await rm(join(dir, name), { recursive: true, force: true });
+  }
+  for (const name of await readdir(narrowed)) await rename(join(narrowed, name), join(dir, name));
+  await rmdir(narrowed);
+  await fsyncPath(dir);
+  return kept;
 }

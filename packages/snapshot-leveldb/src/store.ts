@@ -261,7 +261,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
           try {
             kept = await narrowFold(stageDir, keep, opts.signal);
           } catch (err) {
-            if (SlipstreamError.is(err, "ABORTED") || SlipstreamError.is(err, "ARTIFACT_INVALID")) throw err;
+            if (SlipstreamError.is(err, "ABORTED")) throw err;
             throw SlipstreamError.wrap(err, "BACKEND", "narrowing the imported fold to its scope");
           }
         }
