@@ -221,7 +221,11 @@ async function replaceFold<S extends SnapshotStore>(
     }
     throwIfAborted(opts.signal, "import");
     await replace.current.close();
-    await rename(dest, join(side, "previous"));
+    try {
+      await rename(dest, join(side, "previous"));
+    } catch (err) {
+      throw SlipstreamError.wrap(err, "BACKEND", `moving the current fold ${dest} aside`);
+    }
     try {
       await rename(join(side, "fold"), dest);
     } catch (err) {
