@@ -207,6 +207,63 @@ describe("partial artifacts, live", () => {
   });
 });
 
+describe("a partial fold after retention evicted its gap, live", () => {
+  it("resyncs within its own scope: the vanished eu key is deleted, no key of another scope appears", async () => {
+    n += 1;
+    const kv = await conn.store({ name: `partial_evict_${n}`, maxBytes: 16 * 1024, discard: "old" });
+    const leases = await conn.store({ name: `partial_evict_leases_${n}`, history: 1 });
+    const root = join(tmp.path, `case-${n}`);
+    const transport = new ArtifactTransport(new FsBlobStore(join(root, "blobs")));
+    await kv.writer.put("route.eu.a", enc.encode("a1"));
+    await kv.writer.put("route.eu.gone", enc.encode("g1"));
+    await kv.writer.put("route.us.x", enc.encode("x1"));
+    const seeded = (await kv.writer.put("route.us.y", enc.encode("y1"))).revision ?? 0n;
+    const a = startNode("node-a", kv, await LevelSnapshotStore.open(join(root, "a")));
+    await a.caughtUpTo(seeded);
+    const round = await runExportRound({
+      lease: a.lease(leases),
+      ttlMs: 60_000,
+      fold: a.watch,
+      transport,
+      key: "fleet/all",
+      scratchDir: join(root, "scratch-a"),
+    });
+    expect(round.outcome).toBe("published");
+    await a.stop();
+    const store = await importRemote({
+      transport,
+      key: "fleet/all",
+      scratchDir: join(root, "scratch-b"),
+      destDir: join(root, "b"),
+      scope: EU,
+      open: (art, dest, hints) => LevelSnapshotStore.import(art, dest, hints),
+    });
+    expect([...(await foldState(store)).keys()]).toEqual(["route.eu.a", "route.eu.gone"]);
+
+    // The gap: an eu delete, then us filler that evicts the head of the log, then eu writes.
+    await kv.writer.delete("route.eu.gone");
+    const filler = new Uint8Array(1500).fill(120);
+    for (let i = 0; i < 30; i++) await kv.writer.put(`route.us.filler.${i}`, filler);
+    await kv.writer.put("route.eu.a", enc.encode("a2"));
+    const last = (await kv.writer.put("route.eu.new", enc.encode("n1"))).revision ?? 0n;
+    expect((await kv.status()).firstSeq > seeded + 1n).toBe(true); // the gap is really gone
+
+    const b = startNode("node-b", kv, store, EU);
+    await b.caughtUpTo(last);
+    expect(b.watch.stats.resyncs).toBe(1);
+    expect(b.watch.stats.syntheticDeletes).toBe(1);
+    expect(await foldState(b.store)).toEqual(within(await bucketState(kv), "route.eu."));
+    expect(await foldState(b.store)).toEqual(
+      new Map([
+        ["route.eu.a", "a2"],
+        ["route.eu.new", "n1"],
+      ]),
+    );
+    expect(await (b.store as LevelSnapshotStore).count()).toBe(2);
+    await b.stop();
+  });
+});
+
 describe("import guard: replacing a fold with an artifact", () => {
   /** A LevelDB fold of `count` keys `route.<i>` at `dir`, folded from `kv`. */
   async function foldOf(kv: NatsKvStore, dir: string, upTo: bigint) {
