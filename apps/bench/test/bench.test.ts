@@ -1,9 +1,9 @@
 import { hasNats } from "@slipstream/testkit";
 import { describe, expect, it } from "vitest";
 import { parseArgs } from "../src/args.js";
+import { benchResume } from "../src/bench-resume.js";
 import type { RunReport } from "../src/report.js";
 import { formatScale } from "../src/scale.js";
-import { benchResume } from "../src/bench-resume.js";
 
 // Correctness fields only: timings and ratios are the benchmark's output, never asserted.
 describe.skipIf(!hasNats("any"))("bench smoke: resume after restart", () => {

@@ -54,6 +54,7 @@ export function classify(err: unknown): { exitCode: ExitCode; code: string; mess
     const code = err.code;
     switch (code) {
       case "ARTIFACT_INVALID":
+      case "SCOPE_NOT_COVERED":
         return { exitCode: EXIT.PROBLEM, code, message };
       case "SNAPSHOT_CORRUPTED":
       case "SNAPSHOT_INVALID_FORMAT":

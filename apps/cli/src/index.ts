@@ -4,7 +4,8 @@
  *
  * @packageDocumentation
  */
-export { CliError, classify, EXIT } from "./exit.js";
+
 export type { ExitCode } from "./exit.js";
+export { CliError, classify, EXIT } from "./exit.js";
 export type { CliIo } from "./output.js";
 export { run, VERSION } from "./program.js";

@@ -3,8 +3,8 @@
  * (`--creds`, `--user/--password`, `--token`) and TLS (`--tls`, `--tls-ca`, `--tls-cert`, `--tls-key`).
  */
 import { readFile, stat } from "node:fs/promises";
-import { type ConnectOptions, connect, type NatsConnection, type NatsKvStore } from "@slipstream/nats";
 import { SlipstreamError } from "@slipstream/core";
+import { type ConnectOptions, connect, type NatsConnection, type NatsKvStore } from "@slipstream/nats";
 import type { Command } from "commander";
 import { CliError, EXIT, usage } from "./exit.js";
 

@@ -147,12 +147,21 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .argument("<transportUrl>", "file:///path, s3://bucket/prefix?…, azure://container/prefix")
     .argument("<destDir>", "where the fold is created; must be absent or empty")
     .option("--key <key>", "the artifact key (default: the only one)")
+    .option(
+      "--prefix <prefix>",
+      "keep only keys under this prefix (repeatable): the fold of a node that watches only these prefixes; the artifact must cover them",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .option("--no-progress", "no progress bar")
     .addOption(timeoutOption())
     .addOption(jsonOption())
     .action(
-      wrap((url: string, dest: string, o: { json?: boolean; key?: string; progress?: boolean; timeout: number }) =>
-        pullCommand(io, url, dest, { ...o, timeoutMs: o.timeout }),
+      wrap(
+        (
+          url: string,
+          dest: string,
+          o: { json?: boolean; key?: string; prefix?: string[]; progress?: boolean; timeout: number },
+        ) => pullCommand(io, url, dest, { ...o, timeoutMs: o.timeout }),
       ),
     );
 

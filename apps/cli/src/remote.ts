@@ -1,5 +1,5 @@
 /** Choosing the artifact key under a transport URL. */
-import { describeArtifacts, type CatalogEntry } from "@slipstream/transport";
+import { type CatalogEntry, describeArtifacts } from "@slipstream/transport";
 import { CliError, EXIT, usage } from "./exit.js";
 import type { TransportTarget } from "./transport-url.js";
 

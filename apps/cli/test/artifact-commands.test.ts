@@ -242,3 +242,79 @@ describe("verify (remote), artifacts, pull over file://", () => {
     expect(r.stderr).toMatch(/import/);
   });
 });
+
+describe("partial artifacts", () => {
+  it("verify, artifacts and inspect show the scope; --deep opens a partial artifact for its own scope", async () => {
+    const fold = fresh("fold");
+    await makeFold(fold, routes(50));
+    const store = await LevelSnapshotStore.open(fold);
+    const dir = fresh("partial");
+    // route.0001 … route.0009: the ten keys of "route.000"
+    await store.exportTo(dir, { scope: { kind: "prefix", prefix: "route.000" } });
+    await store.close();
+
+    const r = await cli(["verify", dir, "--deep"]);
+    expect(r.code).toBe(EXIT.OK);
+    expect(r.stdout).toMatch(/^scope\s+partial: "route\.000"$/m);
+    const j = (await cli(["verify", dir, "--deep", "--json"])).json<{ ok: boolean; manifest: { scope: string[] } }>();
+    expect(j.ok).toBe(true);
+    expect(j.manifest.scope).toEqual(["route.000"]);
+    // A whole-bucket artifact has no scope line and a null scope.
+    expect((await cli(["verify", artifact])).stdout).not.toMatch(/^scope/m);
+    expect(
+      (await cli(["verify", artifact, "--json"])).json<{ manifest: { scope: unknown } }>().manifest.scope,
+    ).toBeNull();
+
+    const remote = fresh("remote");
+    await mkdir(remote);
+    await new ArtifactTransport(new FsBlobStore(remote)).upload("edge/partial", dir);
+    const a = await cli(["artifacts", pathToFileURL(remote).href]);
+    expect(a.code).toBe(EXIT.OK);
+    expect(a.stdout).toMatch(/scope\s+partial: "route\.000"/);
+    const aj = (await cli(["artifacts", pathToFileURL(remote).href, "--json"])).json<{
+      artifacts: { pointer: { scope: string[] | null } }[];
+    }>();
+    expect(aj.artifacts[0]?.pointer.scope).toEqual(["route.000"]);
+
+    const imported = fresh("imported");
+    const s = await LevelSnapshotStore.import(dir, imported, { scope: { kind: "prefix", prefix: "route.0001" } });
+    expect(await s.count()).toBe(1);
+    await s.close();
+    const i = await cli(["inspect", imported]);
+    expect(i.code).toBe(EXIT.OK);
+    expect(i.stdout).toMatch(/^scope\s+partial: "route\.0001"$/m);
+    expect((await cli(["inspect", imported, "--json"])).json<{ scope: string[] }>().scope).toEqual(["route.0001"]);
+    expect((await cli(["inspect", fold, "--json"])).json<{ scope: unknown }>().scope).toBeNull();
+  });
+
+  it("pull refuses a partial artifact for a whole fold (exit 1, nothing written); --prefix keeps only those keys", async () => {
+    const fold = fresh("fold");
+    await makeFold(fold, routes(50));
+    const store = await LevelSnapshotStore.open(fold);
+    const dir = fresh("partial");
+    await store.exportTo(dir, { scope: { kind: "prefix", prefix: "route.00" } });
+    await store.close();
+    const remote = fresh("remote");
+    await mkdir(remote);
+    const url = pathToFileURL(remote).href;
+    await new ArtifactTransport(new FsBlobStore(remote)).upload("edge/partial", dir);
+
+    const dest = fresh("pulled");
+    const whole = await cli(["pull", url, dest, "--json"]);
+    expect(whole.code).toBe(EXIT.PROBLEM);
+    expect(whole.stderr).toMatch(/SCOPE_NOT_COVERED|does not cover/);
+    await expect(readdir(dest)).rejects.toThrow();
+    const wider = await cli(["pull", url, dest, "--prefix", "route.", "--no-progress"]);
+    expect(wider.code).toBe(EXIT.PROBLEM);
+    await expect(readdir(dest)).rejects.toThrow();
+
+    const r = await cli(["pull", url, dest, "--prefix", "route.0001", "--prefix", "route.0002", "--no-progress"]);
+    expect(r.code).toBe(EXIT.OK);
+    expect(r.stdout).toMatch(/^entries\s+2$/m);
+    expect(r.stdout).toMatch(/^scope\s+partial: "route\.0001", "route\.0002"$/m);
+    expect((await cli(["inspect", dest, "--json"])).json<{ scope: string[] }>().scope).toEqual([
+      "route.0001",
+      "route.0002",
+    ]);
+  });
+});

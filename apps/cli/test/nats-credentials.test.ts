@@ -8,7 +8,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { EXIT } from "@slipstream/cli";
-import { connect, type ConnectOptions } from "@slipstream/nats";
+import { type ConnectOptions, connect } from "@slipstream/nats";
 import {
   hasNats,
   hasOpenssl,
@@ -18,8 +18,8 @@ import {
   natsUserCreds,
   startNats,
   type TempDir,
-  tempDir,
   type TlsFiles,
+  tempDir,
 } from "@slipstream/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cli, foldOf } from "./helpers.js";

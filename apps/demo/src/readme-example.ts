@@ -1,6 +1,7 @@
 // The README's "Use it" example, kept here so the build type-checks it.
-import { connect } from "@slipstream/nats";
+
 import { watchApplied } from "@slipstream/fold";
+import { connect } from "@slipstream/nats";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 
 export async function readmeExample(natsUrl: string, foldDir: string): Promise<void> {

@@ -11,20 +11,21 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { abortedError, throwIfAborted } from "./async.js";
 import type { WatchCursor } from "./cursor.js";
-import { SlipstreamError, artifactInvalid, invalidArgument } from "./errors.js";
+import { artifactInvalid, invalidArgument, SlipstreamError } from "./errors.js";
+import { assertScopeCovers, foldScopeOf } from "./fold-scope.js";
 import { fsyncParent, fsyncPath } from "./fsync.js";
-import { mkdtempOwned, sweepAbandonedTemps } from "./owned-temp.js";
 import {
   ARTIFACT_SCHEMA_VERSION,
+  encodeManifest,
+  exporterProblem,
   MANIFEST_FILE,
   MAX_MANIFEST_BYTES,
   PAYLOAD_DIR,
-  encodeManifest,
-  exporterProblem,
   parseManifest,
   sortFiles,
 } from "./manifest.js";
-import type { ArtifactFile, ExportManifest, ProgressFn } from "./types.js";
+import { mkdtempOwned, sweepAbandonedTemps } from "./owned-temp.js";
+import type { ArtifactFile, ExportManifest, ProgressFn, WatchScope } from "./types.js";
 
 /** Temp-name prefixes, so operators can recognise (and clean) leftovers. */
 export const TEMP_PREFIX = {
@@ -33,6 +34,7 @@ export const TEMP_PREFIX = {
   download: ".slipstream-download-",
   exportRound: ".slipstream-export-round-",
   bootstrap: ".slipstream-bootstrap-",
+  replace: ".slipstream-replace-",
 } as const;
 
 function ioError(what: string, err: unknown): SlipstreamError {
@@ -175,6 +177,11 @@ export interface SealOptions {
   backend: string;
   backendVersion: string;
   cursor: WatchCursor;
+  /**
+   * The key prefixes the payload holds, in canonical form (see `normalizeScope`), written
+   * into the manifest; undefined = the whole bucket (no `scope` field).
+   */
+  scope?: readonly string[] | undefined;
   signal?: AbortSignal;
   onProgress?: ProgressFn;
   /** Clock for createdAt (tests). */
@@ -230,6 +237,7 @@ async function sealArtifactUntyped(stageDir: string, opts: SealOptions): Promise
     backend: opts.backend,
     backendVersion: opts.backendVersion,
     cursor: opts.cursor,
+    ...(opts.scope !== undefined ? { scope: [...opts.scope] } : {}),
     createdAt: opts.now?.() ?? new Date(),
     ...(opts.exporter !== undefined ? { exporter: opts.exporter } : {}),
     files: sortFiles(manifestFiles),
@@ -314,6 +322,13 @@ export async function readManifest(dir: string): Promise<{ manifest: ExportManif
 export interface StageImportOptions {
   /** Accepts the manifest's backend and format generation or throws `ARTIFACT_INVALID`. */
   checkBackend: (manifest: ExportManifest) => void;
+  /**
+   * The scope of the node importing: the artifact's scope must cover it, else
+   * `SCOPE_NOT_COVERED` before anything is staged. Keeping only the keys of this scope is
+   * the backend's work (in `verifyStaged`, after every hash was checked).
+   * @defaultValue the whole bucket (a partial artifact is refused)
+   */
+  scope?: WatchScope;
   /**
    * Opens the staged fold (the payload's `data/` contents at the stage root) and checks its
    * cursor equals the manifest's; throw `ARTIFACT_INVALID` to refuse.
@@ -435,6 +450,7 @@ async function verifyAndStageImportUntyped(
 ): Promise<ExportManifest> {
   const { manifest } = await readManifest(artifactDir);
   opts.checkBackend(manifest);
+  assertScopeCovers(manifest.scope, opts.scope === undefined ? undefined : foldScopeOf(opts.scope), "the artifact");
   await checkDestAvailable(destDir);
 
   // Every file in the artifact must be declared (and regular); only MANIFEST.json and data/ at the top.

@@ -1,6 +1,11 @@
 /**
  * The closed set of error codes slipstream raises. Codes are stable strings: match on them,
  * never on messages.
+ *
+ * `MASS_DELETE_REFUSED`: a resync or an artifact import would delete or drop more of a fold
+ * than its mass-delete guard allows; the fold is unchanged. `SCOPE_NOT_COVERED`: an
+ * artifact (or a fold) holds a narrower scope of keys than the node or export asking for
+ * it needs; nothing was written.
  */
 export const ErrorCodes = [
   "NOT_CONNECTED",
@@ -17,6 +22,7 @@ export const ErrorCodes = [
   "INVALID_ARGUMENT",
   "ABORTED",
   "MASS_DELETE_REFUSED",
+  "SCOPE_NOT_COVERED",
 ] as const;
 
 /** One of {@link ErrorCodes}. */

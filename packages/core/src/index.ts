@@ -1,72 +1,89 @@
-export { ErrorCodes, SlipstreamError, artifactInvalid, invalidArgument } from "./errors.js";
-export type { ErrorCode } from "./errors.js";
-export { VersionToken, VERSION_TOKEN_CAPACITY, MAX_REVISION } from "./version.js";
-export { WatchCursor } from "./cursor.js";
-export { toHex, parseHex } from "./hex.js";
-export { silentLogger, fromPino } from "./logger.js";
-export type { Logger } from "./logger.js";
-export { updateKey, updateVersion, scopePrefixes, scopeContains } from "./types.js";
-export type {
-  KvEntry,
-  KvUpdate,
-  WatchScope,
-  OpOptions,
-  KvReader,
-  KvWriter,
-  WatchOptions,
-  KvWatcher,
-  KvCapabilities,
-  KvStore,
-  ArtifactFile,
-  ExportManifest,
-  Progress,
-  ProgressFn,
-  ExportOptions,
-  SnapshotStore,
-  SnapshotImporter,
-} from "./types.js";
-export { DEFAULT_TIMEOUT_MS, withTimeout, runUnder, sleep, throwIfAborted, abortedError, collect } from "./async.js";
+export type { ExportArtifactOptions, ImportTransfer, SealOptions, StageImportOptions } from "./artifact.js";
 export {
-  MANIFEST_FILE,
-  PAYLOAD_DIR,
+  checkDestAvailable,
+  createStageBeside,
+  cursorMismatch,
+  expectBackend,
+  exportArtifact,
+  hashFile,
+  listPayload,
+  readManifest,
+  removeIfEmptyDir,
+  renameIntoPlace,
+  sealArtifact,
+  TEMP_PREFIX,
+  verifyAndStageImport,
+} from "./artifact.js";
+export { abortedError, collect, DEFAULT_TIMEOUT_MS, runUnder, sleep, throwIfAborted, withTimeout } from "./async.js";
+export { WatchCursor } from "./cursor.js";
+export type { ErrorCode } from "./errors.js";
+export { artifactInvalid, ErrorCodes, invalidArgument, SlipstreamError } from "./errors.js";
+export type { FoldScope } from "./fold-scope.js";
+export {
+  assertScopeCovers,
+  describeScope,
+  foldScopeOf,
+  inFoldScope,
+  MAX_SCOPE_PREFIX_LENGTH,
+  MAX_SCOPE_PREFIXES,
+  normalizeScope,
+  resolveExportScope,
+  resolveImportScope,
+  sameScope,
+  scopeCovers,
+  scopePrefixProblem,
+} from "./fold-scope.js";
+export { fsyncParent, fsyncPath } from "./fsync.js";
+export { parseHex, toHex } from "./hex.js";
+export type { HorizonState, RetentionHorizon, RetentionHorizonOptions, RetentionState } from "./horizon.js";
+export { retentionHorizon } from "./horizon.js";
+export type { Logger } from "./logger.js";
+export { fromPino, silentLogger } from "./logger.js";
+export {
   ARTIFACT_SCHEMA_VERSION,
-  MAX_MANIFEST_BYTES,
-  MAX_EXPORTER_CHARS,
   encodeManifest,
   exporterProblem,
+  MANIFEST_FILE,
+  MAX_EXPORTER_CHARS,
+  MAX_MANIFEST_BYTES,
+  PAYLOAD_DIR,
   parseManifest,
   payloadPathProblem,
   sortFiles,
 } from "./manifest.js";
-export {
-  TEMP_PREFIX,
-  hashFile,
-  checkDestAvailable,
-  renameIntoPlace,
-  createStageBeside,
-  listPayload,
-  sealArtifact,
-  exportArtifact,
-  readManifest,
-  verifyAndStageImport,
-  removeIfEmptyDir,
-  cursorMismatch,
-  expectBackend,
-} from "./artifact.js";
-export type { SealOptions, ExportArtifactOptions, ImportTransfer, StageImportOptions } from "./artifact.js";
-export { fsyncPath, fsyncParent } from "./fsync.js";
+export type { MassDeleteGuard, MassDeleteInfo, ResolvedMassDeleteGuard } from "./mass-delete.js";
+export { askMassDelete, massDeleteTrips, resolveMassDeleteGuard } from "./mass-delete.js";
 export { mkdtempOwned, sweepAbandonedTemps } from "./owned-temp.js";
-export {
-  resumeWindowOk,
-  resumeStartSequence,
-  liveGapSuspect,
-  liveGapOk,
-  cursorRank,
-  pointerPublishAllowed,
-  payloadPrunable,
-} from "./protocol.js";
 export type { PrunableInput } from "./protocol.js";
-export { verifyArtifact } from "./verify.js";
+export {
+  cursorRank,
+  liveGapOk,
+  liveGapSuspect,
+  payloadPrunable,
+  pointerPublishAllowed,
+  resumeStartSequence,
+  resumeWindowOk,
+} from "./protocol.js";
+export type {
+  ArtifactFile,
+  ExportManifest,
+  ExportOptions,
+  KvCapabilities,
+  KvEntry,
+  KvReader,
+  KvStore,
+  KvUpdate,
+  KvWatcher,
+  KvWriter,
+  OpOptions,
+  Progress,
+  ProgressFn,
+  SnapshotImporter,
+  SnapshotStore,
+  WatchOptions,
+  WatchScope,
+} from "./types.js";
+export { scopeContains, scopePrefixes, updateKey, updateVersion } from "./types.js";
 export type {
   ArtifactProblem,
   ArtifactProblemKind,
@@ -74,5 +91,5 @@ export type {
   VerifiedFile,
   VerifyArtifactOptions,
 } from "./verify.js";
-export { retentionHorizon } from "./horizon.js";
-export type { HorizonState, RetentionHorizon, RetentionHorizonOptions, RetentionState } from "./horizon.js";
+export { verifyArtifact } from "./verify.js";
+export { MAX_REVISION, VERSION_TOKEN_CAPACITY, VersionToken } from "./version.js";

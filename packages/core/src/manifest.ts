@@ -1,5 +1,6 @@
-import { artifactInvalid } from "./errors.js";
 import { WatchCursor } from "./cursor.js";
+import { artifactInvalid } from "./errors.js";
+import { MAX_SCOPE_PREFIXES, scopePrefixProblem } from "./fold-scope.js";
 import type { ArtifactFile, ExportManifest } from "./types.js";
 
 /** The manifest's file name inside an artifact directory. */
@@ -12,7 +13,8 @@ export const ARTIFACT_SCHEMA_VERSION = 1;
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
 const MANIFEST_KEYS = ["schemaVersion", "backend", "backendVersion", "cursor", "createdAt", "files"];
-const OPTIONAL_MANIFEST_KEYS = ["exporter"];
+/** Optional manifest fields: omitted from the canonical bytes when absent. */
+const OPTIONAL_MANIFEST_KEYS = ["scope", "exporter"];
 const FILE_KEYS = ["path", "size", "sha256"];
 const SHA256_RE = /^[0-9a-f]{64}$/;
 const CURSOR_HEX_RE = /^(?:[0-9a-f]{2}){0,10}$/;
@@ -77,6 +79,8 @@ export function encodeManifest(manifest: ExportManifest): string {
     backend: manifest.backend,
     backendVersion: manifest.backendVersion,
     cursor: manifest.cursor.toHex(),
+    // Absent = the whole bucket; left out so that unscoped manifests keep their exact bytes.
+    ...(manifest.scope !== undefined ? { scope: [...manifest.scope] } : {}),
     createdAt: manifest.createdAt.toISOString(),
     // Optional fields appear only when set, so manifests without them keep their bytes.
     ...(manifest.exporter !== undefined ? { exporter: manifest.exporter } : {}),
@@ -146,6 +150,7 @@ export function parseManifest(input: Uint8Array | string): ExportManifest {
   }
   const badExporter = "exporter" in doc ? exporterProblem(exporter) : undefined;
   if (badExporter) throw artifactInvalid(`malformed manifest: exporter ${badExporter}`);
+  const scope = "scope" in doc ? parseScope(doc.scope) : undefined;
   if (!Array.isArray(files)) throw artifactInvalid("malformed manifest: files must be an array");
   const parsed: ArtifactFile[] = [];
   let previous: string | undefined;
@@ -184,8 +189,43 @@ export function parseManifest(input: Uint8Array | string): ExportManifest {
     backend,
     backendVersion,
     cursor: WatchCursor.fromHex(cursor),
+    ...(scope !== undefined ? { scope } : {}),
     createdAt: new Date(createdAt),
     ...(typeof exporter === "string" ? { exporter } : {}),
     files: parsed,
   };
+}
+
+/**
+ * The optional `scope` field: a non-empty array of valid prefixes in canonical form (sorted
+ * in byte order, none a prefix of another), so that equal scopes always have equal bytes.
+ */
+function parseScope(value: unknown): string[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw artifactInvalid(
+      "malformed manifest: scope must be a non-empty array of key prefixes (omit it for the whole bucket)",
+    );
+  }
+  if (value.length > MAX_SCOPE_PREFIXES) {
+    throw artifactInvalid(`malformed manifest: scope lists ${value.length} prefixes; at most ${MAX_SCOPE_PREFIXES}`);
+  }
+  const out: string[] = [];
+  value.forEach((p: unknown, i: number) => {
+    const problem = scopePrefixProblem(p);
+    if (problem) throw artifactInvalid(`malformed manifest: scope[${i}] ${JSON.stringify(p)} ${problem}`);
+    const prefix = p as string;
+    const previous = out.at(-1);
+    if (previous !== undefined && compareUtf8(previous, prefix) >= 0) {
+      throw artifactInvalid(
+        `malformed manifest: scope[${i}] ${JSON.stringify(prefix)} is duplicated or not sorted after ${JSON.stringify(previous)}`,
+      );
+    }
+    if (previous !== undefined && prefix.startsWith(previous)) {
+      throw artifactInvalid(
+        `malformed manifest: scope[${i}] ${JSON.stringify(prefix)} is already covered by ${JSON.stringify(previous)}`,
+      );
+    }
+    out.push(prefix);
+  });
+  return out;
 }

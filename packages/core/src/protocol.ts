@@ -2,8 +2,9 @@
  * The protocol decision kernels: pure functions that decide the safety-critical questions,
  * kept apart from I/O so they can be tested exhaustively.
  */
-import { SlipstreamError } from "./errors.js";
+
 import type { WatchCursor } from "./cursor.js";
+import { SlipstreamError } from "./errors.js";
 import { MAX_REVISION } from "./version.js";
 
 /**

@@ -159,6 +159,12 @@ export interface ExportManifest {
   readonly backend: string;
   readonly backendVersion: string;
   readonly cursor: WatchCursor;
+  /**
+   * The key prefixes the artifact holds (sorted, none a prefix of another); absent = the
+   * whole bucket. An import for a node whose scope this does not cover is refused with
+   * `SCOPE_NOT_COVERED`.
+   */
+  readonly scope?: readonly string[];
   readonly createdAt: Date;
   /**
    * Who exported the artifact (free-form, e.g. `host:pid`): at most 256 printable
@@ -188,6 +194,12 @@ export interface ExportOptions extends OpOptions {
    * characters; else `INVALID_ARGUMENT`). @defaultValue none (the manifest has no exporter)
    */
   exporter?: string;
+  /**
+   * Export only the keys within this scope (a partial artifact; its manifest records the
+   * scope). It must lie within what the fold holds (`SCOPE_NOT_COVERED` otherwise).
+   * @defaultValue everything the fold holds
+   */
+  scope?: WatchScope;
 }
 
 /**
@@ -199,6 +211,12 @@ export interface SnapshotStore {
   readonly backend: string;
   /** Everything at or below this cursor has been applied and committed. */
   readonly cursor: WatchCursor;
+  /**
+   * The key prefixes this fold holds, when it was imported from an artifact for a narrower
+   * scope (see `FoldScope`); undefined = the whole bucket. Optional for implementations:
+   * a store without it holds (and exports) whatever was applied to it.
+   */
+  readonly scope?: readonly string[] | undefined;
   /**
    * Applies puts (upsert, empty values kept) and deletes/purges (remove) and sets the cursor,
    * all or nothing. An empty batch still advances and persists the cursor.

@@ -8,9 +8,9 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { abortedError, throwIfAborted } from "./async.js";
-import { SlipstreamError, artifactInvalid } from "./errors.js";
 import { readManifest } from "./artifact.js";
+import { abortedError, throwIfAborted } from "./async.js";
+import { artifactInvalid, SlipstreamError } from "./errors.js";
 import { MANIFEST_FILE, PAYLOAD_DIR } from "./manifest.js";
 import type { ExportManifest, ProgressFn } from "./types.js";
 

@@ -1,20 +1,20 @@
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
-  MANIFEST_FILE,
-  SlipstreamError,
-  WatchCursor,
   checkDestAvailable,
   cursorMismatch,
   expectBackend,
   exportArtifact,
   hashFile,
+  MANIFEST_FILE,
   readManifest,
   renameIntoPlace,
+  SlipstreamError,
   verifyAndStageImport,
+  WatchCursor,
 } from "@slipstream/core";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 let root: string;
 beforeEach(async () => {

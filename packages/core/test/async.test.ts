@@ -1,5 +1,5 @@
+import { collect, SlipstreamError, sleep, withTimeout } from "@slipstream/core";
 import { describe, expect, it } from "vitest";
-import { SlipstreamError, collect, sleep, withTimeout } from "@slipstream/core";
 
 describe("withTimeout", () => {
   it("returns the value when fn finishes in time", async () => {

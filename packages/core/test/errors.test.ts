@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
 import { ErrorCodes, SlipstreamError } from "@slipstream/core";
+import { describe, expect, it } from "vitest";
 
 describe("SlipstreamError", () => {
   it("keeps code, message and cause", () => {
@@ -46,6 +46,7 @@ describe("SlipstreamError", () => {
     expect(ErrorCodes).toContain("CURSOR_EXPIRED");
     expect(ErrorCodes).toContain("ARTIFACT_INVALID");
     expect(ErrorCodes).toContain("MASS_DELETE_REFUSED");
-    expect(new Set(ErrorCodes).size).toBe(14);
+    expect(ErrorCodes).toContain("SCOPE_NOT_COVERED");
+    expect(new Set(ErrorCodes).size).toBe(15);
   });
 });

@@ -1,5 +1,5 @@
+import { type RetentionState, retentionHorizon, WatchCursor } from "@slipstream/core";
 import { describe, expect, it } from "vitest";
-import { type RetentionState, WatchCursor, retentionHorizon } from "@slipstream/core";
 
 const at = (rev: bigint) => WatchCursor.fromRevision(rev);
 // A full bounded log of 5 messages, sequences 6..10, 100 bytes each.

@@ -1,15 +1,15 @@
-import { describe, expect, it } from "vitest";
 import {
-  MAX_EXPORTER_CHARS,
-  MAX_MANIFEST_BYTES,
-  SlipstreamError,
-  WatchCursor,
+  type ExportManifest,
   encodeManifest,
   exporterProblem,
+  MAX_EXPORTER_CHARS,
+  MAX_MANIFEST_BYTES,
   parseManifest,
   payloadPathProblem,
-  type ExportManifest,
+  SlipstreamError,
+  WatchCursor,
 } from "@slipstream/core";
+import { describe, expect, it } from "vitest";
 
 const SHA = "a".repeat(64);
 

@@ -1,17 +1,17 @@
-import { describe, expect, it } from "vitest";
 import {
-  MAX_REVISION,
-  SlipstreamError,
-  VersionToken,
-  WatchCursor,
   cursorRank,
   liveGapOk,
   liveGapSuspect,
+  MAX_REVISION,
   payloadPrunable,
   pointerPublishAllowed,
   resumeStartSequence,
   resumeWindowOk,
+  SlipstreamError,
+  VersionToken,
+  WatchCursor,
 } from "@slipstream/core";
+import { describe, expect, it } from "vitest";
 
 describe("resumeWindowOk", () => {
   // Sound iff firstSeq <= revision + 1, checked exhaustively over a small grid.

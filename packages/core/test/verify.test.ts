@@ -1,8 +1,8 @@
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { exportArtifact, MANIFEST_FILE, SlipstreamError, verifyArtifact, WatchCursor } from "@slipstream/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { MANIFEST_FILE, SlipstreamError, WatchCursor, exportArtifact, verifyArtifact } from "@slipstream/core";
 
 let root: string;
 beforeEach(async () => {

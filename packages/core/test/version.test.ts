@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
 import { cursorRank, MAX_REVISION, SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
+import { describe, expect, it } from "vitest";
 
 describe("VersionToken", () => {
   it("encodes revisions as 8 big-endian bytes", () => {

@@ -1,7 +1,6 @@
 import { readdir, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SlipstreamError } from "@slipstream/core";
 import { MemorySnapshotStore } from "@slipstream/fold";
 import { connect, type NatsConnection } from "@slipstream/nats";
@@ -16,6 +15,7 @@ import {
   runExportRound,
 } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bucketState, foldState, keys, putRoutes, revisions, startNode } from "./helpers.js";
 
 let server: NatsServerHandle;

@@ -1,6 +1,13 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { type KvUpdate, type SnapshotStore, updateKey, updateVersion, type WatchCursor } from "@slipstream/core";
+import {
+  type KvUpdate,
+  type SnapshotStore,
+  updateKey,
+  updateVersion,
+  type WatchCursor,
+  type WatchScope,
+} from "@slipstream/core";
 import { type AppliedWatch, watchApplied } from "@slipstream/fold";
 import { ExportLease } from "@slipstream/lease";
 import type { NatsKvStore } from "@slipstream/nats";
@@ -22,15 +29,20 @@ export interface FleetNode {
 
 const text = new TextDecoder();
 
-/** Starts folding `kv` into `store`, resuming from the store's cursor. */
-export function startNode(id: string, kv: NatsKvStore, store: SnapshotStore): FleetNode {
+/** Starts folding `kv` into `store` (watching `scope`, all by default), resuming from the store's cursor. */
+export function startNode(
+  id: string,
+  kv: NatsKvStore,
+  store: SnapshotStore,
+  scope: WatchScope = { kind: "all" },
+): FleetNode {
   const delivered: KvUpdate[] = [];
   const state = new Map<string, string>();
   const watch = watchApplied<KvUpdate>({
     watcher: kv.watcher,
     reader: kv.reader,
     store,
-    scope: { kind: "all" },
+    scope,
     parse: (u) => u,
     apply: (batch) => {
       for (const u of batch) {

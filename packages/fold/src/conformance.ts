@@ -7,7 +7,7 @@ import { strict as assert } from "node:assert";
 import { copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ExportManifest, KvEntry, KvUpdate, SnapshotStore } from "@slipstream/core";
+import type { ExportManifest, KvEntry, KvUpdate, SnapshotStore, WatchScope } from "@slipstream/core";
 import { MANIFEST_FILE, parseManifest, SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
 
 /** What a store can do; each flag gates the checks that need it. */
@@ -19,6 +19,14 @@ export interface SnapshotStoreCapabilities {
   reopen?: boolean;
   /** `import` refuses an artifact whose backendVersion is "999". @defaultValue true */
   tamperBackendVersion?: boolean;
+  /**
+   * Partial artifacts: `exportTo(dir, { scope })` writes only that scope and records it in
+   * the manifest; `import(artifact, dest, { scope })` refuses an artifact whose scope does
+   * not cover the node's (`SCOPE_NOT_COVERED`), keeps only the node's keys and exposes them
+   * as `store.scope`. The suite's `import` must pass its third argument on.
+   * @defaultValue false
+   */
+  scopedArtifacts?: boolean;
 }
 
 /** Options of {@link snapshotStoreSuite}. */
@@ -34,8 +42,12 @@ export interface SnapshotStoreSuiteOptions {
    * parent exists and which itself may not exist yet.
    */
   open: (dir: string) => Promise<SnapshotStore>;
-  /** The store's verified import (its static `import`): artifact → fresh store at `destDir`. */
-  import: (artifactDir: string, destDir: string) => Promise<SnapshotStore>;
+  /**
+   * The store's verified import (its static `import`): artifact → fresh store at `destDir`.
+   * `opts.scope` (the importing node's scope) is passed only by the checks of
+   * {@link SnapshotStoreCapabilities.scopedArtifacts}.
+   */
+  import: (artifactDir: string, destDir: string, opts?: { scope?: WatchScope }) => Promise<SnapshotStore>;
   capabilities?: SnapshotStoreCapabilities;
   /** Makes a fresh scratch directory per check. @defaultValue a `mkdtemp` under the OS temp dir */
   tempDir?: () => Promise<string>;
@@ -153,6 +165,7 @@ export function snapshotStoreSuite(opts: SnapshotStoreSuiteOptions): void {
   const importer = opts.import;
   const reopen = opts.capabilities?.reopen ?? true;
   const tamperBackendVersion = opts.capabilities?.tamperBackendVersion ?? true;
+  const scopedArtifacts = opts.capabilities?.scopedArtifacts ?? false;
   const makeRoot = opts.tempDir ?? (() => mkdtemp(join(tmpdir(), "slipstream-store-suite-")));
 
   /** Runs a check with a fresh scratch root; every store it opens is closed afterwards. */
@@ -167,7 +180,7 @@ export function snapshotStoreSuite(opts: SnapshotStoreSuiteOptions): void {
       const ctx: Ctx = {
         root,
         open: async (dir) => track(await open(dir)),
-        importer: async (a, d) => track(await importer(a, d)),
+        importer: async (a, d, o) => track(await (o === undefined ? importer(a, d) : importer(a, d, o))),
         close: async (s) => {
           const i = opened.indexOf(s);
           if (i >= 0) opened.splice(i, 1);
@@ -186,7 +199,7 @@ export function snapshotStoreSuite(opts: SnapshotStoreSuiteOptions): void {
   interface Ctx {
     root: string;
     open: (dir: string) => Promise<SnapshotStore>;
-    importer: (artifactDir: string, destDir: string) => Promise<SnapshotStore>;
+    importer: (artifactDir: string, destDir: string, opts?: { scope?: WatchScope }) => Promise<SnapshotStore>;
     close: (s: SnapshotStore) => Promise<void>;
   }
 
@@ -203,6 +216,18 @@ export function snapshotStoreSuite(opts: SnapshotStoreSuiteOptions): void {
     const manifest = await store.exportTo(artifact);
     await ctx.close(store);
     return { artifact, manifest };
+  }
+
+  /** Asserts a scoped import fails with SCOPE_NOT_COVERED and leaves nothing behind. */
+  async function expectNotCovered(ctx: Ctx, artifact: string, scope: WatchScope | undefined): Promise<void> {
+    const dest = join(ctx.root, "not-covered");
+    await assert.rejects(
+      ctx.importer(artifact, dest, scope === undefined ? undefined : { scope }),
+      isCode("SCOPE_NOT_COVERED"),
+    );
+    assert.equal(await exists(dest), false, "a refused import leaves the destination absent");
+    const leftovers = (await readdir(ctx.root)).filter((n) => n.startsWith(".slipstream-"));
+    assert.deepEqual(leftovers, [], "a refused import leaves no stage behind");
   }
 
   /** Asserts `importer(artifact, dest)` fails with ARTIFACT_INVALID and leaves nothing behind. */
@@ -553,5 +578,128 @@ export function snapshotStoreSuite(opts: SnapshotStoreSuiteOptions): void {
       });
       await expectRefusedImport(ctx, artifact, /cursor/);
     });
+
+    if (scopedArtifacts) {
+      const NODE_ONLY = REFERENCE.filter(([k]) => (k as string).startsWith("node."));
+      const SVC_ONLY = REFERENCE.filter(([k]) => (k as string).startsWith("svc."));
+
+      check("a scoped export holds only its prefixes and records its scope", async (ctx) => {
+        const store = await fixtureStore(ctx);
+        const artifact = join(ctx.root, "artifact");
+        const manifest = await store.exportTo(artifact, { scope: { kind: "prefixes", prefixes: ["node.", "node.a"] } });
+        assert.deepEqual(manifest.scope, ["node."], "the manifest records the canonical scope");
+        assert.equal(manifest.cursor.toHex(), CURSOR_7, "the artifact's cursor is the store's");
+        assert.match(await readFile(join(artifact, MANIFEST_FILE), "utf8"), /"scope": \[\n\s+"node\."\n\s+\]/);
+        const imported = await ctx.importer(artifact, join(ctx.root, "imported"), {
+          scope: { kind: "prefix", prefix: "node." },
+        });
+        assert.deepEqual(await dumpStore(imported), { cursor: CURSOR_7, entries: NODE_ONLY });
+        assert.deepEqual(imported.scope, ["node."]);
+        // The live store is unchanged and a whole export still has no scope field.
+        assert.deepEqual(await dumpStore(store), { cursor: CURSOR_7, entries: REFERENCE });
+        const whole = await store.exportTo(join(ctx.root, "whole"));
+        assert.equal(whole.scope, undefined);
+        assert.doesNotMatch(await readFile(join(ctx.root, "whole", MANIFEST_FILE), "utf8"), /scope/);
+      });
+
+      check("a partial artifact is refused for a whole-bucket node (SCOPE_NOT_COVERED)", async (ctx) => {
+        const store = await fixtureStore(ctx);
+        const artifact = join(ctx.root, "artifact");
+        await store.exportTo(artifact, { scope: { kind: "prefix", prefix: "node." } });
+        await expectNotCovered(ctx, artifact, undefined);
+        await expectNotCovered(ctx, artifact, { kind: "all" });
+        await expectNotCovered(ctx, artifact, { kind: "prefixes", prefixes: ["node.", "svc."] });
+        await expectNotCovered(ctx, artifact, { kind: "prefix", prefix: "no" });
+        // A narrower node is covered.
+        const narrow = await ctx.importer(artifact, join(ctx.root, "narrow"), {
+          scope: { kind: "prefix", prefix: "node.a" },
+        });
+        assert.deepEqual(
+          (await dumpStore(narrow)).entries,
+          NODE_ONLY.filter(([k]) => k === "node.a"),
+        );
+      });
+
+      check("a narrow node bootstraps from a wider artifact, keeps only its keys and folds on", async (ctx) => {
+        const log = fixtureLog();
+        const source = await ctx.open(join(ctx.root, "source"));
+        await foldLog(source, log.slice(0, 4), 4);
+        const artifact = join(ctx.root, "artifact");
+        await source.exportTo(artifact);
+        const dest = join(ctx.root, "imported");
+        let imported = await ctx.importer(artifact, dest, { scope: { kind: "prefix", prefix: "svc." } });
+        assert.equal(imported.cursor.revision, 4n, "the imported cursor is the artifact's");
+        assert.deepEqual(await keysOf(imported, ""), ["svc.x"]);
+        assert.deepEqual(imported.scope, ["svc."]);
+        // Resume with its own scope: only svc.* updates reach it.
+        await foldLog(
+          imported,
+          log.slice(4).filter((u) => (u.type === "put" ? u.entry.key : u.key).startsWith("svc.")),
+          3,
+        );
+        await imported.apply([], WatchCursor.fromRevision(7n));
+        assert.deepEqual(await dumpStore(imported), { cursor: CURSOR_7, entries: SVC_ONLY });
+        // Its own exports say what they hold; a wider export is refused.
+        const again = await imported.exportTo(join(ctx.root, "re-export"));
+        assert.deepEqual(again.scope, ["svc."]);
+        await expectNotCovered(ctx, join(ctx.root, "re-export"), undefined);
+        const second = await ctx.importer(join(ctx.root, "re-export"), join(ctx.root, "second"), {
+          scope: { kind: "prefix", prefix: "svc." },
+        });
+        assert.deepEqual(await dumpStore(second), { cursor: CURSOR_7, entries: SVC_ONLY });
+        await assert.rejects(
+          imported.exportTo(join(ctx.root, "wider"), { scope: { kind: "all" } }),
+          isCode("SCOPE_NOT_COVERED"),
+        );
+        assert.equal(await exists(join(ctx.root, "wider")), false);
+        if (reopen) {
+          await ctx.close(imported);
+          imported = await ctx.open(dest);
+          assert.deepEqual(imported.scope, ["svc."], "the scope survives a reopen");
+          assert.deepEqual(await dumpStore(imported), { cursor: CURSOR_7, entries: SVC_ONLY });
+        }
+      });
+
+      check("a scoped import still verifies the whole artifact first", async (ctx) => {
+        const { artifact, manifest } = await fixtureArtifact(ctx);
+        const path = join(artifact, largestFile(manifest));
+        const bytes = await readFile(path);
+        const mid = bytes.length >> 1;
+        bytes[mid] = (bytes[mid] as number) ^ 0xff;
+        await writeFile(path, bytes);
+        const dest = join(ctx.root, "imported");
+        await assert.rejects(
+          ctx.importer(artifact, dest, { scope: { kind: "prefix", prefix: "node." } }),
+          isCode("ARTIFACT_INVALID", /checksum/),
+        );
+        assert.equal(await exists(dest), false);
+      });
+
+      check("import rejects a manifest scope its payload disagrees with", async (ctx) => {
+        const store = await fixtureStore(ctx);
+        const artifact = join(ctx.root, "artifact");
+        await store.exportTo(artifact, { scope: { kind: "prefix", prefix: "node." } });
+        // Claiming the whole bucket for a partial payload would hide missing keys.
+        await editManifest(artifact, (doc) => {
+          delete doc.scope;
+        });
+        await expectRefusedImport(ctx, artifact, /scope/);
+      });
+
+      check("an empty export or import scope is INVALID_ARGUMENT", async (ctx) => {
+        const store = await fixtureStore(ctx);
+        await assert.rejects(
+          store.exportTo(join(ctx.root, "none"), { scope: { kind: "prefixes", prefixes: [] } }),
+          isCode("INVALID_ARGUMENT"),
+        );
+        const artifact = join(ctx.root, "artifact");
+        await store.exportTo(artifact);
+        await assert.rejects(
+          ctx.importer(artifact, join(ctx.root, "imported"), { scope: { kind: "prefixes", prefixes: [] } }),
+          isCode("INVALID_ARGUMENT"),
+        );
+        assert.equal(await exists(join(ctx.root, "imported")), false);
+      });
+    }
   });
 }

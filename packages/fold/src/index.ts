@@ -9,6 +9,8 @@ export {
   MemorySnapshotStore,
   memoryStoreFactory,
 } from "./memory-store.js";
+export type { AppliedWatchMetrics, AppliedWatchMetricsOptions } from "./metrics.js";
+export { appliedWatchMetrics } from "./metrics.js";
 export type {
   AppliedWatch,
   AppliedWatchStats,
@@ -19,5 +21,3 @@ export type {
   WatchAppliedOptions,
 } from "./watch-applied.js";
 export { watchApplied } from "./watch-applied.js";
-export type { AppliedWatchMetrics, AppliedWatchMetricsOptions } from "./metrics.js";
-export { appliedWatchMetrics } from "./metrics.js";

@@ -5,13 +5,18 @@
  */
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import type { ExportManifest, ExportOptions, KvEntry, KvUpdate, SnapshotStore } from "@slipstream/core";
+import type { ExportManifest, ExportOptions, KvEntry, KvUpdate, SnapshotStore, WatchScope } from "@slipstream/core";
 import {
   artifactInvalid,
   cursorMismatch,
+  describeScope,
   expectBackend,
   exportArtifact,
+  inFoldScope,
+  resolveExportScope,
+  resolveImportScope,
   SlipstreamError,
+  sameScope,
   VersionToken,
   verifyAndStageImport,
   WatchCursor,
@@ -52,6 +57,8 @@ export class MemoryBacking {
    */
   #sorted: Slot[] | undefined = [];
   cursor: WatchCursor = WatchCursor.none();
+  /** The key prefixes the fold holds (set by a scoped import); undefined = the whole bucket. */
+  scope: readonly string[] | undefined;
   /** The store instance attached to this backing, if any (one at a time). */
   owner: MemorySnapshotStore | undefined;
 
@@ -130,11 +137,19 @@ interface PayloadHeader {
   version: 1;
   cursor: string;
   entries: number;
+  /** The prefixes a partial fold holds; absent = the whole bucket. */
+  scope?: string[];
 }
 
 /** Serialises a fold: a header line, then one `{k, v (base64), ver (hex)}` line per entry in key byte order. */
-function encodePayload(entries: readonly KvEntry[], cursor: WatchCursor): string {
-  const header: PayloadHeader = { format: FORMAT, version: 1, cursor: cursor.toHex(), entries: entries.length };
+function encodePayload(entries: readonly KvEntry[], cursor: WatchCursor, scope: readonly string[] | undefined): string {
+  const header: PayloadHeader = {
+    format: FORMAT,
+    version: 1,
+    cursor: cursor.toHex(),
+    entries: entries.length,
+    ...(scope !== undefined ? { scope: [...scope] } : {}),
+  };
   const lines = [JSON.stringify(header)];
   for (const e of entries) {
     lines.push(JSON.stringify({ k: e.key, v: Buffer.from(e.value).toString("base64"), ver: e.version.toHex() }));
@@ -143,7 +158,11 @@ function encodePayload(entries: readonly KvEntry[], cursor: WatchCursor): string
 }
 
 /** Parses `fold.jsonl` strictly; any deviation → `SNAPSHOT_INVALID_FORMAT`. */
-function decodePayload(text: string): { cursor: WatchCursor; entries: KvEntry[] } {
+function decodePayload(text: string): {
+  cursor: WatchCursor;
+  scope: readonly string[] | undefined;
+  entries: KvEntry[];
+} {
   const bad = (why: string) => new SlipstreamError("SNAPSHOT_INVALID_FORMAT", `memory fold payload: ${why}`);
   const lines = text.split("\n");
   if (lines.at(-1) !== "") throw bad("missing trailing newline");
@@ -161,6 +180,10 @@ function decodePayload(text: string): { cursor: WatchCursor; entries: KvEntry[] 
     cursor = WatchCursor.fromHex(String(header.cursor));
   } catch (err) {
     throw bad(`cursor: ${(err as Error).message}`);
+  }
+  const scope = header.scope;
+  if (scope !== undefined && (!Array.isArray(scope) || scope.some((p) => typeof p !== "string"))) {
+    throw bad("scope must be an array of strings");
   }
   if (header.entries !== lines.length - 1)
     throw bad(`header declares ${header.entries} entries, found ${lines.length - 1}`);
@@ -187,10 +210,10 @@ function decodePayload(text: string): { cursor: WatchCursor; entries: KvEntry[] 
     }
     entries.push({ key: rec.k, value: new Uint8Array(Buffer.from(rec.v, "base64")), version });
   }
-  return { cursor, entries };
+  return { cursor, scope, entries };
 }
 
-async function loadPayloadFile(path: string): Promise<{ cursor: WatchCursor; entries: KvEntry[] }> {
+async function loadPayloadFile(path: string): Promise<ReturnType<typeof decodePayload>> {
   return decodePayload(await readFile(path, "utf8"));
 }
 
@@ -238,6 +261,11 @@ export class MemorySnapshotStore implements SnapshotStore {
     return this.#backing.cursor;
   }
 
+  /** The key prefixes this fold holds (see {@link SnapshotStore.scope}); undefined = the whole bucket. */
+  get scope(): readonly string[] | undefined {
+    return this.#backing.scope;
+  }
+
   /** Number of entries held. */
   get size(): number {
     return this.#backing.map.size;
@@ -282,21 +310,30 @@ export class MemorySnapshotStore implements SnapshotStore {
     for (const e of out) yield copyEntry(e);
   }
 
-  /** Writes `data/fold.jsonl` at exactly the current cursor, verified, atomically renamed into place. */
+  /**
+   * Writes `data/fold.jsonl` at exactly the current cursor, verified, atomically renamed
+   * into place. With `opts.scope`, only the keys of that scope (which must lie within
+   * {@link scope}, else `SCOPE_NOT_COVERED`); the manifest records the artifact's scope.
+   */
   async exportTo(destDir: string, opts: ExportOptions = {}): Promise<ExportManifest> {
     const b = this.#open();
+    const scope = resolveExportScope(b.scope, opts.scope);
     // Taken synchronously, so the artifact is the fold at exactly this cursor.
-    const entries = b.sorted().map((s) => s.entry);
+    const entries = b
+      .sorted()
+      .map((s) => s.entry)
+      .filter((e) => inFoldScope(scope, e.key));
     const cursor = b.cursor;
     return exportArtifact(destDir, {
       backend: MEMORY_BACKEND,
       backendVersion: MEMORY_BACKEND_VERSION,
       cursor,
+      scope,
       signal: opts.signal,
       onProgress: opts.onProgress,
       exporter: opts.exporter,
       writePayload: async (dataDir) => {
-        await writeFile(join(dataDir, MEMORY_PAYLOAD_FILE), encodePayload(entries, cursor), { flag: "wx" });
+        await writeFile(join(dataDir, MEMORY_PAYLOAD_FILE), encodePayload(entries, cursor, scope), { flag: "wx" });
       },
       verifyStaged: async (stageDir, manifest) => {
         const staged = await loadPayloadFile(join(stageDir, "data", MEMORY_PAYLOAD_FILE));
@@ -315,16 +352,19 @@ export class MemorySnapshotStore implements SnapshotStore {
    * Imports a verified memory-store artifact. The verified payload copy is left at `destDir`
    * (so the destination is claimed exactly like a durable store's would be) and loaded into
    * a fresh store; later applies stay in RAM. `backing` lets a test keep the imported state
-   * for a later "reopen".
+   * for a later "reopen". `scope` is the importing node's: the artifact's scope must cover
+   * it (`SCOPE_NOT_COVERED` otherwise, nothing written), and only its keys are kept.
    */
   static async import(
     artifactDir: string,
     destDir: string,
-    opts: { backing?: MemoryBacking; signal?: AbortSignal } = {},
+    opts: { backing?: MemoryBacking; signal?: AbortSignal; scope?: WatchScope } = {},
   ): Promise<MemorySnapshotStore> {
     const checkVersion = expectBackend(MEMORY_BACKEND, [MEMORY_BACKEND_VERSION]);
+    const keep = resolveImportScope(opts.scope);
     await verifyAndStageImport(artifactDir, destDir, {
       signal: opts.signal,
+      ...(opts.scope !== undefined ? { scope: opts.scope } : {}),
       checkBackend: (m) => {
         checkVersion(m);
         const paths = m.files.map((f) => f.path);
@@ -335,21 +375,28 @@ export class MemorySnapshotStore implements SnapshotStore {
         }
       },
       verifyStaged: async (stageDir, manifest) => {
-        let staged: { cursor: WatchCursor };
+        let staged: { cursor: WatchCursor; scope: readonly string[] | undefined };
         try {
           staged = await loadPayloadFile(join(stageDir, MEMORY_PAYLOAD_FILE));
         } catch (err) {
           throw artifactInvalid(`staged memory fold does not load: ${(err as Error).message}`, err);
         }
         if (!staged.cursor.equals(manifest.cursor)) throw cursorMismatch(staged.cursor, manifest);
+        if (!sameScope(staged.scope, manifest.scope)) {
+          throw artifactInvalid(
+            `memory fold payload records scope ${describeScope(staged.scope)}; its manifest declares ${describeScope(manifest.scope)}`,
+          );
+        }
       },
     });
     const { cursor, entries } = await loadPayloadFile(join(destDir, MEMORY_PAYLOAD_FILE));
     const store = new MemorySnapshotStore({ backing: opts.backing });
+    // Verified as a whole above; only now are the keys outside the node's scope left out.
     await store.apply(
-      entries.map((entry) => ({ type: "put", entry })),
+      entries.filter((e) => inFoldScope(keep, e.key)).map((entry) => ({ type: "put", entry })),
       cursor,
     );
+    store.#backing.scope = keep;
     return store;
   }
 
@@ -363,7 +410,7 @@ export interface MemoryStoreFactory {
   /** Opens the store "in" `dir`: the same dir after `close()` reopens the same state; a wiped (removed) dir starts fresh. */
   open(dir: string): Promise<MemorySnapshotStore>;
   /** {@link MemorySnapshotStore.import}, remembering the imported state under `destDir` for later `open`s. */
-  import(artifactDir: string, destDir: string): Promise<MemorySnapshotStore>;
+  import(artifactDir: string, destDir: string, opts?: { scope?: WatchScope }): Promise<MemorySnapshotStore>;
 }
 
 /**
@@ -393,9 +440,12 @@ export function memoryStoreFactory(): MemoryStoreFactory {
       }
       return new MemorySnapshotStore({ backing });
     },
-    async import(artifactDir, destDir) {
+    async import(artifactDir, destDir, opts = {}) {
       const backing = new MemoryBacking();
-      const store = await MemorySnapshotStore.import(artifactDir, destDir, { backing });
+      const store = await MemorySnapshotStore.import(artifactDir, destDir, {
+        backing,
+        ...(opts.scope !== undefined ? { scope: opts.scope } : {}),
+      });
       backings.set(resolve(destDir), backing);
       return store;
     },

@@ -14,12 +14,16 @@ import type {
   KvUpdate,
   KvWatcher,
   Logger,
+  MassDeleteGuard,
+  MassDeleteInfo,
   SnapshotStore,
   WatchOptions,
   WatchScope,
 } from "@slipstream/core";
 import {
+  assertScopeCovers,
   cursorRank,
+  foldScopeOf,
   invalidArgument,
   SlipstreamError,
   scopePrefixes,
@@ -75,7 +79,11 @@ export interface WatchAppliedOptions<U> {
   resume?: WatchCursor;
   /** Lists live keys for a resync after `CURSOR_EXPIRED` (needs `store` too). */
   reader?: KvReader;
-  /** Durable fold: each flush commits the raw batch and its cursor here, atomically. */
+  /**
+   * Durable fold: each flush commits the raw batch and its cursor here, atomically. A fold
+   * imported for a narrower scope (`store.scope`) must cover `scope` (`SCOPE_NOT_COVERED`
+   * otherwise, thrown here).
+   */
   store?: SnapshotStore;
   batch?: BatchOptions;
   /** Maps an update to your domain type; `undefined` skips it (the cursor still moves past it). */
@@ -99,29 +107,8 @@ export interface WatchAppliedOptions<U> {
   massDelete?: MassDeleteGuard | false;
 }
 
-/** See {@link WatchAppliedOptions.massDelete}. */
-export interface MassDeleteGuard {
-  /** Largest share of the fold's keys in scope a resync may delete unasked. @defaultValue 0.5 */
-  maxShare?: number;
-  /** Deletes below this count never trip the guard. @defaultValue 100 */
-  minKeys?: number;
-  /** Decides a tripped guard: true applies the deletes, false (or throwing) refuses them. */
-  onMassDelete?: (info: MassDeleteInfo) => boolean | Promise<boolean>;
-}
-
-/** What a tripped {@link MassDeleteGuard} reports. */
-export interface MassDeleteInfo {
-  /** Keys the resync would delete. */
-  deletes: number;
-  /** Keys in the fold within the watch's scope. */
-  foldKeys: number;
-  /** Live keys the bucket listed within the scope. */
-  liveKeys: number;
-  /** The fold's cursor (the expired one). */
-  cursor: WatchCursor;
-  /** A few of the keys that would go (at most 20). */
-  sample: string[];
-}
+// The guard's options and report are shared with the import guard (importRemote's replace).
+export type { MassDeleteGuard, MassDeleteInfo } from "@slipstream/core";
 
 /** Observable counters of a running {@link AppliedWatch}. */
 export interface AppliedWatchStats {
@@ -356,6 +343,9 @@ class AppliedLoop<U> implements AppliedWatch {
       maxCommitFailures: positiveInt(r.maxCommitFailures, 16, "retry.maxCommitFailures"),
     };
     this.#massDelete = massDeleteGuard(opts.massDelete);
+    // A fold imported for a narrower scope lacks every key outside it: watching a wider
+    // scope from its cursor would never deliver those keys (they were put before it).
+    if (this.#store?.scope !== undefined) assertScopeCovers(this.#store.scope, foldScopeOf(scope), "the store's fold");
     this.#applied = opts.resume ?? this.#store?.cursor ?? WatchCursor.none();
     if (opts.resume && this.#store && cursorRank(opts.resume) > cursorRank(this.#store.cursor)) {
       // Harmless the other way round (re-delivery); this way the store misses the updates between.
@@ -867,6 +857,7 @@ class AppliedLoop<U> implements AppliedWatch {
     const g = this.#massDelete;
     if (!g || keys.length === 0 || keys.length < g.minKeys || keys.length <= g.maxShare * foldKeys) return;
     const info: MassDeleteInfo = {
+      source: "resync",
       deletes: keys.length,
       foldKeys,
       liveKeys,
@@ -905,7 +896,9 @@ class AppliedLoop<U> implements AppliedWatch {
     this.#stats.resyncs++;
     const reader = this.#reader;
     const store = this.#store;
-    const prefixes = scopePrefixes(this.#scope);
+    // Overlapping prefixes ("route." and "route.eu.") would count a key twice in the fold
+    // and skew the mass-delete share: list each key under one prefix only.
+    const prefixes = minimalPrefixes(scopePrefixes(this.#scope));
     this.#log.warn("watch cursor expired (retention evicted part of the log); resyncing", {
       cursor: this.#applied.toHex(),
       error: describeError(cause),
@@ -982,6 +975,17 @@ class AppliedLoop<U> implements AppliedWatch {
     });
     return !this.#stopping;
   }
+}
+
+/** Prefixes without those another one covers ("" covers all), in byte order. */
+function minimalPrefixes(prefixes: readonly string[]): string[] {
+  const sorted = [...new Set(prefixes)].sort(compareKeys);
+  const kept: string[] = [];
+  for (const p of sorted) {
+    const last = kept.at(-1);
+    if (last === undefined || !p.startsWith(last)) kept.push(p);
+  }
+  return kept;
 }
 
 /** Applies the defaults of {@link MassDeleteGuard}; undefined when the guard is off. */

@@ -1,8 +1,9 @@
+import { join } from "node:path";
 import type { WatchCursor } from "@slipstream/core";
 import { SlipstreamError } from "@slipstream/core";
 import type { AppliedWatch, MassDeleteInfo } from "@slipstream/fold";
 import { dumpStore, MemorySnapshotStore, watchApplied } from "@slipstream/fold";
-import { waitFor } from "@slipstream/testkit";
+import { tempDir, waitFor } from "@slipstream/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import { LogKv } from "./helpers/log-kv.js";
 
@@ -120,5 +121,71 @@ describe("mass-delete guard of a resync", () => {
     expect((err as Error).cause).toBe(boom);
     expect(await dumpStore(store)).toEqual(before);
     expect(() => resyncWatch(kv, store, { massDelete: { maxShare: 2 } })).toThrow(/maxShare/);
+  });
+});
+
+describe("resync of a partial fold", () => {
+  it("counts each fold key once when the watch's prefixes overlap", async () => {
+    const kv = new LogKv();
+    const store = await foldOf(kv, 300);
+    // 160 of 300 (53 %) vanish; counting route.1* twice would make it 160 of 411 (39 %).
+    purgeDuringGap(kv, 160, 300);
+    const seen: MassDeleteInfo[] = [];
+    const w = resyncWatch(kv, store, {
+      scope: { kind: "prefixes", prefixes: ["route.", "route.1"] },
+      massDelete: { onMassDelete: (info: MassDeleteInfo) => seen.push(info) < 0 },
+    });
+    const err = await w.done.catch((e: unknown) => e);
+    expect(SlipstreamError.is(err, "MASS_DELETE_REFUSED")).toBe(true);
+    expect(seen[0]).toMatchObject({ source: "resync", deletes: 160, foldKeys: 300 });
+  });
+
+  it("a route.eu. fold imported from a whole artifact resyncs within its scope only", async () => {
+    const kv = new LogKv();
+    for (let i = 0; i < 100; i++) kv.put(`route.eu.${i}`, "v");
+    for (let i = 0; i < 200; i++) kv.put(`route.us.${i}`, "v");
+    const whole = new MemorySnapshotStore();
+    const w0 = watchApplied({ watcher: kv, scope: { kind: "all" }, store: whole, parse: (u) => u, apply: () => {} });
+    await waitFor(() => whole.cursor.revision === kv.nextSeq - 1n, { message: "folded" });
+    await w0.stop();
+    const root = await tempDir("slipstream-partial-resync-");
+    try {
+      await whole.exportTo(join(root.path, "artifact"));
+      const eu = await MemorySnapshotStore.import(join(root.path, "artifact"), join(root.path, "eu"), {
+        scope: { kind: "prefix", prefix: "route.eu." },
+      });
+      expect(eu.size).toBe(100);
+      const before = await dumpStore(eu);
+      // During the gap: 60 eu keys and every us key vanish, the rest is re-put, then evicted.
+      for (let i = 0; i < 60; i++) kv.del(`route.eu.${i}`);
+      for (let i = 0; i < 200; i++) kv.del(`route.us.${i}`);
+      const keep = kv.nextSeq;
+      for (let i = 60; i < 100; i++) kv.put(`route.eu.${i}`, "v2");
+      kv.put("route.eu.fresh", "new");
+      kv.evictThrough(keep - 1n);
+
+      const seen: MassDeleteInfo[] = [];
+      const scope = { kind: "prefix", prefix: "route.eu." } as const;
+      const refused = resyncWatch(kv, eu, {
+        scope,
+        massDelete: { minKeys: 10, onMassDelete: (info: MassDeleteInfo) => seen.push(info) < 0 },
+      });
+      const err = await refused.done.catch((e: unknown) => e);
+      expect(SlipstreamError.is(err, "MASS_DELETE_REFUSED")).toBe(true);
+      // The guard saw the node's scope only: 60 of its 100 keys, not of the artifact's 300.
+      expect(seen[0]).toMatchObject({ deletes: 60, foldKeys: 100, liveKeys: 41 });
+      expect(await dumpStore(eu)).toEqual(before);
+
+      const allowed = resyncWatch(kv, eu, { scope, massDelete: { minKeys: 10, onMassDelete: () => true } });
+      await waitFor(() => eu.cursor.revision === kv.nextSeq - 1n && eu.size === 41, { message: "resynced" });
+      expect(allowed.stats.syntheticDeletes).toBe(60);
+      const keys: string[] = [];
+      for await (const e of eu.range("")) keys.push(e.key);
+      expect(keys.every((k) => k.startsWith("route.eu."))).toBe(true);
+      expect(keys).toContain("route.eu.fresh");
+      expect(keys).not.toContain("route.eu.0");
+    } finally {
+      await root.cleanup();
+    }
   });
 });

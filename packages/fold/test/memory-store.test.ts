@@ -13,7 +13,14 @@ import { tempDir } from "@slipstream/testkit";
 import { describe, expect, it } from "vitest";
 
 const memory = memoryStoreFactory();
-snapshotStoreSuite({ name: "memory", describe, it, open: memory.open, import: memory.import });
+snapshotStoreSuite({
+  name: "memory",
+  describe,
+  it,
+  open: memory.open,
+  import: memory.import,
+  capabilities: { scopedArtifacts: true },
+});
 
 describe("MemorySnapshotStore specifics", () => {
   const put = (key: string, rev: bigint): KvUpdate => ({

@@ -1,4 +1,4 @@
-export { ExportLease, LeaseGuard } from "./lease.js";
 export type { ExportLeaseOptions } from "./lease.js";
-export { encodeLeaseRecord, decodeLeaseRecord } from "./record.js";
+export { ExportLease, LeaseGuard } from "./lease.js";
 export type { LeaseRecord } from "./record.js";
+export { decodeLeaseRecord, encodeLeaseRecord } from "./record.js";

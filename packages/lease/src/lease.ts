@@ -1,14 +1,14 @@
 import {
+  invalidArgument,
   type KvReader,
   type KvWriter,
   type Logger,
   SlipstreamError,
+  silentLogger,
   type VersionToken,
   type WatchCursor,
-  invalidArgument,
-  silentLogger,
 } from "@slipstream/core";
-import { type LeaseRecord, decodeLeaseRecord, encodeLeaseRecord } from "./record.js";
+import { decodeLeaseRecord, encodeLeaseRecord, type LeaseRecord } from "./record.js";
 
 /** Options of {@link ExportLease}. */
 export interface ExportLeaseOptions {

@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SlipstreamError, WatchCursor } from "@slipstream/core";
 import { ExportLease } from "@slipstream/lease";
 import { connect, type NatsConnection, type NatsKvStore } from "@slipstream/nats";
 import { type NatsServerHandle, startNats } from "@slipstream/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 let server: NatsServerHandle;
 let conn: NatsConnection;

@@ -1,6 +1,6 @@
-import { describe, expect, it } from "vitest";
 import { WatchCursor } from "@slipstream/core";
 import { decodeLeaseRecord, encodeLeaseRecord } from "@slipstream/lease";
+import { describe, expect, it } from "vitest";
 
 describe("lease record codec", () => {
   it("round-trips with and without completion", () => {

@@ -1,6 +1,6 @@
 import { hasNats } from "@slipstream/testkit";
 import { afterEach, describe, expect, it } from "vitest";
-import { bucketName, consumerInfos, connectTo, enc, show, startNats, take } from "./helpers.js";
+import { bucketName, connectTo, consumerInfos, enc, show, startNats, take } from "./helpers.js";
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

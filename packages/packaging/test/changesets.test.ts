@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { cp, readdir, readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
-import { repoRoot, tempDir, type TempDir } from "@slipstream/testkit";
+import { repoRoot, type TempDir, tempDir } from "@slipstream/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Packed, pack, publishedPackages, type WorkspacePackage } from "./pack.js";
 

@@ -11,12 +11,12 @@ import { promisify } from "node:util";
 import { connect } from "@slipstream/nats";
 import {
   hasNats,
-  natsMissingReason,
   type NatsServerHandle,
+  natsMissingReason,
   repoRoot,
   startNats,
-  tempDir,
   type TempDir,
+  tempDir,
 } from "@slipstream/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packAll, publishedPackages } from "./pack.js";

@@ -3,8 +3,8 @@
 import { execFile } from "node:child_process";
 import { createReadStream, type Dirent, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
 import { createGunzip } from "node:zlib";
 import { repoRoot } from "@slipstream/testkit";
 import * as tarStream from "tar-stream";

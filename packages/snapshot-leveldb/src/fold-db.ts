@@ -6,7 +6,7 @@
  */
 import { lstat, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { SlipstreamError, throwIfAborted, type VersionToken, type WatchCursor } from "@slipstream/core";
+import { type FoldScope, SlipstreamError, throwIfAborted, type VersionToken, type WatchCursor } from "@slipstream/core";
 import { Level } from "level";
 import { mapLevelError, mapOpenError } from "./errors.js";
 import {
@@ -16,12 +16,15 @@ import {
   dataKeyLength,
   decodeCount,
   decodeCursor,
+  decodeScope,
   encodeCount,
   encodeCursor,
   encodeFormat,
+  encodeScope,
   META_COUNT,
   META_CURSOR,
   META_FORMAT,
+  META_SCOPE,
   metaKey,
   writeDataKey,
 } from "./format.js";
@@ -49,6 +52,7 @@ const ALL_END = Buffer.from('"');
 const FORMAT_KEY = metaKey(META_FORMAT);
 const CURSOR_KEY = metaKey(META_CURSOR);
 const COUNT_KEY = metaKey(META_COUNT);
+const SCOPE_KEY = metaKey(META_SCOPE);
 
 /** "absent" and "empty" may be created; "occupied" must already be a fold. */
 async function dirState(dir: string): Promise<"absent" | "empty" | "occupied"> {
@@ -131,6 +135,12 @@ export class FoldWrite {
     this.#batch.del(key);
   }
 
+  /** Records the key prefixes the fold holds (undefined: the whole bucket, no record). */
+  setScope(scope: FoldScope): void {
+    if (scope === undefined) this.#batch.del(SCOPE_KEY);
+    else this.#batch.put(SCOPE_KEY, encodeScope(scope));
+  }
+
   /** Adds the meta records and writes everything in one LevelDB batch. */
   async commit(cursor: WatchCursor, count: number, sync: boolean): Promise<void> {
     const b = this.#batch;
@@ -164,6 +174,8 @@ export class FoldDb {
   readonly initialCursor: WatchCursor;
   /** The count record as read at open. */
   readonly initialCount: number;
+  /** The scope record as read at open (undefined: the whole bucket). */
+  readonly initialScope: FoldScope;
   /** True when this open created (or initialised) the fold. */
   readonly created: boolean;
   readonly #db;
@@ -174,11 +186,13 @@ export class FoldDb {
     cursor: WatchCursor,
     count: number,
     created: boolean,
+    scope: FoldScope = undefined,
   ) {
     this.dir = dir;
     this.#db = db;
     this.initialCursor = cursor;
     this.initialCount = count;
+    this.initialScope = scope;
     this.created = created;
   }
 
@@ -202,7 +216,12 @@ export class FoldDb {
       throw mapOpenError(err, dir);
     }
     try {
-      const [format, cursorRecord, countRecord] = await db.getMany([FORMAT_KEY, CURSOR_KEY, COUNT_KEY]);
+      const [format, cursorRecord, countRecord, scopeRecord] = await db.getMany([
+        FORMAT_KEY,
+        CURSOR_KEY,
+        COUNT_KEY,
+        SCOPE_KEY,
+      ]);
       if (format === undefined) {
         const anyKey = await db.keys({ limit: 1 }).all();
         if (mode === "open" && anyKey.length === 0) {
@@ -225,7 +244,8 @@ export class FoldDb {
       checkFormat(format, dir);
       const cursor = decodeCursor(cursorRecord, dir);
       const count = decodeCount(countRecord, dir);
-      return new FoldDb(dir, db, cursor, count, false);
+      const scope = decodeScope(scopeRecord, dir);
+      return new FoldDb(dir, db, cursor, count, false, scope);
     } catch (err) {
       await db.close().catch(() => {});
       throw mapLevelError(err, `reading fold metadata at ${dir}`);
@@ -370,6 +390,8 @@ export class FoldDb {
 /** What {@link inspectFold} found in a copied fold. */
 export interface FoldInspection {
   cursor: WatchCursor;
+  /** The `scope` record (undefined: the whole bucket). */
+  scope: FoldScope;
   /** The `count` record. */
   count: number;
   /** Entries actually present in the `data` sublevel, when the records were read. */
@@ -389,7 +411,7 @@ export async function inspectFold(
   const fold = await FoldDb.open(dir, "inspect");
   try {
     const scanned = opts.records ? await fold.verifyRecords(opts.signal) : undefined;
-    return { cursor: fold.initialCursor, count: fold.initialCount, scanned };
+    return { cursor: fold.initialCursor, scope: fold.initialScope, count: fold.initialCount, scanned };
   } finally {
     await fold.close();
   }

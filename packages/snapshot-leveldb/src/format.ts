@@ -9,12 +9,20 @@
  * | `meta` (`!meta!`) | `format` | ASCII decimal generation, `"1"` |
  * | `meta` | `cursor` | raw cursor bytes, 0..10 (empty = none) |
  * | `meta` | `count` | number of `data` entries, u64 big-endian (8 bytes) |
+ * | `meta` | `scope` (optional) | the key prefixes a partial fold holds: per prefix `[u32 BE length][UTF-8]`; absent = the whole bucket |
  *
  * Every apply writes its puts, deletes, `cursor` and `count` in one LevelDB batch, so data,
  * cursor and count never disagree after a crash. A directory without the `format` record is
  * not a slipstream fold and is refused.
  */
-import { SlipstreamError, VERSION_TOKEN_CAPACITY, VersionToken, WatchCursor } from "@slipstream/core";
+import {
+  type FoldScope,
+  normalizeScope,
+  SlipstreamError,
+  VERSION_TOKEN_CAPACITY,
+  VersionToken,
+  WatchCursor,
+} from "@slipstream/core";
 
 /** Backend id written into artifact manifests. */
 export const BACKEND_ID = "leveldb";
@@ -37,6 +45,7 @@ export const META_PREFIX: Buffer = Buffer.from("!meta!", "ascii");
 export const META_FORMAT = "format";
 export const META_CURSOR = "cursor";
 export const META_COUNT = "count";
+export const META_SCOPE = "scope";
 
 /** Bytes of the root data key of `key`. */
 export function dataKeyLength(key: string): number {
@@ -113,6 +122,47 @@ export function decodeCount(record: Uint8Array | undefined, where: string): numb
   const n = Buffer.from(record).readBigUInt64BE();
   if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`${where} has an implausible entry count ${n}`);
   return Number(n);
+}
+
+/** Encodes the optional `scope` record of a partial fold (a canonical, non-empty prefix list). */
+export function encodeScope(scope: readonly string[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const p of scope) {
+    const bytes = Buffer.from(p, "utf8");
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(bytes.length);
+    parts.push(len, bytes);
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * Decodes the `scope` record: absent → the whole bucket; anything but a canonical,
+ * non-empty list of valid prefixes → `SNAPSHOT_INVALID_FORMAT`.
+ */
+export function decodeScope(record: Uint8Array | undefined, where: string): FoldScope {
+  if (record === undefined) return undefined;
+  const buf = Buffer.from(record);
+  const out: string[] = [];
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  let at = 0;
+  try {
+    while (at < buf.length) {
+      if (at + 4 > buf.length) throw new Error("truncated length");
+      const len = buf.readUInt32BE(at);
+      at += 4;
+      if (at + len > buf.length) throw new Error("truncated prefix");
+      out.push(utf8.decode(buf.subarray(at, at + len)));
+      at += len;
+    }
+    const canonical = normalizeScope(out);
+    if (out.length === 0 || canonical === undefined || canonical.join("\0") !== out.join("\0")) {
+      throw new Error("not a canonical, non-empty prefix list");
+    }
+  } catch (err) {
+    throw invalid(`${where} has a malformed scope record: ${(err as Error).message}`);
+  }
+  return out;
 }
 
 /**

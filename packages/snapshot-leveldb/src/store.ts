@@ -3,21 +3,27 @@ import { join } from "node:path";
 import {
   artifactInvalid,
   cursorMismatch,
+  describeScope,
   type ExportManifest,
   type ExportOptions,
   expectBackend,
   exportArtifact,
+  type FoldScope,
   type ImportTransfer,
   type KvEntry,
   type KvUpdate,
   type Logger,
   type ProgressFn,
+  resolveExportScope,
+  resolveImportScope,
   SlipstreamError,
   type SnapshotStore,
+  sameScope,
   silentLogger,
   VersionToken,
   verifyAndStageImport,
   WatchCursor,
+  type WatchScope,
 } from "@slipstream/core";
 import { ARTIFACT_VERSION, READABLE_ARTIFACT_VERSIONS } from "./artifact-version.js";
 import { checkpointLevelDb, TableDigests } from "./checkpoint.js";
@@ -25,6 +31,7 @@ import { FoldDb, type FoldWrite, inspectFold, type LevelTuning } from "./fold-db
 import { BACKEND_ID, DATA_PREFIX, dataKey, FORMAT_GENERATION, prefixUpperBound } from "./format.js";
 import { KeyFilter } from "./key-filter.js";
 import { decodeValueRecord } from "./record.js";
+import { narrowFold, writeScopedFold } from "./scoped.js";
 
 /** Options of {@link LevelSnapshotStore.open}. */
 export interface LevelSnapshotStoreOptions extends LevelTuning {
@@ -67,6 +74,14 @@ export interface LevelImportOptions extends LevelSnapshotStoreOptions {
    * @defaultValue false
    */
   verifyRecords?: boolean;
+  /**
+   * The scope of the node importing. The artifact's scope must cover it
+   * (`SCOPE_NOT_COVERED` otherwise, before anything is written); the whole artifact is
+   * verified first, then only the keys of this scope are kept (exact count), and the fold
+   * records the scope ({@link LevelSnapshotStore.scope}), so its own exports say what they hold.
+   * @defaultValue the whole bucket (a partial artifact is refused)
+   */
+  scope?: WatchScope;
 }
 
 // Table files: LevelDB never writes to one after it is created, so an import may link them.
@@ -143,6 +158,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
   readonly #logger: Logger;
   #cursor: WatchCursor;
   #count: number;
+  readonly #scope: FoldScope;
   /** Which keys may exist (see key-filter.ts); complete only for a fold opened empty. */
   readonly #filter: KeyFilter;
   #closed = false;
@@ -161,6 +177,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
     this.#logger = opts.logger ?? silentLogger;
     this.#cursor = fold.initialCursor;
     this.#count = fold.initialCount;
+    this.#scope = fold.initialScope;
     this.#filter = new KeyFilter(fold.initialCount === 0);
   }
 
@@ -206,8 +223,11 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
     if (typeof destDir !== "string" || destDir.length === 0) throw new TypeError("destDir must be a non-empty string");
     checkOptions(opts);
     const logger = opts.logger ?? silentLogger;
+    const keep = resolveImportScope(opts.scope);
+    let kept: number | undefined;
     const manifest = await verifyAndStageImport(artifactDir, destDir, {
       checkBackend: expectBackend(BACKEND_ID, READABLE_ARTIFACT_VERSIONS),
+      ...(opts.scope !== undefined ? { scope: opts.scope } : {}),
       ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
       ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
       ...(opts.transfer !== undefined ? { transfer: opts.transfer } : {}),
@@ -230,15 +250,42 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
             `artifact payload holds ${found.scanned} entries but its entry count record says ${found.count}`,
           );
         }
+        if (!sameScope(found.scope, m.scope)) {
+          throw artifactInvalid(
+            `artifact payload records scope ${describeScope(found.scope)}; its manifest declares ${describeScope(m.scope)}`,
+          );
+        }
+        // Verified as a whole (every hash, the structure, cursor and scope); only now are
+        // the keys outside the node's scope dropped, in the stage, before it goes into place.
+        if (keep !== undefined && !sameScope(keep, m.scope)) {
+          try {
+            kept = await narrowFold(stageDir, keep, opts.signal);
+          } catch (err) {
+            if (SlipstreamError.is(err, "ABORTED")) throw err;
+            throw SlipstreamError.wrap(err, "BACKEND", "narrowing the imported fold to its scope");
+          }
+        }
       },
     });
-    logger.info("imported LevelDB fold", { dir: destDir, cursor: manifest.cursor.toHex() });
+    logger.info("imported LevelDB fold", {
+      dir: destDir,
+      cursor: manifest.cursor.toHex(),
+      ...(keep !== undefined ? { scope: keep, entries: kept } : {}),
+    });
     return LevelSnapshotStore.open(destDir, opts);
   }
 
   /** Everything at or below this cursor has been applied and committed. */
   get cursor(): WatchCursor {
     return this.#cursor;
+  }
+
+  /**
+   * The key prefixes this fold holds, recorded by a scoped import; undefined = the whole
+   * bucket. Its exports carry it in their manifest.
+   */
+  get scope(): readonly string[] | undefined {
+    return this.#scope;
   }
 
   /**
@@ -455,7 +502,88 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
       return Promise.reject(new TypeError("destDir must be a non-empty string"));
     }
     if (this.#closed) return Promise.reject(closedError(this.directory));
+    let scope: FoldScope;
+    try {
+      scope = resolveExportScope(this.#scope, opts.scope);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!sameScope(scope, this.#scope)) return this.#exclusive(() => this.#exportScopedNow(destDir, scope ?? [], opts));
     return this.#exclusive(() => this.#exportNow(destDir, opts));
+  }
+
+  /**
+   * A partial artifact: a checkpoint would ship every table, so the entries of `scope` are
+   * copied into a fresh fold in the stage instead (through the fold's write path), which
+   * records the scope; re-opened and checked (cursor, count, scope), then sealed.
+   */
+  async #exportScopedNow(destDir: string, scope: readonly string[], opts: ExportOptions): Promise<ExportManifest> {
+    if (this.#closed) throw closedError(this.directory);
+    const cursor = this.#cursor;
+    this.#exporting = true;
+    try {
+      let written = -1;
+      const manifest = await exportArtifact(destDir, {
+        backend: BACKEND_ID,
+        backendVersion: ARTIFACT_VERSION,
+        cursor,
+        scope,
+        ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+        ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
+        ...(opts.exporter !== undefined ? { exporter: opts.exporter } : {}),
+        writePayload: async (dataDir) => {
+          written = await writeScopedFold(this.#fold, dataDir, scope, cursor, {
+            signal: opts.signal,
+            onBytes: (bytesDone) => opts.onProgress?.({ phase: "export", bytesDone }),
+          });
+          await this.#verifyCopy(dataDir, cursor, written, scope);
+        },
+        verifyStaged: async (_stageDir, m) => {
+          if (!m.cursor.equals(cursor)) throw cursorMismatch(m.cursor, m);
+        },
+      });
+      this.#logger.info("exported a scoped LevelDB fold", {
+        dir: destDir,
+        cursor: cursor.toHex(),
+        scope,
+        entries: written,
+      });
+      return manifest;
+    } finally {
+      this.#exporting = false;
+    }
+  }
+
+  /**
+   * Re-opens an exported copy (it replays the copied log and checks that every table its
+   * MANIFEST names is present) and compares cursor, count and scope with what was exported,
+   * then removes the runtime files opening wrote. Opening a LevelDB writes to its directory,
+   * so this runs before sealing: the seal hashes the files as they will be shipped.
+   */
+  async #verifyCopy(dataDir: string, cursor: WatchCursor, count: number, scope: FoldScope): Promise<void> {
+    let found: FoldDb;
+    try {
+      found = await FoldDb.open(dataDir, "inspect");
+    } catch (err) {
+      throw new SlipstreamError("BACKEND", `export verification failed: the copy does not open as a fold`, {
+        cause: err,
+      });
+    }
+    try {
+      if (
+        !found.initialCursor.equals(cursor) ||
+        found.initialCount !== count ||
+        !sameScope(found.initialScope, scope)
+      ) {
+        throw new SlipstreamError(
+          "BACKEND",
+          `export verification failed: the copy has cursor ${found.initialCursor.toHex() || "none"}, entry count record ${found.initialCount} and scope ${describeScope(found.initialScope)}; expected cursor ${cursor.toHex() || "none"}, ${count} entries and scope ${describeScope(scope)}`,
+        );
+      }
+    } finally {
+      await found.close();
+    }
+    for (const f of RUNTIME_FILES) await rm(join(dataDir, f), { force: true });
   }
 
   async #exportNow(destDir: string, opts: ExportOptions): Promise<ExportManifest> {
@@ -469,6 +597,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
         backend: BACKEND_ID,
         backendVersion: ARTIFACT_VERSION,
         cursor,
+        scope: this.#scope,
         ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
         ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
         ...(opts.exporter !== undefined ? { exporter: opts.exporter } : {}),
@@ -498,28 +627,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
       onBytes: (bytesDone) => opts.onProgress?.({ phase: "export", bytesDone }),
     });
     this.#logger.debug("took a LevelDB checkpoint", { dir: this.directory, ...taken });
-    // Verify by re-opening the copy (it replays the copied log and checks that every table
-    // its MANIFEST names is present). Opening a LevelDB writes to its directory, so this runs
-    // before sealing: the seal hashes the files as they will be shipped.
-    let found: FoldDb;
-    try {
-      found = await FoldDb.open(dataDir, "inspect");
-    } catch (err) {
-      throw new SlipstreamError("BACKEND", `export verification failed: the checkpoint does not open as a fold`, {
-        cause: err,
-      });
-    }
-    try {
-      if (!found.initialCursor.equals(cursor) || found.initialCount !== count) {
-        throw new SlipstreamError(
-          "BACKEND",
-          `export verification failed: the copy has cursor ${found.initialCursor.toHex() || "none"} and entry count record ${found.initialCount}; the live store has cursor ${cursor.toHex() || "none"} and ${count} entries`,
-        );
-      }
-    } finally {
-      await found.close();
-    }
-    for (const f of RUNTIME_FILES) await rm(join(dataDir, f), { force: true });
+    await this.#verifyCopy(dataDir, cursor, count, this.#scope);
   }
 
   /** True while an export runs (applies wait for it). */

@@ -7,5 +7,6 @@ snapshotStoreSuite({
   describe,
   it,
   open: (dir) => LevelSnapshotStore.open(dir),
-  import: (artifactDir, destDir) => LevelSnapshotStore.import(artifactDir, destDir),
+  import: (artifactDir, destDir, opts) => LevelSnapshotStore.import(artifactDir, destDir, opts),
+  capabilities: { scopedArtifacts: true },
 });

@@ -120,6 +120,37 @@ describe("LevelSnapshotStore.open refuses what is not a readable fold", () => {
     expect(err.message).toMatch(/11-byte cursor/);
   });
 
+  it("a malformed scope record → SNAPSHOT_INVALID_FORMAT naming the scope; a canonical one is read back", async () => {
+    const len = (n: number) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(n);
+      return b;
+    };
+    const prefix = (p: string) => Buffer.concat([len(Buffer.byteLength(p)), Buffer.from(p)]);
+    for (const bad of [
+      Buffer.alloc(0), // empty list: a scope of nothing is not a fold scope
+      Buffer.from([0, 0, 0, 9, 0x61]), // truncated
+      Buffer.concat([prefix("b."), prefix("a.")]), // not sorted
+      Buffer.concat([prefix("a."), prefix("a.b")]), // covered
+      prefix("a b"), // not a valid prefix
+    ]) {
+      await using tmp = await tempDir("slipstream-leveldb-");
+      const dir = join(tmp.path, "fold");
+      await foldWithData(dir);
+      await writeMeta(dir, { scope: bad });
+      const err = await openError(dir);
+      expect(err.code).toBe("SNAPSHOT_INVALID_FORMAT");
+      expect(err.message).toMatch(/scope record/);
+    }
+    await using tmp = await tempDir("slipstream-leveldb-");
+    const dir = join(tmp.path, "fold");
+    await foldWithData(dir);
+    await writeMeta(dir, { scope: Buffer.concat([prefix("a."), prefix("b-c.")]) });
+    const store = await LevelSnapshotStore.open(dir);
+    expect(store.scope).toEqual(["a.", "b-c."]);
+    await store.close();
+  });
+
   it("a format generation this version does not read → SNAPSHOT_INVALID_FORMAT naming it", async () => {
     await using tmp = await tempDir("slipstream-leveldb-");
     const dir = join(tmp.path, "fold");

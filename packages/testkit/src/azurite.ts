@@ -6,8 +6,8 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { trackDir } from "./cleanup.js";
-import { AddressInUse, launchWithRetry, ServerProcess } from "./process.js";
 import { freePort } from "./port.js";
+import { AddressInUse, launchWithRetry, ServerProcess } from "./process.js";
 import { waitFor } from "./wait.js";
 
 /** The well-known development account every Azurite instance serves. */

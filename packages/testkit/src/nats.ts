@@ -5,8 +5,8 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { trackDir } from "./cleanup.js";
-import { AddressInUse, launchWithRetry, ServerProcess } from "./process.js";
 import { freePort } from "./port.js";
+import { AddressInUse, launchWithRetry, ServerProcess } from "./process.js";
 import { tryRepoRoot } from "./root.js";
 import { waitFor } from "./wait.js";
 

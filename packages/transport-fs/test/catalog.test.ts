@@ -1,8 +1,8 @@
 import { utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { type TempDir, tempDir } from "@slipstream/testkit";
 import { ArtifactTransport, describeArtifacts, makeTestArtifact } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
-import { type TempDir, tempDir } from "@slipstream/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 let tmp: TempDir;

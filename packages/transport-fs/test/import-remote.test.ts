@@ -94,6 +94,54 @@ describe("importRemote", () => {
     expect(last && last.bytesDone === last.bytesTotal && last.bytesDone > 0).toBe(true);
   });
 
+  it("a partial artifact: a node it does not cover is refused from the pointer, before any payload byte moves", async () => {
+    const w = await world();
+    const fold = await foldWith(40);
+    const round = await runExportRound({
+      lease: new InProcessLease(),
+      ttlMs: 60_000,
+      fold: exporterOf(fold),
+      transport: w.transport,
+      key: "k",
+      scope: { kind: "prefix", prefix: "route.1" },
+      scratchDir: w.scratch,
+    });
+    if (round.outcome === "skipped") throw new Error("unreachable");
+    expect(round.manifest.scope).toEqual(["route.1"]);
+    w.store.calls.length = 0;
+    const wider = await importRemote({
+      transport: w.transport,
+      key: "k",
+      scratchDir: w.scratch,
+      destDir: join(w.nodes, "wide"),
+      scope: { kind: "prefix", prefix: "route." },
+      open: (a, d, hints) => MemorySnapshotStore.import(a, d, hints),
+    }).catch((e: unknown) => e);
+    expect(SlipstreamError.is(wider, "SCOPE_NOT_COVERED"), String(wider)).toBe(true);
+    expect(w.store.calls.filter((c) => c.startsWith("get "))).toEqual([]);
+    expect(await readdir(w.nodes)).toEqual([]);
+    // Without a scope the node wants the whole bucket: refused after the download, nothing kept.
+    const whole = await bootstrap(w, "whole").catch((e: unknown) => e);
+    expect(SlipstreamError.is(whole, "SCOPE_NOT_COVERED"), String(whole)).toBe(true);
+    expect(await readdir(w.nodes)).toEqual([]);
+    expect(await readdir(w.scratch)).toEqual([]);
+    // A node within the artifact's scope bootstraps with exactly its keys.
+    const narrow = await importRemote({
+      transport: w.transport,
+      key: "k",
+      scratchDir: w.scratch,
+      destDir: join(w.nodes, "narrow"),
+      scope: { kind: "prefix", prefix: "route.1" },
+      open: (a, d, hints) => MemorySnapshotStore.import(a, d, hints),
+    });
+    expect((await dump(narrow)).map(([k]) => k)).toEqual([
+      "route.1",
+      ...Array.from({ length: 10 }, (_, i) => `route.1${i}`),
+    ]);
+    expect(narrow.scope).toEqual(["route.1"]);
+    expect(narrow.cursor.revision).toBe(40n);
+  });
+
   it("a tampered payload downloads but fails the import's hash check: dest absent, scratch empty", async () => {
     const w = await world();
     await publish(w, await foldWith(10));

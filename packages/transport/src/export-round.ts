@@ -19,6 +19,7 @@ import {
   TEMP_PREFIX,
   throwIfAborted,
   type WatchCursor,
+  type WatchScope,
 } from "@slipstream/core";
 import type { ArtifactTransport } from "./artifact-transport.js";
 
@@ -39,7 +40,7 @@ export interface RoundLease {
 export interface RoundExporter {
   requestExport(
     destDir: string,
-    opts?: { signal?: AbortSignal; onProgress?: ProgressFn; exporter?: string },
+    opts?: { signal?: AbortSignal; onProgress?: ProgressFn; exporter?: string; scope?: WatchScope },
   ): Promise<ExportManifest>;
 }
 
@@ -60,6 +61,13 @@ export interface ExportRoundOptions {
    * see it in `slipstream artifacts`. @defaultValue {@link defaultExporter}: `<host name>:<pid>`
    */
   exporter?: string | false;
+  /**
+   * Publish a partial artifact of only these prefixes (its manifest records the scope);
+   * the fold must hold them (`SCOPE_NOT_COVERED` otherwise). Nodes watching a scope within
+   * it can bootstrap from it.
+   * @defaultValue everything the fold holds
+   */
+  scope?: WatchScope;
   signal?: AbortSignal;
   logger?: Logger;
   onProgress?: ProgressFn;
@@ -124,6 +132,7 @@ export async function runExportRound(opts: ExportRoundOptions): Promise<ExportRo
       signal: opts.signal,
       onProgress: opts.onProgress,
       ...(exporter !== false ? { exporter } : {}),
+      ...(opts.scope !== undefined ? { scope: opts.scope } : {}),
     });
     const uploaded = await opts.transport.upload(opts.key, artifactDir, {
       signal: opts.signal,

@@ -30,6 +30,8 @@ export {
   conditionalWritesUnsupported,
   objectTooLarge,
 } from "./blob-store.js";
+export type { CatalogEntry, CatalogPayload, DescribeArtifactsOptions } from "./catalog.js";
+export { describeArtifacts } from "./catalog.js";
 export type { BlobStoreConformanceOptions, BlobStoreHarness } from "./conformance.js";
 export { blobStoreConformance } from "./conformance.js";
 export type {
@@ -42,7 +44,7 @@ export type {
 export { defaultExporter, runExportRound } from "./export-round.js";
 export type { TarEntrySpec, TestArtifactOptions } from "./fixtures.js";
 export { buildTar, makeTestArtifact } from "./fixtures.js";
-export type { ImportRemoteHints, ImportRemoteOptions } from "./import-remote.js";
+export type { ImportRemoteHints, ImportRemoteOptions, ImportReplaceOptions } from "./import-remote.js";
 export { importRemote } from "./import-remote.js";
 export { PAYLOADS_SUFFIX, POINTER_SUFFIX, parsePayloadName, payloadName } from "./naming.js";
 export type { ParallelRangesOptions } from "./ranged-read.js";
@@ -51,5 +53,3 @@ export type { PackOptions, UnpackOptions } from "./tar.js";
 export { packArtifact, unpackArtifact } from "./tar.js";
 export type { BlobOperation, FaultHook } from "./wrappers.js";
 export { FaultInjectingBlobStore, stallUntilAborted, withoutConditionalWrites } from "./wrappers.js";
-export type { CatalogEntry, CatalogPayload, DescribeArtifactsOptions } from "./catalog.js";
-export { describeArtifacts } from "./catalog.js";

@@ -1,4 +1,4 @@
-import { cursorRank } from "@slipstream/core";
+import { cursorRank, describeScope } from "@slipstream/core";
 import { describeArtifacts } from "@slipstream/transport";
 import { EXIT, type ExitCode } from "../exit.js";
 import { type CliIo, formatBytes, formatDuration, printJson, println } from "../output.js";
@@ -30,6 +30,8 @@ export async function artifactsCommand(
             problem: e.pointer.problem ?? null,
             cursor: m ? { revision: m.cursor.isNone ? null : cursorRank(m.cursor), hex: m.cursor.toHex() } : null,
             createdAt: m?.createdAt.toISOString() ?? null,
+            // The key prefixes a partial artifact holds; null = the whole bucket (or unreadable).
+            scope: m?.scope ?? null,
             backend: m ? `${m.backend}/${m.backendVersion}` : null,
             files: m?.files.length ?? null,
             declaredBytes: e.declaredBytes ?? null,
@@ -69,6 +71,7 @@ export async function artifactsCommand(
         io,
         `  payload    ${p.backend}, ${p.files} files, ${formatBytes(p.declaredBytes ?? 0)}${a.danglingPointer ? "  MISSING: the pointer names a payload that is not in the store" : ""}`,
       );
+      if (p.scope !== null) println(io, `  scope      partial: ${describeScope(p.scope)}`);
       println(io, `  exporter   ${p.exporter ?? "not recorded"}`);
     }
     println(

@@ -1,4 +1,4 @@
-import { cursorRank } from "@slipstream/core";
+import { cursorRank, describeScope } from "@slipstream/core";
 import { EXIT, type ExitCode } from "../exit.js";
 import { foldDirFacts, openExistingFold } from "../fold.js";
 import { type CliIo, formatBytes, formatRevision, printFields, printJson } from "../output.js";
@@ -17,6 +17,8 @@ export async function inspectCommand(io: CliIo, dir: string, opts: { json?: bool
       formatGeneration: stats.formatGeneration,
       cursor: { revision: cursor.isNone ? null : cursorRank(cursor), hex: cursor.toHex(), none: cursor.isNone },
       entries: stats.entries,
+      // The prefixes a fold imported for a narrower scope holds; null = the whole bucket.
+      scope: store.scope ?? null,
       sizeOnDisk: facts.sizeOnDisk,
       files: facts.files,
       approximateDataBytes: stats.approximateBytes,
@@ -34,6 +36,7 @@ export async function inspectCommand(io: CliIo, dir: string, opts: { json?: bool
             : `${formatRevision(cursorRank(cursor))} (hex ${cursor.toHex()})`,
         ],
         ["entries", String(report.entries)],
+        ...(store.scope !== undefined ? ([["scope", `partial: ${describeScope(store.scope)}`]] as const) : []),
         ["size on disk", `${formatBytes(report.sizeOnDisk)} in ${report.files} files`],
         ["last commit", report.lastCommit ?? "unknown"],
       ]);

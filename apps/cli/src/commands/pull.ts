@@ -1,6 +1,6 @@
 import { lstat, readdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { cursorRank } from "@slipstream/core";
+import { assertScopeCovers, cursorRank, describeScope, resolveImportScope, type WatchScope } from "@slipstream/core";
 import { BACKEND_ID, LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 import { importRemote } from "@slipstream/transport";
 import { CliError, EXIT, type ExitCode } from "../exit.js";
@@ -38,8 +38,11 @@ export async function pullCommand(
   io: CliIo,
   url: string,
   dest: string,
-  opts: { json?: boolean; key?: string; progress?: boolean; timeoutMs: number },
+  opts: { json?: boolean; key?: string; prefix?: string[]; progress?: boolean; timeoutMs: number },
 ): Promise<ExitCode> {
+  // --prefix: the fold of a node that watches only these prefixes (checked before any transfer).
+  const scope: WatchScope | undefined =
+    opts.prefix && opts.prefix.length > 0 ? { kind: "prefixes", prefixes: opts.prefix } : undefined;
   await checkDestination(dest);
   const t = await openTransportUrl(url, io.env, { timeoutMs: opts.timeoutMs });
   const entry = await pickArtifact(t, opts.key, {
@@ -61,6 +64,8 @@ export async function pullCommand(
       `artifact ${entry.key} is a ${JSON.stringify(manifest.backend)} fold; this CLI imports ${BACKEND_ID} folds`,
     );
   }
+  // A partial artifact that does not cover the fold asked for is refused before any transfer.
+  assertScopeCovers(manifest.scope, resolveImportScope(scope), `artifact ${entry.key}`);
   const bar = progressBar(io, opts.progress !== false && !opts.json);
   const started = Date.now();
   let downloaded = 0;
@@ -72,8 +77,13 @@ export async function pullCommand(
       // Beside the destination: same filesystem, so the final rename is atomic.
       scratchDir: dirname(resolve(dest)),
       destDir: dest,
-      open: (artifactDir, destDir) =>
-        LevelSnapshotStore.import(artifactDir, destDir, { onProgress: bar.onProgress, ...(signal ? { signal } : {}) }),
+      ...(scope ? { scope } : {}),
+      open: (artifactDir, destDir, hints) =>
+        LevelSnapshotStore.import(artifactDir, destDir, {
+          onProgress: bar.onProgress,
+          ...(signal ? { signal } : {}),
+          ...(hints.scope ? { scope: hints.scope } : {}),
+        }),
       onProgress: (p) => {
         if (p.phase === "download") downloaded = p.bytesDone;
         bar.onProgress(p);
@@ -89,6 +99,7 @@ export async function pullCommand(
         destination: store.directory,
         cursor: { revision: stats.cursor.isNone ? null : cursorRank(stats.cursor), hex: stats.cursor.toHex() },
         entries: stats.entries,
+        scope: store.scope ?? null,
         downloadedBytes: downloaded,
         durationMs: ms,
         bytesPerSecond: ms > 0 ? Math.round((downloaded / ms) * 1000) : null,
@@ -100,6 +111,7 @@ export async function pullCommand(
           ["into", report.destination],
           ["cursor", `${report.cursor.revision ?? "none"} (resume the watch from here)`],
           ["entries", String(report.entries)],
+          ...(store.scope !== undefined ? ([["scope", `partial: ${describeScope(store.scope)}`]] as const) : []),
           [
             "transfer",
             `${formatBytes(downloaded)} in ${formatDuration(ms)}${report.bytesPerSecond ? ` (${formatBytes(report.bytesPerSecond)}/s)` : ""}, verified`,

@@ -4,12 +4,13 @@ import { join } from "node:path";
 import {
   type ArtifactVerification,
   cursorRank,
+  describeScope,
   type ExportManifest,
   SlipstreamError,
   TEMP_PREFIX,
   verifyArtifact,
 } from "@slipstream/core";
-import { LevelSnapshotStore, BACKEND_ID } from "@slipstream/snapshot-leveldb";
+import { BACKEND_ID, LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 import { CliError, EXIT, type ExitCode } from "../exit.js";
 import { type CliIo, formatBytes, printFields, printJson, println } from "../output.js";
 import { progressBar } from "../progress.js";
@@ -41,7 +42,11 @@ async function deepCheck(io: CliIo, dir: string, manifest: ExportManifest): Prom
   }
   const scratch = await mkdtemp(join(tmpdir(), TEMP_PREFIX.import));
   try {
-    const store = await LevelSnapshotStore.import(dir, join(scratch, "fold"), io.signal ? { signal: io.signal } : {});
+    // A partial artifact opens for its own scope (an import defaults to the whole bucket).
+    const store = await LevelSnapshotStore.import(dir, join(scratch, "fold"), {
+      ...(io.signal ? { signal: io.signal } : {}),
+      ...(manifest.scope !== undefined ? { scope: { kind: "prefixes", prefixes: manifest.scope } } : {}),
+    });
     await store.close();
     return undefined;
   } catch (err) {
@@ -64,6 +69,8 @@ function report(source: string, v: ArtifactVerification, extra: Problem[]) {
           backend: m.backend,
           backendVersion: m.backendVersion,
           cursor: { revision: m.cursor.isNone ? null : cursorRank(m.cursor), hex: m.cursor.toHex() },
+          // The key prefixes a partial artifact holds; null = the whole bucket.
+          scope: m.scope ?? null,
           createdAt: m.createdAt.toISOString(),
           exporter: m.exporter ?? null,
           files: m.files.length,
@@ -154,6 +161,7 @@ function finish(io: CliIo, r: ReturnType<typeof report>, opts: VerifyOpts): Exit
         ? ([
             ["backend", `${m.backend} (format ${m.backendVersion}, schema ${m.schemaVersion})`],
             ["cursor", m.cursor.revision === null ? "none" : `${m.cursor.revision} (hex ${m.cursor.hex})`],
+            ...(m.scope !== null ? ([["scope", `partial: ${describeScope(m.scope)}`]] as const) : []),
             ["created", m.createdAt],
             ["exporter", m.exporter ?? "not recorded"],
             ["payload", `${m.files} files, ${formatBytes(m.bytes)}`],
