@@ -18,6 +18,8 @@ export type {
   KvCapabilities,
   KvStore,
   ArtifactFile,
+  ArtifactEncryption,
+  ArtifactSignature,
   ExportManifest,
   Progress,
   ProgressFn,
@@ -31,6 +33,8 @@ export {
   PAYLOAD_DIR,
   ARTIFACT_SCHEMA_VERSION,
   MAX_MANIFEST_BYTES,
+  CHUNK_SIZE_LIMITS,
+  chunkCount,
   encodeManifest,
   parseManifest,
   payloadPathProblem,
@@ -74,3 +78,21 @@ export type {
 } from "./verify.js";
 export { retentionHorizon } from "./horizon.js";
 export type { HorizonState, RetentionHorizon, RetentionHorizonOptions, RetentionState } from "./horizon.js";
+export {
+  SIGNING_CONTEXT,
+  assertManifestTrusted,
+  checkManifestSignature,
+  manifestSigner,
+  manifestSigningBytes,
+  publicKeyId,
+  toPublicKey,
+  validateTrustPolicy,
+} from "./trust.js";
+export type {
+  ManifestSigner,
+  PrivateKeyInput,
+  PublicKeyInput,
+  SignatureCheck,
+  TrustPolicy,
+  TrustedKey,
+} from "./trust.js";

@@ -46,6 +46,8 @@ describe("SlipstreamError", () => {
     expect(ErrorCodes).toContain("CURSOR_EXPIRED");
     expect(ErrorCodes).toContain("ARTIFACT_INVALID");
     expect(ErrorCodes).toContain("MASS_DELETE_REFUSED");
-    expect(new Set(ErrorCodes).size).toBe(14);
+    expect(ErrorCodes).toContain("ARTIFACT_UNSIGNED");
+    expect(ErrorCodes).toContain("CHUNK_CORRUPTED");
+    expect(new Set(ErrorCodes).size).toBe(20);
   });
 });
