@@ -51,7 +51,8 @@ export interface ImportRemoteOptions<S extends SnapshotStore = SnapshotStore> {
 /**
  * Downloads the artifact published under `key` into
  * `<scratchDir>/.slipstream-bootstrap-*` /artifact, imports it with `open` and always
- * deletes the download. Returns the opened store; resume the watch from its `cursor`.
+ * deletes the download. Returns the opened store; resume the watch from its `cursor`. A
+ * chunked download interrupted here resumes on the next call with the same `scratchDir`.
  */
 export async function importRemote<S extends SnapshotStore>(opts: ImportRemoteOptions<S>): Promise<S> {
   throwIfAborted(opts.signal, "import");
@@ -63,7 +64,13 @@ export async function importRemote<S extends SnapshotStore>(opts: ImportRemoteOp
   const work = await mkdtempOwned(opts.scratchDir, TEMP_PREFIX.bootstrap);
   try {
     const artifactDir = join(work, "artifact");
-    await opts.transport.download(opts.key, artifactDir, { signal: opts.signal, onProgress: opts.onProgress });
+    // The resume stage of a chunked download lives in scratchDir itself (not in this run's
+    // work folder), so a bootstrap killed half-way resumes on the next start.
+    await opts.transport.download(opts.key, artifactDir, {
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      resumeDir: opts.scratchDir,
+    });
     throwIfAborted(opts.signal, "import");
     return await opts.open(artifactDir, opts.destDir, { transfer: "move", hashesVerified: true });
   } finally {
