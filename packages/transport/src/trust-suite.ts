@@ -98,7 +98,7 @@ export function trustedArtifactSuite(opts: TrustedArtifactSuiteOptions): void {
     }) => Promise<void>,
   ): Promise<void> => {
     const made = await opts.factory();
-    const harness: BlobStoreHarness = "store" in made ? made : { store: made };
+    const harness: BlobStoreHarness = "store" in made && !("put" in made) ? made : { store: made as BlobStore };
     const dir = await mkdtemp(join(tmpdir(), "slipstream-trust-suite-"));
     let n = 0;
     try {
