@@ -11,7 +11,7 @@ import { stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { S3Client } from "@aws-sdk/client-s3";
 import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
-import { ArtifactTransport, type BlobStore } from "@slipstream/transport";
+import { ArtifactTransport, type ArtifactTransportOptions, type BlobStore } from "@slipstream/transport";
 import { AzureBlobStore } from "@slipstream/transport-azure";
 import { FsBlobStore } from "@slipstream/transport-fs";
 import { S3BlobStore } from "@slipstream/transport-s3";
@@ -25,8 +25,8 @@ export interface TransportTarget {
   readonly store: BlobStore;
   /** The prefix under which artifact keys live. */
   readonly prefix: string;
-  /** An ArtifactTransport over the store and prefix. */
-  transport(timeoutMs: number): ArtifactTransport;
+  /** An ArtifactTransport over the store and prefix (with trust/decryption settings in `extra`). */
+  transport(timeoutMs: number, extra?: Pick<ArtifactTransportOptions, "trust" | "keyWrapper">): ArtifactTransport;
 }
 
 /** True when `text` looks like a URL (`scheme://…`) rather than a path. */
@@ -68,7 +68,8 @@ export async function openTransportUrl(
     scheme,
     store,
     prefix,
-    transport: (timeoutMs: number) => new ArtifactTransport(store, { prefix, timeoutMs }),
+    transport: (timeoutMs: number, extra: Pick<ArtifactTransportOptions, "trust" | "keyWrapper"> = {}) =>
+      new ArtifactTransport(store, { prefix, timeoutMs, ...extra }),
   });
   switch (url.protocol) {
     case "file:": {
