@@ -62,7 +62,11 @@ export async function benchDownload(o: BenchOptions): Promise<BenchResult> {
     w("artifact"),
   );
   const legacy = await new ArtifactTransport(store).upload("plain", w("artifact"));
-  const objectBytes = (await store.get(up.payloadKey))?.size ?? 0;
+  const sizeOf = async (key: string): Promise<number> => {
+    for await (const item of store.list(key)) if (item.key === key) return item.size;
+    return 0;
+  };
+  const objectBytes = await sizeOf(up.payloadKey);
   const chunks = up.manifest.files.reduce((n, f) => n + (f.chunks?.length ?? 0), 0);
   const ours = new ArtifactTransport(store, { trust, keyWrapper: fleet });
   const plainTransport = new ArtifactTransport(store);
@@ -136,7 +140,7 @@ export async function benchDownload(o: BenchOptions): Promise<BenchResult> {
     ratio: rateRatio(oursRate, rawRate),
     details: {
       payloadObjectBytes: objectBytes,
-      legacyPayloadObjectBytes: (await store.get(legacy.payloadKey))?.size ?? 0,
+      legacyPayloadObjectBytes: await sizeOf(legacy.payloadKey),
       files: up.manifest.files.length,
       chunks,
       chunkBytes: up.manifest.chunkSize ?? 0,

@@ -250,7 +250,11 @@ async function readJournal(path: string, jobs: ChunkJob[]): Promise<Set<number>>
   return done;
 }
 
-/** Creates the stage's files at their final sizes (sparse), then marks it ready. */
+/**
+ * Creates the stage's files at their final sizes (sparse), then marks it ready. The files
+ * are not fsync'd here: a stage whose files are missing or of the wrong size after a crash
+ * is rebuilt (see {@link stageIntact}), and chunk bytes are fsync'd before they are journaled.
+ */
 async function initStage(stage: string, manifest: ExportManifest): Promise<void> {
   const artifact = join(stage, "artifact");
   await rm(artifact, { recursive: true, force: true });
@@ -260,15 +264,88 @@ async function initStage(stage: string, manifest: ExportManifest): Promise<void>
     const fh = await open(join(artifact, f.path), "w");
     try {
       await fh.truncate(f.size);
-      await fh.sync();
     } finally {
       await fh.close();
     }
   }
-  for (const d of payloadDirs(manifest)) await fsyncPath(join(artifact, d));
-  await fsyncPath(artifact);
   await writeFile(join(stage, "ready"), "");
   await fsyncPath(stage);
+}
+
+/** True when a ready stage still holds every file at its size (it may not after a power loss). */
+async function stageIntact(stage: string, manifest: ExportManifest): Promise<boolean> {
+  try {
+    await stat(join(stage, "ready"));
+    for (const f of manifest.files) {
+      if ((await stat(join(stage, "artifact", f.path))).size !== f.size) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Group commit of verified chunks: a chunk's bytes are made durable (fsync of its file)
+ * before its journal record is written and fsync'd. One commit runs at a time; chunks that
+ * complete meanwhile go into the next, so a few fsyncs cover many chunks.
+ */
+class JournalCommitter {
+  readonly #journal: Awaited<ReturnType<typeof open>>;
+  readonly #artifact: string;
+  readonly #manifest: ExportManifest;
+  #queue: ChunkJob[] = [];
+  #running: Promise<void> | undefined;
+  #error: unknown;
+
+  constructor(journal: Awaited<ReturnType<typeof open>>, artifact: string, manifest: ExportManifest) {
+    this.#journal = journal;
+    this.#artifact = artifact;
+    this.#manifest = manifest;
+  }
+
+  /** Queues a chunk whose bytes are written (not yet fsync'd); rethrows a failed commit. */
+  add(job: ChunkJob): void {
+    if (this.#error !== undefined) throw this.#error;
+    this.#queue.push(job);
+    this.#running ??= this.#run();
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue;
+        this.#queue = [];
+        const files = [...new Set(batch.map((j) => j.file))];
+        await Promise.all(
+          files.map(async (i) => {
+            const fh = await open(join(this.#artifact, (this.#manifest.files[i] as { path: string }).path), "r+");
+            try {
+              await fh.datasync();
+            } finally {
+              await fh.close();
+            }
+          }),
+        );
+        await this.#journal.write(Buffer.concat(batch.map(encodeRecord)));
+        await this.#journal.datasync();
+      }
+    } catch (err) {
+      this.#error ??= err;
+    } finally {
+      this.#running = undefined;
+    }
+  }
+
+  /** Commits everything queued; rethrows the first failure. */
+  async flush(): Promise<void> {
+    while (this.#running) await this.#running;
+    if (this.#queue.length > 0 && this.#error === undefined) {
+      this.#running = this.#run();
+      await this.#running;
+    }
+    if (this.#error !== undefined) throw this.#error;
+  }
 }
 
 /**
@@ -332,10 +409,7 @@ export async function downloadChunked(p: ChunkedDownloadParams): Promise<Chunked
 
 async function fill(stage: string, p: ChunkedDownloadParams): Promise<ChunkedDownloadStats> {
   const jobs = jobsOf(p.manifest, p.manifestBytes);
-  const ready = await stat(join(stage, "ready")).then(
-    () => true,
-    () => false,
-  );
+  const ready = await stageIntact(stage, p.manifest);
   if (!ready) await initStage(stage, p.manifest);
   const done = ready ? await readJournal(join(stage, "journal"), jobs) : new Set<number>();
   const artifact = join(stage, "artifact");
@@ -349,7 +423,7 @@ async function fill(stage: string, p: ChunkedDownloadParams): Promise<ChunkedDow
   let fetches = 0;
   let refetched = 0;
   const journal = await open(join(stage, "journal"), "a");
-  let journaling: Promise<void> = Promise.resolve();
+  const committer = new JournalCommitter(journal, artifact, p.manifest);
   const ctl = new AbortController();
   const onAbort = () => ctl.abort(p.signal?.reason);
   if (p.signal?.aborted) onAbort();
@@ -394,24 +468,18 @@ async function fill(stage: string, p: ChunkedDownloadParams): Promise<ChunkedDow
     const fh = await open(join(artifact, (p.manifest.files[job.file] as { path: string }).path), "r+");
     try {
       await fh.write(plain, 0, plain.byteLength, job.plainOffset);
-      await fh.datasync();
     } finally {
       await fh.close();
     }
-    // The journal names a chunk only once its bytes are durable.
-    const record = encodeRecord(job);
-    journaling = journaling.then(async () => {
-      await journal.write(record);
-      await journal.datasync();
-    });
-    await journaling;
+    // The journal names a chunk only once its bytes are durable (the committer fsyncs first).
+    committer.add(job);
     bytesDone += job.storedBytes;
     p.onProgress?.({ phase: "download", bytesDone, bytesTotal: total });
   };
 
+  let failure: unknown;
   try {
     let next = 0;
-    let failure: unknown;
     const worker = async (): Promise<void> => {
       while (failure === undefined && next < pending.length) {
         const job = pending[next++] as ChunkJob;
@@ -424,15 +492,20 @@ async function fill(stage: string, p: ChunkedDownloadParams): Promise<ChunkedDow
       }
     };
     await Promise.all(Array.from({ length: Math.min(p.concurrency, pending.length) }, worker));
-    if (failure !== undefined) {
-      if (p.signal?.aborted) throw abortedError(p.signal, "download");
-      throw failure;
-    }
   } finally {
     p.signal?.removeEventListener("abort", onAbort);
-    await journaling.catch(() => {});
+    // Chunks written before an interruption are committed too: the next attempt skips them.
+    await committer.flush().catch((err: unknown) => {
+      failure ??= err;
+    });
     await journal.close();
   }
+  if (failure !== undefined) {
+    if (p.signal?.aborted) throw abortedError(p.signal, "download");
+    throw failure;
+  }
+  // Directory entries (and empty files, which no chunk fsync covers) are made durable before the rename.
+  for (const d of payloadDirs(p.manifest)) await fsyncPath(join(artifact, d));
 
   // Every file whole, once more: the chunk hashes cover the stored bytes, this covers the plaintext.
   for (const f of p.manifest.files) {
