@@ -99,8 +99,8 @@ export async function hashChunks(
     const chunks: string[] = [];
     let index = firsts[i] as number;
     for await (const plain of readChunks(join(artifactDir, f.path), f.path, f.size, chunkSize, opts.signal)) {
-      whole.update(plain);
       const stored = sealing ? encryptChunk(sealing.dataKey, sealing.encryption.nonceSalt, index, plain) : plain;
+      whole.update(plain);
       chunks.push(createHash("sha256").update(stored).digest("hex"));
       index++;
       opts.onBytes?.(plain.byteLength);

@@ -349,6 +349,41 @@ class JournalCommitter {
 }
 
 /**
+ * A file's SHA-256 fed by chunks that complete in any order: each waits until the chunk
+ * before it is in (at most one chunk per download worker waits, so memory stays bounded).
+ * Waiting ends when `signal` fires (another chunk failed).
+ */
+class InOrderHash {
+  readonly #hash = createHash("sha256");
+  #next = 0;
+  #bytes = 0;
+  readonly #waiting = new Map<number, () => void>();
+
+  async add(chunk: number, plain: Uint8Array, signal: AbortSignal): Promise<void> {
+    while (this.#next !== chunk) {
+      throwIfAborted(signal, "download");
+      await new Promise<void>((resolvePromise) => {
+        const wake = () => {
+          signal.removeEventListener("abort", wake);
+          this.#waiting.delete(chunk);
+          resolvePromise();
+        };
+        this.#waiting.set(chunk, wake);
+        signal.addEventListener("abort", wake, { once: true });
+      });
+    }
+    this.#hash.update(plain);
+    this.#bytes += plain.byteLength;
+    this.#next++;
+    this.#waiting.get(this.#next)?.();
+  }
+
+  result(): { size: number; sha256: string } {
+    return { size: this.#bytes, sha256: this.#hash.digest("hex") };
+  }
+}
+
+/**
  * Downloads a chunked payload into `destDir` (see the module comment). Throws
  * `CHUNK_CORRUPTED` when a chunk keeps failing its hash, `DECRYPTION_FAILED` when a chunk
  * fails authentication, `ARTIFACT_INVALID` for a missing payload or a file whose SHA-256
@@ -420,6 +455,10 @@ async function fill(stage: string, p: ChunkedDownloadParams): Promise<ChunkedDow
   if (done.size > 0) p.log.info("resuming a download", { verified: done.size, chunks: jobs.length });
 
   const pending = jobs.filter((_, i) => !done.has(i));
+  // Files fetched whole in this attempt are hashed in memory, chunk by chunk in order; files
+  // with chunks from an earlier attempt are read back from the stage at the end.
+  const readBack = new Set([...done].map((i) => (jobs[i] as ChunkJob).file));
+  const hashers = p.manifest.files.map(() => new InOrderHash());
   let fetches = 0;
   let refetched = 0;
   const journal = await open(join(stage, "journal"), "a");
@@ -473,6 +512,7 @@ async function fill(stage: string, p: ChunkedDownloadParams): Promise<ChunkedDow
     }
     // The journal names a chunk only once its bytes are durable (the committer fsyncs first).
     committer.add(job);
+    if (!readBack.has(job.file)) await (hashers[job.file] as InOrderHash).add(job.chunk, plain, ctl.signal);
     bytesDone += job.storedBytes;
     p.onProgress?.({ phase: "download", bytesDone, bytesTotal: total });
   };
@@ -508,9 +548,11 @@ async function fill(stage: string, p: ChunkedDownloadParams): Promise<ChunkedDow
   for (const d of payloadDirs(p.manifest)) await fsyncPath(join(artifact, d));
 
   // Every file whole, once more: the chunk hashes cover the stored bytes, this covers the plaintext.
-  for (const f of p.manifest.files) {
+  for (const [i, f] of p.manifest.files.entries()) {
     throwIfAborted(p.signal, "download");
-    const got = await hashFile(join(artifact, f.path), p.signal ? { signal: p.signal } : {});
+    const got = readBack.has(i)
+      ? await hashFile(join(artifact, f.path), p.signal ? { signal: p.signal } : {})
+      : (hashers[i] as InOrderHash).result();
     if (got.size !== f.size || got.sha256 !== f.sha256) {
       throw artifactInvalid(
         `payload file ${f.path} checksum mismatch: expected sha256 ${f.sha256}, found ${got.sha256}`,

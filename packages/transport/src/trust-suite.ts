@@ -276,6 +276,30 @@ export function trustedArtifactSuite(opts: TrustedArtifactSuiteOptions): void {
       });
     });
 
+    it("refuses a file whose whole SHA-256 disagrees although every chunk matches (ARTIFACT_INVALID)", async () => {
+      await withEnv(async ({ store, dir, transport, artifact }) => {
+        const src = await artifact();
+        const t = transport(store);
+        const up = await t.upload("k", src);
+        // An unsigned pointer rewritten by someone: same chunks, another file hash; the
+        // payload copied to the name this pointer derives.
+        const forged = {
+          ...up.manifest,
+          files: up.manifest.files.map((f, i) => (i === 0 ? { ...f, sha256: "0".repeat(64) } : f)),
+        };
+        const bytes = Buffer.from(encodeManifest(forged));
+        const payload = await readAll(store, up.payloadKey);
+        await store.put(t.payloadKey("k", bytes), once(payload), { size: payload.byteLength });
+        await store.put("fleet/k.manifest.json", once(bytes), { size: bytes.byteLength });
+        const code = await codeOf(t.download("k", join(dir, "x")));
+        assert.equal(code, "ARTIFACT_INVALID");
+        assert.deepEqual(
+          (await readdir(dir)).filter((n) => !n.startsWith("src-")),
+          [],
+        );
+      });
+    });
+
     it("refetches a corrupt chunk, then fails with CHUNK_CORRUPTED", async () => {
       await withEnv(async ({ store, dir, transport, artifact }) => {
         const src = await artifact();
