@@ -574,22 +574,36 @@ export class ArtifactTransport {
             unwrapArtifactKey(this.#keyWrapper, enc, { signal }),
           )
         : undefined;
-      const stats = await downloadChunked({
-        store: this.#store,
-        payloadKey,
-        manifest,
-        manifestBytes,
-        destDir,
-        ...(opts.resumeDir !== undefined ? { resumeDir: opts.resumeDir } : {}),
-        ...(dataKey ? { dataKey } : {}),
-        concurrency: this.#concurrency,
-        retries: this.#retries,
-        resumeMaxAgeMs: this.#resumeMaxAgeMs,
-        timeoutMs: this.#timeoutMs,
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-        log: this.#log,
+      // Each ranged read is bounded by timeoutMs; the whole download by transferTimeoutMs.
+      const deadline = transferDeadline(`object store: download ${payloadKey}`, {
+        idleMs: 4 * this.#timeoutMs,
+        overallMs: this.#transferTimeoutMs,
+        signal: opts.signal,
       });
+      let stats: ChunkedDownloadStats;
+      try {
+        stats = await downloadChunked({
+          store: this.#store,
+          payloadKey,
+          manifest,
+          manifestBytes,
+          destDir,
+          ...(opts.resumeDir !== undefined ? { resumeDir: opts.resumeDir } : {}),
+          ...(dataKey ? { dataKey } : {}),
+          concurrency: this.#concurrency,
+          retries: this.#retries,
+          resumeMaxAgeMs: this.#resumeMaxAgeMs,
+          timeoutMs: this.#timeoutMs,
+          signal: deadline.signal,
+          onProgress: (progress) => {
+            deadline.touch();
+            opts.onProgress?.(progress);
+          },
+          log: this.#log,
+        });
+      } finally {
+        deadline.dispose();
+      }
       opts.onChunkStats?.(stats);
       this.#log.info("artifact downloaded", { ...attrs, ...stats });
       return manifest;

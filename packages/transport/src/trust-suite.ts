@@ -26,7 +26,7 @@ import { symmetricKeyWrapper } from "./encryption.js";
 import { makeTestArtifact } from "./fixtures.js";
 import { payloadLayout } from "./layout.js";
 import { RESUME_PREFIX } from "./resumable-download.js";
-import { FaultInjectingBlobStore } from "./wrappers.js";
+import { FaultInjectingBlobStore, stallUntilAborted } from "./wrappers.js";
 
 /** Options of {@link trustedArtifactSuite}. */
 export interface TrustedArtifactSuiteOptions {
@@ -373,6 +373,29 @@ export function trustedArtifactSuite(opts: TrustedArtifactSuiteOptions): void {
         assert.equal(secondRun.length, (stats?.chunks ?? 0) - 5);
         for (const c of secondRun) assert.ok(!verified.has(c), `${c} was verified already and fetched again`);
         assert.deepEqual(await leftovers(dir), [], "the stage is removed on success");
+      });
+    });
+
+    it("a stalled ranged read times out (TIMEOUT), keeps the stage, and the next attempt resumes", async () => {
+      await withEnv(async ({ store, dir, transport, artifact }) => {
+        const src = await artifact();
+        await transport(store).upload("k", src);
+        let served = 0;
+        const stalling = new FaultInjectingBlobStore(store, (op, _key, signal) => {
+          if (op === "readRange" && ++served > 3) return stallUntilAborted(signal);
+        });
+        const dest = join(dir, "dest");
+        const t = transport(stalling, { timeoutMs: 300, downloadConcurrency: 1 });
+        assert.equal(await codeOf(t.download("k", dest)), "TIMEOUT");
+        assert.equal((await leftovers(dir)).length, 1);
+        let resumed = -1;
+        await transport(store).download("k", dest, {
+          onChunkStats: (st) => {
+            resumed = st.resumed;
+          },
+        });
+        assert.equal(resumed, 3);
+        await sameFiles(src, dest);
       });
     });
 
