@@ -405,10 +405,14 @@ export async function downloadChunked(p: ChunkedDownloadParams): Promise<Chunked
     if ((err as NodeJS.ErrnoException).code !== "EEXIST")
       throw SlipstreamError.wrap(err, "BACKEND", "creating the resume stage");
   }
-  if (!(await tryLock(stage))) {
-    p.log.warn("resume stage is in use by another download; using a private stage", { stage: name });
-    stage = await mkdtempOwned(parent, TEMP_PREFIX.download);
-    resumable = false;
+  try {
+    if (!(await tryLock(stage))) {
+      p.log.warn("resume stage is in use by another download; using a private stage", { stage: name });
+      stage = await mkdtempOwned(parent, TEMP_PREFIX.download);
+      resumable = false;
+    }
+  } catch (err) {
+    throw SlipstreamError.wrap(err, "BACKEND", "locking the resume stage");
   }
 
   let keep = false;

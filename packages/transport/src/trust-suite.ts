@@ -376,6 +376,23 @@ export function trustedArtifactSuite(opts: TrustedArtifactSuiteOptions): void {
       });
     });
 
+    it("two downloads of the same artifact beside each other at once both succeed (one resumable stage, one private)", async () => {
+      await withEnv(async ({ store, dir, transport, artifact }) => {
+        const src = await artifact();
+        await transport(store).upload("k", src);
+        const warnings: string[] = [];
+        const noop = () => {};
+        const t = transport(store, {
+          logger: { debug: noop, info: noop, error: noop, warn: (msg: string) => warnings.push(msg) },
+        });
+        await Promise.all([t.download("k", join(dir, "a")), t.download("k", join(dir, "b"))]);
+        assert.deepEqual(warnings, ["resume stage is in use by another download; using a private stage"]);
+        await sameFiles(src, join(dir, "a"));
+        await sameFiles(src, join(dir, "b"));
+        assert.deepEqual(await leftovers(dir), []);
+      });
+    });
+
     it("a stalled ranged read times out (TIMEOUT), keeps the stage, and the next attempt resumes", async () => {
       await withEnv(async ({ store, dir, transport, artifact }) => {
         const src = await artifact();
