@@ -504,8 +504,9 @@ export class ArtifactTransport {
           done += n;
           opts.onProgress?.({ phase: "upload", bytesDone: done, bytesTotal: total });
         },
-        // Encrypted payloads hold each chunk sealed; the same key, salt and index give the same bytes as hashed.
-        ...(sealing && chunkSize !== undefined
+        // Chunked payloads are sent chunk by chunk, each checked against its hash (encrypted
+        // ones sealed again: the same key, salt and index give the same bytes as hashed).
+        ...(chunkSize !== undefined
           ? {
               fileBody: (f: ArtifactFile, i: number) => ({
                 size: storedFileSize(manifest, f.size),

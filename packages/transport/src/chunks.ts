@@ -65,7 +65,11 @@ export function firstChunkIndexes(manifest: ExportManifest, chunkSize: number): 
   });
 }
 
-/** The stored bytes of one file: plain chunks, or each chunk encrypted (ciphertext + tag). */
+/**
+ * The stored bytes of one file: plain chunks, or each chunk encrypted (ciphertext + tag).
+ * Each chunk is checked against `file.chunks` as it is produced: a file that changed since
+ * its chunks were hashed fails the upload (`ARTIFACT_INVALID`) before the pointer is published.
+ */
 export async function* storedChunks(
   artifactDir: string,
   file: ArtifactFile,
@@ -75,9 +79,15 @@ export async function* storedChunks(
   signal: AbortSignal | undefined,
 ): AsyncGenerator<Buffer> {
   let index = firstIndex;
+  let j = 0;
   for await (const plain of readChunks(join(artifactDir, file.path), file.path, file.size, chunkSize, signal)) {
-    yield sealing ? encryptChunk(sealing.dataKey, sealing.encryption.nonceSalt, index, plain) : plain;
+    const stored = sealing ? encryptChunk(sealing.dataKey, sealing.encryption.nonceSalt, index, plain) : plain;
+    if (file.chunks !== undefined && createHash("sha256").update(stored).digest("hex") !== file.chunks[j]) {
+      throw artifactInvalid(`${file.path} changed while it was uploaded (chunk ${j} differs from its hash)`);
+    }
+    yield stored;
     index++;
+    j++;
   }
 }
 

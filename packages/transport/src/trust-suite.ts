@@ -5,6 +5,7 @@
  */
 import * as assert from "node:assert/strict";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -162,6 +163,27 @@ export function trustedArtifactSuite(opts: TrustedArtifactSuiteOptions): void {
         const [entry] = await describeArtifacts(store, { prefix: "fleet", trust });
         assert.equal(entry?.pointer?.signature?.status, "verified");
         assert.equal(entry?.payloads.length, 1);
+      });
+    });
+
+    it("an artifact file that changes between hashing and sending fails the upload; no pointer is published", async () => {
+      await withEnv(async ({ store, transport, artifact }) => {
+        const src = await artifact();
+        const file = join(src, "data", "fold.snap");
+        const size = (await readFile(file)).byteLength;
+        let changed = false;
+        const code = await codeOf(
+          transport(store).upload("k", src, {
+            onProgress: (p) => {
+              if (p.phase === "hash" && p.bytesDone === p.bytesTotal && !changed) {
+                changed = true;
+                writeFileSync(file, randomBytes(size));
+              }
+            },
+          }),
+        );
+        assert.equal(code, "ARTIFACT_INVALID");
+        assert.equal(await store.readSmall("fleet/k.manifest.json", { maxBytes: MAX_MANIFEST_BYTES }), undefined);
       });
     });
 
