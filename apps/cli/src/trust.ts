@@ -128,5 +128,5 @@ export function encryptionJson(m: ExportManifest | undefined): { algorithm: stri
 
 /** One line describing a manifest's encryption (as {@link encryptionJson} gives it). */
 export function describeEncryption(e: ReturnType<typeof encryptionJson>): string {
-  return e ? `${e.algorithm}, data key wrapped for ${e.keyId}` : "none";
+  return e ? `${e.algorithm} at rest (the remote payload), data key wrapped for ${e.keyId}` : "none";
 }

@@ -16,6 +16,7 @@ let url: string;
 let trusted: string;
 let other: string;
 let keyId: string;
+let remote: string;
 const fleetKey = randomBytes(32);
 const env = { SLIPSTREAM_FLEET_KEY: fleetKey.toString("base64") };
 
@@ -26,7 +27,7 @@ beforeAll(async () => {
   const store = await LevelSnapshotStore.open(fold);
   await store.exportTo(join(tmp.path, "artifact"));
   await store.close();
-  const remote = join(tmp.path, "remote");
+  remote = join(tmp.path, "remote");
   await mkdir(remote);
   url = pathToFileURL(remote).href;
   const keys = generateKeyPairSync("ed25519");
@@ -60,7 +61,7 @@ describe("signatures and encryption in the CLI", () => {
     expect(unsigned?.pointer.signature).toMatchObject({ status: "unsigned" });
     const text = await cli(["artifacts", url, "--key", "edge/eu"]);
     expect(text.stdout).toMatch(new RegExp(`signature\\s+signed by key ${keyId}, not checked`));
-    expect(text.stdout).toMatch(/encryption\s+aes-256-gcm, data key wrapped for fleet-/);
+    expect(text.stdout).toMatch(/encryption\s+aes-256-gcm at rest \(the remote payload\), data key wrapped for fleet-/);
   });
 
   it("verify of a URL: verified with the right key; refused with another, without the fleet key, or unsigned", async () => {
@@ -82,6 +83,22 @@ describe("signatures and encryption in the CLI", () => {
     const allowed = await cli(["verify", url, "edge/unsigned", "--trusted-key", trusted, "--allow-unsigned", "--json"]);
     expect(allowed.code).toBe(EXIT.OK);
     expect(allowed.json()).toMatchObject({ ok: true, signature: { status: "unsigned" }, encryption: null });
+  });
+
+  it("verify of a local (downloaded) artifact checks its embedded signature", async () => {
+    const dir = join(tmp.path, "downloaded");
+    await new ArtifactTransport(new FsBlobStore(remote), { keyWrapper: symmetricKeyWrapper(fleetKey) }).download(
+      "edge/eu",
+      dir,
+    );
+    const ok = await cli(["verify", dir, "--trusted-key", trusted, "--json"]);
+    expect(ok.code).toBe(EXIT.OK);
+    expect(ok.json()).toMatchObject({ ok: true, signature: { status: "verified", keyId } });
+    const bad = await cli(["verify", dir, "--trusted-key", other, "--json"]);
+    expect(bad.code).toBe(EXIT.PROBLEM);
+    expect(bad.json()).toMatchObject({ ok: false, problems: [{ kind: "signature", message: /^SIGNER_UNTRUSTED/ }] });
+    const unchecked = await cli(["verify", dir]);
+    expect(unchecked.stdout).toMatch(new RegExp(`signature\\s+signed by key ${keyId}, not checked`));
   });
 
   it("pull enforces trust: an untrusted artifact is refused (exit 1) and nothing is created", async () => {
