@@ -32,6 +32,7 @@ import {
   type ProgressFn,
   renameIntoPlace,
   SlipstreamError,
+  sweepAbandonedTemps,
   TEMP_PREFIX,
   throwIfAborted,
   withTimeout,
@@ -394,6 +395,8 @@ export async function downloadChunked(p: ChunkedDownloadParams): Promise<Chunked
   const parent = p.resumeDir ?? dirname(resolve(p.destDir));
   const name = `${RESUME_PREFIX}${createHash("sha256").update(p.manifestBytes).digest("hex").slice(0, 16)}`;
   await sweepStaleStages(parent, name, p.resumeMaxAgeMs, p.log);
+  // Private stages (the fallback below) of processes that died are not resumable: remove them.
+  await sweepAbandonedTemps(parent, TEMP_PREFIX.download);
   let stage = join(parent, name);
   let resumable = true;
   try {

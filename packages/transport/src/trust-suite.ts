@@ -4,10 +4,10 @@
  * way it runs {@link blobStoreConformance}; runner-agnostic (`node:assert`).
  */
 import * as assert from "node:assert/strict";
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import { appendFile, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   type ErrorCode,
@@ -415,6 +415,29 @@ export function trustedArtifactSuite(opts: TrustedArtifactSuiteOptions): void {
         await sameFiles(src, join(dir, "a"));
         await sameFiles(src, join(dir, "b"));
         assert.deepEqual(await leftovers(dir), []);
+      });
+    });
+
+    it("sweeps resume stages abandoned for resumeMaxAgeMs, but not one a live process holds", async () => {
+      await withEnv(async ({ store, dir, transport, artifact }) => {
+        const src = await artifact();
+        await transport(store).upload("k", src);
+        const old = new Date(Date.now() - 3_600_000);
+        const abandoned = join(dir, `${RESUME_PREFIX}00000000000000aa`);
+        const held = join(dir, `${RESUME_PREFIX}00000000000000bb`);
+        for (const d of [abandoned, held]) {
+          await mkdir(d);
+          await writeFile(join(d, "journal"), "");
+        }
+        // The lock names this (live) process, as a download running elsewhere in it would.
+        const host = createHash("sha256").update(hostname()).digest("hex").slice(0, 8);
+        await writeFile(join(held, "lock"), `${host}.${process.pid}`);
+        for (const d of [abandoned, held]) {
+          await utimes(join(d, "journal"), old, old);
+          await utimes(d, old, old);
+        }
+        await transport(store, { resumeMaxAgeMs: 60_000 }).download("k", join(dir, "dest"));
+        assert.deepEqual(await leftovers(dir), [`${RESUME_PREFIX}00000000000000bb`]);
       });
     });
 
