@@ -4,7 +4,7 @@
  * stored bytes again while the tar streams out. Chunk boundaries are file-relative:
  * chunk `j` of a file is plaintext bytes `[j·chunkSize, (j+1)·chunkSize)`.
  */
-import { createHash } from "node:crypto";
+import { createHash, webcrypto } from "node:crypto";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -110,8 +110,10 @@ export async function hashChunks(
     let index = firsts[i] as number;
     for await (const plain of readChunks(join(artifactDir, f.path), f.path, f.size, chunkSize, opts.signal)) {
       const stored = sealing ? encryptChunk(sealing.dataKey, sealing.encryption.nonceSalt, index, plain) : plain;
+      // The chunk hash runs on the thread pool while the whole-file hash runs here.
+      const chunkHash = webcrypto.subtle.digest("SHA-256", stored);
       whole.update(plain);
-      chunks.push(createHash("sha256").update(stored).digest("hex"));
+      chunks.push(Buffer.from(await chunkHash).toString("hex"));
       index++;
       opts.onBytes?.(plain.byteLength);
     }
