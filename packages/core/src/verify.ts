@@ -64,7 +64,7 @@ export interface ArtifactVerification {
   /** Payload bytes read and hashed. */
   readonly bytesChecked: number;
   /** The signature verdict (`unchecked` for a signed manifest when no trust was given); undefined when the manifest is unreadable. */
-  readonly signature: SignatureCheck | undefined;
+  readonly signature?: SignatureCheck | undefined;
 }
 
 /** Options of {@link verifyArtifact}. */

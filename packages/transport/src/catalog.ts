@@ -68,7 +68,7 @@ export interface CatalogEntry {
         /** The payload object the pointer names (whether or not it exists). */
         readonly payloadKey: string | undefined;
         /** The signature verdict under `opts.trust` (never throws); undefined when unreadable. */
-        readonly signature: SignatureCheck | undefined;
+        readonly signature?: SignatureCheck | undefined;
       }
     | undefined;
   /** Every payload object under the key, oldest rank first. */
