@@ -20,6 +20,16 @@ const ENCRYPTION_KEYS = ["algorithm", "keyId", "wrappedKey", "nonceSalt"];
 const SIGNATURE_KEYS = ["algorithm", "keyId", "value"];
 const KEY_ID_RE = /^[0-9a-f]{16}$/;
 const BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/** Canonical base64 only: decoding and re-encoding gives the same text (no ignored bits). */
+function canonicalBase64(v: unknown, maxLength: number): v is string {
+  return (
+    typeof v === "string" &&
+    v.length <= maxLength &&
+    BASE64_RE.test(v) &&
+    Buffer.from(v, "base64").toString("base64") === v
+  );
+}
 /** Smallest and largest chunk size a manifest may declare (4 KiB – 64 MiB). */
 export const CHUNK_SIZE_LIMITS = { min: 4096, max: 64 * 1024 * 1024 } as const;
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -247,8 +257,8 @@ function parseTransportFields(
     if (typeof keyId !== "string" || keyId.length === 0 || keyId.length > 256) {
       throw artifactInvalid("malformed manifest: encryption.keyId must be a non-empty string of at most 256 chars");
     }
-    if (typeof wrappedKey !== "string" || !BASE64_RE.test(wrappedKey) || wrappedKey.length > 8192) {
-      throw artifactInvalid("malformed manifest: encryption.wrappedKey must be base64");
+    if (!canonicalBase64(wrappedKey, 8192)) {
+      throw artifactInvalid("malformed manifest: encryption.wrappedKey must be canonical base64");
     }
     if (typeof nonceSalt !== "string" || !/^[0-9a-f]{24}$/.test(nonceSalt)) {
       throw artifactInvalid("malformed manifest: encryption.nonceSalt must be 24 lowercase hex digits");
@@ -265,8 +275,8 @@ function parseTransportFields(
     if (typeof keyId !== "string" || !KEY_ID_RE.test(keyId)) {
       throw artifactInvalid("malformed manifest: signature.keyId must be 16 lowercase hex digits");
     }
-    if (typeof value !== "string" || !BASE64_RE.test(value) || value.length > 1024) {
-      throw artifactInvalid("malformed manifest: signature.value must be base64");
+    if (!canonicalBase64(value, 1024) || Buffer.from(value, "base64").byteLength !== 64) {
+      throw artifactInvalid("malformed manifest: signature.value must be the canonical base64 of 64 bytes");
     }
     out.signature = { algorithm, keyId, value };
   }

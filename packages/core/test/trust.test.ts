@@ -138,6 +138,40 @@ describe("manifest signatures", () => {
     expect(checkManifestSignature(bytes, m, expired)).toMatchObject({ status: "expired", keyId: signer.keyId });
   });
 
+  it("refuses a signed manifest with any single byte changed", () => {
+    const a = keys();
+    const signed = manifestSigner(a.privateKey).sign({
+      ...base(),
+      encryption: { algorithm: "aes-256-gcm", keyId: "fleet-1", wrappedKey: "AAAA", nonceSalt: "0".repeat(24) },
+    });
+    const bytes = Buffer.from(encodeManifest(signed));
+    const trust = { keys: [{ publicKey: a.publicKey }] };
+    const outcomes = new Set<string | undefined>();
+    for (let i = 0; i < bytes.length; i++) {
+      for (const flip of [0x01, 0x20]) {
+        const bad = Buffer.from(bytes);
+        bad[i] = (bad[i] as number) ^ flip;
+        const got = code(() => assertManifestTrusted(bad, parseManifest(bad), trust));
+        expect(["ARTIFACT_INVALID", "SIGNATURE_INVALID", "SIGNER_UNTRUSTED"], `byte ${i} ^ ${flip}`).toContain(got);
+        outcomes.add(got);
+      }
+    }
+    expect([...outcomes].sort()).toEqual(["ARTIFACT_INVALID", "SIGNATURE_INVALID", "SIGNER_UNTRUSTED"]);
+  });
+
+  it("admits one spelling of a signature: base64 with ignored bits set is refused", () => {
+    const signed = manifestSigner(keys().privateKey).sign(base());
+    const value = signed.signature?.value as string;
+    expect(value.endsWith("==")).toBe(true);
+    // The last character before "==" carries 4 ignored bits: setting one decodes to the same bytes.
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const last = value.at(-3) as string;
+    const twin = `${value.slice(0, -3)}${alphabet[alphabet.indexOf(last) | 1]}==`;
+    expect(Buffer.from(twin, "base64").equals(Buffer.from(value, "base64"))).toBe(true);
+    const bytes = Buffer.from(encodeManifest(signed).replace(value, twin));
+    expect(code(() => parseManifest(bytes))).toBe("ARTIFACT_INVALID");
+  });
+
   it("accepts raw 32-byte and PEM public keys alike and refuses non-Ed25519 keys", () => {
     const a = keys();
     const raw = Buffer.from((a.publicKey.export({ format: "jwk" }) as { x: string }).x, "base64url");
