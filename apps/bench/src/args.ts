@@ -21,7 +21,7 @@ export interface CliArgs {
 export const SCALE_SIZES: readonly number[] = [100_000, 1_000_000, 3_000_000];
 
 /** The `--help` text. */
-export const USAGE = `usage: node dist/index.js [--quick] [--only fold,resume,hydrate,transfer,bootstrap]
+export const USAGE = `usage: node dist/index.js [--quick] [--only fold,resume,hydrate,transfer,bootstrap,download]
                          [--entries N] [--value-bytes N] [--delta N] [--rounds N] [--json FILE] [--in-process]
                          [--scale [--scale-sizes N,N,…]]
 

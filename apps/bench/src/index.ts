@@ -18,6 +18,7 @@ import { formatScale, type ScaleStep } from "./scale.js";
 export type { CliArgs } from "./args.js";
 export { parseArgs, SCALE_SIZES, USAGE } from "./args.js";
 export { benchBootstrap } from "./bench-bootstrap.js";
+export { benchDownload } from "./bench-download.js";
 export { benchFold } from "./bench-fold.js";
 export { benchHydrate } from "./bench-hydrate.js";
 export { benchResume } from "./bench-resume.js";

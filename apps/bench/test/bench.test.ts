@@ -61,3 +61,16 @@ describe("bench --scale", () => {
     expect(text).toMatch(/peak RSS\s+100 MiB\s+150 MiB\s+100 MiB → 150 MiB \(\+50%\)/);
   });
 });
+
+describe("bench smoke: download", () => {
+  it("downloads a signed chunked artifact, resumes an aborted one, and reports both rates", async () => {
+    const { benchDownload } = await import("../src/bench-download.js");
+    const r = await benchDownload({ entries: 10, valueBytes: 1, delta: 1, applyBatch: 1, rounds: 1 });
+    expect(r.id).toBe("download");
+    expect(r.checks.filter((c) => !c.ok)).toEqual([]);
+    // 16 MiB in four 4 MiB files at 4 MiB per chunk, plus the small fold.snap.
+    expect(r.details.chunks).toBe(5);
+    expect(r.baseline.unit).toBe("MiB/s");
+    expect(r.ours.value).toBeGreaterThan(0);
+  });
+});

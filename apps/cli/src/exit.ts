@@ -9,7 +9,7 @@ export const EXIT = {
   OK: 0,
   /**
    * The command ran and found a problem: `diff` found differences, `verify` found a defect,
-   * `pull` refused an invalid artifact, `status` found a cursor that can no longer resume,
+   * `pull` refused an invalid, untrusted, undecryptable or corrupt artifact, `status` found a cursor that can no longer resume,
    * `get` found no such key.
    */
   PROBLEM: 1,
@@ -55,6 +55,12 @@ export function classify(err: unknown): { exitCode: ExitCode; code: string; mess
     switch (code) {
       case "ARTIFACT_INVALID":
       case "SCOPE_NOT_COVERED":
+      case "ARTIFACT_UNSIGNED":
+      case "SIGNATURE_INVALID":
+      case "SIGNER_UNTRUSTED":
+      case "SIGNER_EXPIRED":
+      case "DECRYPTION_FAILED":
+      case "CHUNK_CORRUPTED":
         return { exitCode: EXIT.PROBLEM, code, message };
       case "SNAPSHOT_CORRUPTED":
       case "SNAPSHOT_INVALID_FORMAT":

@@ -13,6 +13,7 @@ import { pullCommand } from "./commands/pull.js";
 import { statusCommand } from "./commands/status.js";
 import { verifyCommand } from "./commands/verify.js";
 import { classify, EXIT, type ExitCode } from "./exit.js";
+import { type TrustFlags, trustOptions } from "./trust.js";
 import { natsOptions } from "./nats.js";
 import { type CliIo, parseDuration, printJson } from "./output.js";
 
@@ -101,8 +102,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       wrap((dir: string, prefix: string, o: { json?: boolean; limit?: number }) => lsCommand(io, dir, prefix, o)),
     );
 
-  program
-    .command("verify")
+  trustOptions(program.command("verify"))
     .description(
       "check an artifact: every manifest field, path, size and sha256; a local directory, or a published one (downloaded to a temp dir)",
     )
@@ -118,15 +118,14 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
         (
           target: string,
           key: string | undefined,
-          o: { json?: boolean; key?: string; deep?: boolean; progress?: boolean; timeout: number },
+          o: { json?: boolean; key?: string; deep?: boolean; progress?: boolean; timeout: number } & TrustFlags,
         ) => verifyCommand(io, target, key, { ...o, timeoutMs: o.timeout }),
       ),
     );
 
-  program
-    .command("artifacts")
+  trustOptions(program.command("artifacts"))
     .description(
-      "published artifacts: the pointer (cursor, created, size, exporter), payloads kept, and what prune would remove",
+      "published artifacts: the pointer (cursor, created, size, exporter, signature), payloads kept, and what prune would remove",
     )
     .argument("<transportUrl>", "file:///path, s3://bucket/prefix?…, azure://container/prefix?account=…")
     .option("--key <key>", "only this artifact key")
@@ -136,13 +135,12 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .addOption(timeoutOption())
     .addOption(jsonOption())
     .action(
-      wrap((url: string, o: { json?: boolean; key?: string; grace: number; timeout: number }) =>
+      wrap((url: string, o: { json?: boolean; key?: string; grace: number; timeout: number } & TrustFlags) =>
         artifactsCommand(io, url, { ...o, graceMs: o.grace, timeoutMs: o.timeout }),
       ),
     );
 
-  program
-    .command("pull")
+  trustOptions(program.command("pull"))
     .description("download a published artifact and import it, verified, as a new fold at destDir (absent or empty)")
     .argument("<transportUrl>", "file:///path, s3://bucket/prefix?…, azure://container/prefix")
     .argument("<destDir>", "where the fold is created; must be absent or empty")
@@ -160,7 +158,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
         (
           url: string,
           dest: string,
-          o: { json?: boolean; key?: string; prefix?: string[]; progress?: boolean; timeout: number },
+          o: { json?: boolean; key?: string; prefix?: string[]; progress?: boolean; timeout: number } & TrustFlags,
         ) => pullCommand(io, url, dest, { ...o, timeoutMs: o.timeout }),
       ),
     );

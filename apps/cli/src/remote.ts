@@ -1,4 +1,5 @@
 /** Choosing the artifact key under a transport URL. */
+import type { TrustPolicy } from "@slipstream/core";
 import { type CatalogEntry, describeArtifacts } from "@slipstream/transport";
 import { CliError, EXIT, usage } from "./exit.js";
 import type { TransportTarget } from "./transport-url.js";
@@ -10,10 +11,11 @@ import type { TransportTarget } from "./transport-url.js";
 export async function pickArtifact(
   target: TransportTarget,
   key: string | undefined,
-  opts: { timeoutMs: number; signal?: AbortSignal },
+  opts: { timeoutMs: number; signal?: AbortSignal; trust?: TrustPolicy | undefined },
 ): Promise<CatalogEntry> {
   const entries = await describeArtifacts(target.store, {
     prefix: target.prefix,
+    ...(opts.trust ? { trust: opts.trust } : {}),
     timeoutMs: opts.timeoutMs,
     ...(key !== undefined ? { key } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),

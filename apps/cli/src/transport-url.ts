@@ -11,7 +11,7 @@
 import { stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { S3Client } from "@aws-sdk/client-s3";
-import { ArtifactTransport, type BlobStore } from "@slipstream/transport";
+import { ArtifactTransport, type ArtifactTransportOptions, type BlobStore } from "@slipstream/transport";
 import { AzureBlobStore } from "@slipstream/transport-azure";
 import { FsBlobStore } from "@slipstream/transport-fs";
 import { S3BlobStore } from "@slipstream/transport-s3";
@@ -29,7 +29,8 @@ export interface TransportTarget {
   /** Which credentials the store uses, without secrets (e.g. "DefaultAzureCredential (Microsoft Entra ID)"). */
   readonly credentials: string;
   /** An ArtifactTransport over the store and prefix. */
-  transport(timeoutMs: number): ArtifactTransport;
+  /** An ArtifactTransport over the store and prefix (with trust/decryption settings in `extra`). */
+  transport(timeoutMs: number, extra?: Pick<ArtifactTransportOptions, "trust" | "keyWrapper">): ArtifactTransport;
 }
 
 /** True when `text` looks like a URL (`scheme://…`) rather than a path. */
@@ -78,7 +79,8 @@ export async function openTransportUrl(
     store,
     prefix,
     credentials,
-    transport: (timeoutMs: number) => new ArtifactTransport(store, { prefix, timeoutMs }),
+    transport: (timeoutMs: number, extra: Pick<ArtifactTransportOptions, "trust" | "keyWrapper"> = {}) =>
+      new ArtifactTransport(store, { prefix, timeoutMs, ...extra }),
   });
   switch (url.protocol) {
     case "file:": {

@@ -26,7 +26,7 @@ import { progressBar } from "./progress.js";
 import type { NodeConfig, NodeStart } from "./protocol.js";
 import { Publisher, routeKey } from "./publisher.js";
 import { liveLine, ms, n, say, sleep, table } from "./term.js";
-import { type DemoTransport, setUpTransport } from "./transports.js";
+import { type DemoTransport, newDemoSecurity, setUpTransport } from "./transports.js";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
@@ -73,6 +73,10 @@ async function run(args: DemoArgs): Promise<number> {
     nc = await connect({ servers: natsUrl, name: "slipstream-demo-publisher" });
     transport = await setUpTransport(args.transport, work);
     say(`    artifacts go to ${transport.describe}`);
+    const { keyId, ...security } = newDemoSecurity();
+    say(
+      `    artifacts are signed (Ed25519 key ${keyId}, the only key the nodes trust) and encrypted at rest (AES-256-GCM, fleet key)`,
+    );
     // A fresh bucket per run, so an external server can be reused.
     const suffix = server ? "" : `_${Date.now().toString(36)}`;
     const bucket = `routes${suffix}`;
@@ -106,6 +110,7 @@ async function run(args: DemoArgs): Promise<number> {
       scratchDir: join(work, `scratch-${name.toLowerCase()}`),
       start,
       transport: transport?.config ?? { kind: "fs", root: work },
+      security,
     });
     const startNode = (name: string, start: NodeStart = { kind: "open" }): NodeProcess => {
       const node = NodeProcess.start(nodeConfig(name, start));

@@ -32,7 +32,7 @@ async function run(config: NodeConfig, commands: AsyncIterator<Command>): Promis
   const nc = await connect({ servers: config.natsUrl, name: `slipstream-demo-${config.name}` });
   const kv = await nc.store({ name: config.bucket });
   const leases = await nc.store({ name: config.leaseBucket });
-  const { transport, close: closeTransport } = openTransport(config.transport);
+  const { transport, close: closeTransport } = openTransport(config.transport, config.security);
 
   let store: LevelSnapshotStore;
   let bootstrapMs: number | undefined;

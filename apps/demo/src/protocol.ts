@@ -4,7 +4,7 @@
  * JSON-serialisable).
  */
 import type { Progress } from "@slipstream/core";
-import type { TransportConfig } from "./transports.js";
+import type { DemoSecurity, TransportConfig } from "./transports.js";
 
 /** How a node process gets its fold. */
 export type NodeStart =
@@ -26,6 +26,8 @@ export interface NodeConfig {
   scratchDir: string;
   start: NodeStart;
   transport: TransportConfig;
+  /** Signing, trust and encryption of the fleet's artifacts. */
+  security: DemoSecurity;
 }
 
 /** Conductor → node. */

@@ -4,12 +4,14 @@
  * endpoint from the environment) and hands every node the same serialisable
  * {@link TransportConfig}; each node builds its own client from it.
  */
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import { BlobServiceClient } from "@azure/storage-blob";
+import { manifestSigner, publicKeyId } from "@slipstream/core";
 import { startAzurite, startS3rver } from "@slipstream/testkit";
-import { ArtifactTransport, type BlobStore } from "@slipstream/transport";
+import { ArtifactTransport, type BlobStore, symmetricKeyWrapper } from "@slipstream/transport";
 import { AzureBlobStore } from "@slipstream/transport-azure";
 import { FsBlobStore } from "@slipstream/transport-fs";
 import { S3BlobStore } from "@slipstream/transport-s3";
@@ -36,6 +38,32 @@ export type TransportConfig =
       conditionalWrites: boolean;
     }
   | { kind: "azure"; connectionString: string; container: string };
+
+/**
+ * The fleet's artifact security, made by the conductor for this run and handed to every
+ * node (JSON only): exporters sign with the private key, every node trusts only the public
+ * key, and payloads are encrypted at rest under the fleet key. In production the private key
+ * lives with the exporters only and the keys come from a secret store.
+ */
+export interface DemoSecurity {
+  /** Ed25519 private key (PKCS#8 PEM). */
+  signingKeyPem: string;
+  /** Its public key (SPKI PEM): the one key every node trusts. */
+  trustedKeyPem: string;
+  /** The 32-byte fleet key, base64. */
+  fleetKey: string;
+}
+
+/** Fresh keys for one demo run. */
+export function newDemoSecurity(): DemoSecurity & { keyId: string } {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  return {
+    signingKeyPem: privateKey.export({ format: "pem", type: "pkcs8" }) as string,
+    trustedKeyPem: publicKey.export({ format: "pem", type: "spki" }) as string,
+    fleetKey: randomBytes(32).toString("base64"),
+    keyId: publicKeyId(publicKey),
+  };
+}
 
 /** A transport the conductor set up, and how to tear it down. */
 export interface DemoTransport {
@@ -95,8 +123,15 @@ export async function setUpTransport(
   };
 }
 
-/** Builds the artifact transport a node uses; `close` releases its HTTP clients. */
-export function openTransport(config: TransportConfig): { transport: ArtifactTransport; close: () => void } {
+/**
+ * Builds the artifact transport a node uses; `close` releases its HTTP clients. With
+ * `security`, uploads are signed, chunked and encrypted, and downloads accept only artifacts
+ * signed by the trusted key (parallel verified chunks, resumable).
+ */
+export function openTransport(
+  config: TransportConfig,
+  security?: DemoSecurity,
+): { transport: ArtifactTransport; close: () => void } {
   let store: BlobStore;
   let close = () => {};
   let allowNonAtomicPointer = false;
@@ -113,5 +148,16 @@ export function openTransport(config: TransportConfig): { transport: ArtifactTra
     );
     store = new AzureBlobStore({ container });
   }
-  return { transport: new ArtifactTransport(store, { prefix: "slipstream-demo", allowNonAtomicPointer }), close };
+  const trusted = security
+    ? {
+        signer: manifestSigner(security.signingKeyPem),
+        trust: { keys: [{ publicKey: security.trustedKeyPem }] },
+        keyWrapper: symmetricKeyWrapper(Buffer.from(security.fleetKey, "base64")),
+        encryptUploads: true,
+      }
+    : {};
+  return {
+    transport: new ArtifactTransport(store, { prefix: "slipstream-demo", allowNonAtomicPointer, ...trusted }),
+    close,
+  };
 }

@@ -23,6 +23,18 @@ export const ErrorCodes = [
   "ABORTED",
   "MASS_DELETE_REFUSED",
   "SCOPE_NOT_COVERED",
+  /** An importer that trusts signing keys met an artifact without a signature (and `allowUnsigned` is off). */
+  "ARTIFACT_UNSIGNED",
+  /** An artifact's signature does not verify: the manifest was changed, replaced or re-encoded after signing. */
+  "SIGNATURE_INVALID",
+  /** An artifact is signed by a key the importer does not trust. */
+  "SIGNER_UNTRUSTED",
+  /** An artifact is signed by a trusted key past its `notAfter` (now, or the artifact's `createdAt`). */
+  "SIGNER_EXPIRED",
+  /** An encrypted artifact's data key cannot be unwrapped or a chunk fails its authentication (wrong or missing key). */
+  "DECRYPTION_FAILED",
+  /** A downloaded chunk still disagrees with the hash its manifest declares after the allowed refetches. */
+  "CHUNK_CORRUPTED",
 ] as const;
 
 /** One of {@link ErrorCodes}. */

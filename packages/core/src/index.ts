@@ -41,6 +41,8 @@ export type { Logger } from "./logger.js";
 export { fromPino, silentLogger } from "./logger.js";
 export {
   ARTIFACT_SCHEMA_VERSION,
+  CHUNK_SIZE_LIMITS,
+  chunkCount,
   encodeManifest,
   exporterProblem,
   MANIFEST_FILE,
@@ -65,7 +67,9 @@ export {
   resumeWindowOk,
 } from "./protocol.js";
 export type {
+  ArtifactEncryption,
   ArtifactFile,
+  ArtifactSignature,
   ExportManifest,
   ExportOptions,
   KvCapabilities,
@@ -93,3 +97,21 @@ export type {
 } from "./verify.js";
 export { verifyArtifact } from "./verify.js";
 export { MAX_REVISION, VERSION_TOKEN_CAPACITY, VersionToken } from "./version.js";
+export {
+  SIGNING_CONTEXT,
+  assertManifestTrusted,
+  checkManifestSignature,
+  manifestSigner,
+  manifestSigningBytes,
+  publicKeyId,
+  toPublicKey,
+  validateTrustPolicy,
+} from "./trust.js";
+export type {
+  ManifestSigner,
+  PrivateKeyInput,
+  PublicKeyInput,
+  SignatureCheck,
+  TrustPolicy,
+  TrustedKey,
+} from "./trust.js";

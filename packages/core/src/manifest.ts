@@ -1,7 +1,7 @@
 import { WatchCursor } from "./cursor.js";
 import { artifactInvalid } from "./errors.js";
 import { MAX_SCOPE_PREFIXES, scopePrefixProblem } from "./fold-scope.js";
-import type { ArtifactFile, ExportManifest } from "./types.js";
+import type { ArtifactEncryption, ArtifactFile, ArtifactSignature, ExportManifest } from "./types.js";
 
 /** The manifest's file name inside an artifact directory. */
 export const MANIFEST_FILE = "MANIFEST.json";
@@ -13,9 +13,26 @@ export const ARTIFACT_SCHEMA_VERSION = 1;
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
 const MANIFEST_KEYS = ["schemaVersion", "backend", "backendVersion", "cursor", "createdAt", "files"];
-/** Optional manifest fields: omitted from the canonical bytes when absent. */
-const OPTIONAL_MANIFEST_KEYS = ["scope", "exporter"];
 const FILE_KEYS = ["path", "size", "sha256"];
+// Optional fields: omitted from the canonical encoding when absent (old manifests stay byte-identical).
+const OPTIONAL_MANIFEST_KEYS = ["scope", "exporter", "chunkSize", "encryption", "signature"];
+const OPTIONAL_FILE_KEYS = ["chunks"];
+const ENCRYPTION_KEYS = ["algorithm", "keyId", "wrappedKey", "nonceSalt"];
+const SIGNATURE_KEYS = ["algorithm", "keyId", "value"];
+const KEY_ID_RE = /^[0-9a-f]{16}$/;
+const BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/** Canonical base64 only: decoding and re-encoding gives the same text (no ignored bits). */
+function canonicalBase64(v: unknown, maxLength: number): v is string {
+  return (
+    typeof v === "string" &&
+    v.length <= maxLength &&
+    BASE64_RE.test(v) &&
+    Buffer.from(v, "base64").toString("base64") === v
+  );
+}
+/** Smallest and largest chunk size a manifest may declare (4 KiB – 64 MiB). */
+export const CHUNK_SIZE_LIMITS = { min: 4096, max: 64 * 1024 * 1024 } as const;
 const SHA256_RE = /^[0-9a-f]{64}$/;
 const CURSOR_HEX_RE = /^(?:[0-9a-f]{2}){0,10}$/;
 const BACKEND_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -84,9 +101,21 @@ export function encodeManifest(manifest: ExportManifest): string {
     createdAt: manifest.createdAt.toISOString(),
     // Optional fields appear only when set, so manifests without them keep their bytes.
     ...(manifest.exporter !== undefined ? { exporter: manifest.exporter } : {}),
-    files: sortFiles(manifest.files).map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 })),
+    files: sortFiles(manifest.files).map((f) => ({
+      path: f.path,
+      size: f.size,
+      sha256: f.sha256,
+      ...(f.chunks !== undefined ? { chunks: f.chunks } : {}),
+    })),
+    ...(manifest.chunkSize !== undefined ? { chunkSize: manifest.chunkSize } : {}),
+    ...(manifest.encryption !== undefined ? { encryption: pick(manifest.encryption, ENCRYPTION_KEYS) } : {}),
+    ...(manifest.signature !== undefined ? { signature: pick(manifest.signature, SIGNATURE_KEYS) } : {}),
   };
   return `${JSON.stringify(doc, null, 2)}\n`;
+}
+
+function pick<T extends object>(obj: T, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.map((k) => [k, (obj as Record<string, unknown>)[k]]));
 }
 
 function exactKeys(obj: Record<string, unknown>, keys: string[], where: string, optional: string[] = []): void {
@@ -157,7 +186,7 @@ export function parseManifest(input: Uint8Array | string): ExportManifest {
   files.forEach((f: unknown, i: number) => {
     const where = `files[${i}]`;
     if (!isPlainObject(f)) throw artifactInvalid(`malformed manifest: ${where} must be an object`);
-    exactKeys(f, FILE_KEYS, where);
+    exactKeys(f, FILE_KEYS, where, OPTIONAL_FILE_KEYS);
     const problem = payloadPathProblem(f.path);
     if (problem) throw artifactInvalid(`malformed manifest: ${where}.path ${JSON.stringify(f.path)} ${problem}`);
     const path = f.path as string;
@@ -173,7 +202,14 @@ export function parseManifest(input: Uint8Array | string): ExportManifest {
       );
     }
     previous = path;
-    parsed.push({ path, size: f.size, sha256: f.sha256 });
+    if (f.chunks === undefined) parsed.push({ path, size: f.size, sha256: f.sha256 });
+    else
+      parsed.push({
+        path,
+        size: f.size,
+        sha256: f.sha256,
+        chunks: parseChunks(f.chunks, f.size, doc.chunkSize, where),
+      });
   });
   // A directory and a file of the same name cannot both exist ("data/a" and "data/a/b").
   const paths = new Set(parsed.map((f) => f.path));
@@ -184,6 +220,7 @@ export function parseManifest(input: Uint8Array | string): ExportManifest {
       if (paths.has(parent)) throw artifactInvalid(`malformed manifest: ${parent} is both a file and a directory`);
     }
   }
+  const transport = parseTransportFields(doc, parsed);
   return {
     schemaVersion: 1,
     backend,
@@ -193,6 +230,7 @@ export function parseManifest(input: Uint8Array | string): ExportManifest {
     createdAt: new Date(createdAt),
     ...(typeof exporter === "string" ? { exporter } : {}),
     files: parsed,
+    ...transport,
   };
 }
 
@@ -227,5 +265,81 @@ function parseScope(value: unknown): string[] {
     }
     out.push(prefix);
   });
+  return out;
+}
+
+/** Chunks of a file of `size` bytes at `chunkSize` per chunk (an empty file has none). */
+export function chunkCount(size: number, chunkSize: number): number {
+  return Math.ceil(size / chunkSize);
+}
+
+function parseChunks(chunks: unknown, size: number, chunkSize: unknown, where: string): string[] {
+  if (typeof chunkSize !== "number") throw artifactInvalid(`malformed manifest: ${where}.chunks needs chunkSize`);
+  if (!Array.isArray(chunks) || !chunks.every((c) => typeof c === "string" && SHA256_RE.test(c))) {
+    throw artifactInvalid(`malformed manifest: ${where}.chunks must be an array of 64 lowercase hex digits`);
+  }
+  if (chunkSize > 0 && chunks.length !== chunkCount(size, chunkSize)) {
+    throw artifactInvalid(
+      `malformed manifest: ${where}.chunks has ${chunks.length} hashes; ${size} bytes at chunkSize ${chunkSize} need ${chunkCount(size, chunkSize)}`,
+    );
+  }
+  return chunks as string[];
+}
+
+function parseTransportFields(
+  doc: Record<string, unknown>,
+  files: readonly ArtifactFile[],
+): { chunkSize?: number; encryption?: ArtifactEncryption; signature?: ArtifactSignature } {
+  const out: { chunkSize?: number; encryption?: ArtifactEncryption; signature?: ArtifactSignature } = {};
+  const { chunkSize, encryption, signature } = doc;
+  if (chunkSize !== undefined) {
+    if (
+      typeof chunkSize !== "number" ||
+      !Number.isSafeInteger(chunkSize) ||
+      chunkSize < CHUNK_SIZE_LIMITS.min ||
+      chunkSize > CHUNK_SIZE_LIMITS.max
+    ) {
+      throw artifactInvalid(
+        `malformed manifest: chunkSize must be an integer from ${CHUNK_SIZE_LIMITS.min} to ${CHUNK_SIZE_LIMITS.max}`,
+      );
+    }
+    const unchunked = files.find((f) => f.chunks === undefined);
+    if (unchunked) throw artifactInvalid(`malformed manifest: ${unchunked.path} has no chunks but chunkSize is set`);
+    out.chunkSize = chunkSize;
+  }
+  if (encryption !== undefined) {
+    if (!isPlainObject(encryption)) throw artifactInvalid("malformed manifest: encryption must be an object");
+    exactKeys(encryption, ENCRYPTION_KEYS, "encryption");
+    const { algorithm, keyId, wrappedKey, nonceSalt } = encryption;
+    if (algorithm !== "aes-256-gcm")
+      throw artifactInvalid(
+        `malformed manifest: encryption.algorithm ${JSON.stringify(algorithm)} is not "aes-256-gcm"`,
+      );
+    if (typeof keyId !== "string" || keyId.length === 0 || keyId.length > 256) {
+      throw artifactInvalid("malformed manifest: encryption.keyId must be a non-empty string of at most 256 chars");
+    }
+    if (!canonicalBase64(wrappedKey, 8192)) {
+      throw artifactInvalid("malformed manifest: encryption.wrappedKey must be canonical base64");
+    }
+    if (typeof nonceSalt !== "string" || !/^[0-9a-f]{24}$/.test(nonceSalt)) {
+      throw artifactInvalid("malformed manifest: encryption.nonceSalt must be 24 lowercase hex digits");
+    }
+    if (out.chunkSize === undefined) throw artifactInvalid("malformed manifest: encryption needs chunkSize");
+    out.encryption = { algorithm, keyId, wrappedKey, nonceSalt };
+  }
+  if (signature !== undefined) {
+    if (!isPlainObject(signature)) throw artifactInvalid("malformed manifest: signature must be an object");
+    exactKeys(signature, SIGNATURE_KEYS, "signature");
+    const { algorithm, keyId, value } = signature;
+    if (algorithm !== "ed25519")
+      throw artifactInvalid(`malformed manifest: signature.algorithm ${JSON.stringify(algorithm)} is not "ed25519"`);
+    if (typeof keyId !== "string" || !KEY_ID_RE.test(keyId)) {
+      throw artifactInvalid("malformed manifest: signature.keyId must be 16 lowercase hex digits");
+    }
+    if (!canonicalBase64(value, 1024) || Buffer.from(value, "base64").byteLength !== 64) {
+      throw artifactInvalid("malformed manifest: signature.value must be the canonical base64 of 64 bytes");
+    }
+    out.signature = { algorithm, keyId, value };
+  }
   return out;
 }

@@ -151,6 +151,32 @@ export interface ArtifactFile {
   readonly size: number;
   /** 64 lowercase hex digits. */
   readonly sha256: string;
+  /**
+   * Optional (written by a transport): SHA-256 of each chunk of this file as stored in the
+   * remote payload (ciphertext and tag when encrypted), `ExportManifest.chunkSize` plaintext
+   * bytes per chunk, so a downloader verifies every range before it uses it.
+   */
+  readonly chunks?: readonly string[];
+}
+
+/** How an artifact's remote payload is encrypted (AES-256-GCM per chunk); the manifest stays plain. */
+export interface ArtifactEncryption {
+  readonly algorithm: "aes-256-gcm";
+  /** Which fleet key (or KMS key) wrapped the data key. */
+  readonly keyId: string;
+  /** The per-artifact data key, wrapped; base64. */
+  readonly wrappedKey: string;
+  /** Per-artifact random nonce base (12 bytes, hex); a chunk's nonce is this XOR its index. */
+  readonly nonceSalt: string;
+}
+
+/** An Ed25519 signature over the canonical manifest without this field. */
+export interface ArtifactSignature {
+  readonly algorithm: "ed25519";
+  /** First 16 hex digits of SHA-256 of the raw 32-byte public key. */
+  readonly keyId: string;
+  /** The signature, base64. */
+  readonly value: string;
 }
 
 /** The manifest of an exported fold (see `MANIFEST.json`). */
@@ -172,6 +198,12 @@ export interface ExportManifest {
    */
   readonly exporter?: string;
   readonly files: readonly ArtifactFile[];
+  /** Optional: plaintext bytes per chunk of `files[].chunks` (present exactly when they are). */
+  readonly chunkSize?: number;
+  /** Optional: the remote payload is encrypted (see {@link ArtifactEncryption}). */
+  readonly encryption?: ArtifactEncryption;
+  /** Optional: the exporter's signature (see {@link ArtifactSignature}). */
+  readonly signature?: ArtifactSignature;
 }
 
 /** Progress of a long transfer. */

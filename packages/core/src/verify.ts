@@ -12,6 +12,7 @@ import { readManifest } from "./artifact.js";
 import { abortedError, throwIfAborted } from "./async.js";
 import { artifactInvalid, SlipstreamError } from "./errors.js";
 import { MANIFEST_FILE, PAYLOAD_DIR } from "./manifest.js";
+import { assertManifestTrusted, checkManifestSignature, type SignatureCheck, type TrustPolicy } from "./trust.js";
 import type { ExportManifest, ProgressFn } from "./types.js";
 
 /** What kind of defect an {@link ArtifactProblem} is. */
@@ -27,7 +28,9 @@ export type ArtifactProblemKind =
   /** A declared file whose size differs from the manifest. */
   | "size"
   /** A declared file whose SHA-256 differs from the manifest. */
-  | "checksum";
+  | "checksum"
+  /** The manifest's signature is missing, bad, untrusted or expired under the given trust policy. */
+  | "signature";
 
 /** One defect of an artifact. */
 export interface ArtifactProblem {
@@ -60,6 +63,8 @@ export interface ArtifactVerification {
   readonly problems: readonly ArtifactProblem[];
   /** Payload bytes read and hashed. */
   readonly bytesChecked: number;
+  /** The signature verdict (`unchecked` for a signed manifest when no trust was given); undefined when the manifest is unreadable. */
+  readonly signature?: SignatureCheck | undefined;
 }
 
 /** Options of {@link verifyArtifact}. */
@@ -67,6 +72,8 @@ export interface VerifyArtifactOptions {
   signal?: AbortSignal;
   /** Receives `{ phase: "verify", bytesDone, bytesTotal }` while files are hashed. */
   onProgress?: ProgressFn;
+  /** Check the manifest's signature against these trusted keys (a refusal is a `signature` problem). */
+  trust?: TrustPolicy;
 }
 
 async function sha256Of(path: string, signal: AbortSignal | undefined, onBytes: (n: number) => void) {
@@ -137,7 +144,22 @@ async function verifyUntyped(dir: string, opts: VerifyArtifactOptions): Promise<
   } catch (err) {
     if (!SlipstreamError.is(err, "ARTIFACT_INVALID")) throw err;
     problems.push({ kind: "manifest", path: MANIFEST_FILE, message: err.message });
-    return { ok: false, manifest: undefined, manifestBytes: undefined, files: [], problems, bytesChecked: 0 };
+    return {
+      ok: false,
+      manifest: undefined,
+      manifestBytes: undefined,
+      files: [],
+      problems,
+      bytesChecked: 0,
+      signature: undefined,
+    };
+  }
+  const signature = checkManifestSignature(manifestBytes, manifest, opts.trust);
+  try {
+    assertManifestTrusted(manifestBytes, manifest, opts.trust);
+  } catch (err) {
+    if (!SlipstreamError.is(err)) throw err;
+    problems.push({ kind: "signature", path: MANIFEST_FILE, message: `${err.code}: ${err.message}` });
   }
 
   // Layout: only MANIFEST.json and data/ at the top; under data/ only declared regular files.
@@ -220,5 +242,5 @@ async function verifyUntyped(dir: string, opts: VerifyArtifactOptions): Promise<
     }
   }
   opts.onProgress?.({ phase: "verify", bytesDone: total, bytesTotal: total });
-  return { ok: problems.length === 0, manifest, manifestBytes, files, problems, bytesChecked: done };
+  return { ok: problems.length === 0, manifest, manifestBytes, files, problems, bytesChecked: done, signature };
 }

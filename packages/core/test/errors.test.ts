@@ -47,6 +47,8 @@ describe("SlipstreamError", () => {
     expect(ErrorCodes).toContain("ARTIFACT_INVALID");
     expect(ErrorCodes).toContain("MASS_DELETE_REFUSED");
     expect(ErrorCodes).toContain("SCOPE_NOT_COVERED");
-    expect(new Set(ErrorCodes).size).toBe(15);
+    expect(ErrorCodes).toContain("ARTIFACT_UNSIGNED");
+    expect(ErrorCodes).toContain("CHUNK_CORRUPTED");
+    expect(new Set(ErrorCodes).size).toBe(21);
   });
 });

@@ -230,6 +230,37 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /** Reads bytes `[start, end)` of `key` with positioned reads; `undefined` when absent. */
+  async readRange(key: string, start: number, end: number, opts: BlobOpOptions = {}): Promise<Uint8Array | undefined> {
+    const path = this.pathOf(key);
+    throwIfAborted(opts.signal, "fs blob store read");
+    if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && 0 <= start && start <= end)) {
+      throw new SlipstreamError("INVALID_ARGUMENT", `bad range ${start}-${end}`);
+    }
+    let fh: FileHandle;
+    try {
+      fh = await open(path, "r");
+    } catch (err) {
+      if (errno(err) === "ENOENT" || errno(err) === "ENOTDIR") return undefined;
+      throw backend(`opening ${key}`, err);
+    }
+    try {
+      if (!(await fh.stat()).isFile()) return undefined;
+      const out = Buffer.allocUnsafe(end - start);
+      let n = 0;
+      while (n < out.length) {
+        const { bytesRead } = await fh.read(out, n, out.length - n, start + n);
+        if (bytesRead === 0) break;
+        n += bytesRead;
+      }
+      return out.subarray(0, n);
+    } catch (err) {
+      throw backend(`reading ${key}`, err);
+    } finally {
+      await fh.close().catch(() => {});
+    }
+  }
+
   async readSmall(key: string, opts: BlobReadSmallOptions): Promise<SmallBlob | undefined> {
     const path = this.pathOf(key);
     throwIfAborted(opts.signal, "fs blob store read");

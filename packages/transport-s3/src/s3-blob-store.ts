@@ -399,6 +399,24 @@ export class S3BlobStore implements BlobStore {
     };
   }
 
+  /** One ranged GetObject read whole; `undefined` when absent. Bounded by `timeoutMs`. */
+  async readRange(key: string, start: number, end: number, opts: BlobOpOptions = {}): Promise<Uint8Array | undefined> {
+    if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && 0 <= start && start <= end)) {
+      throw new SlipstreamError("INVALID_ARGUMENT", `bad range ${start}-${end}`);
+    }
+    if (start === end) return new Uint8Array(0);
+    const objectKey = this.objectKey(key);
+    const signal = opts.signal ?? new AbortController().signal;
+    try {
+      return await this.#readRange(objectKey, `s3 get ${key}`, start, end, undefined, signal);
+    } catch (err) {
+      if (isMissingObject(err) || isMissingObject((err as { cause?: unknown }).cause)) return undefined;
+      // A range starting past the end (416): nothing there.
+      if (isInvalidRange(err) || isInvalidRange((err as { cause?: unknown }).cause)) return new Uint8Array(0);
+      throw err;
+    }
+  }
+
   /** One ranged GetObject read whole, pinned to `etag`; bounded by `timeoutMs`. */
   #readRange(
     objectKey: string,

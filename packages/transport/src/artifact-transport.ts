@@ -8,12 +8,17 @@
 import { lstat, mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  type ArtifactFile,
+  assertManifestTrusted,
   artifactInvalid,
+  CHUNK_SIZE_LIMITS,
   checkDestAvailable,
   createStageBeside,
   cursorRank,
   DEFAULT_TIMEOUT_MS,
+  encodeManifest,
   type ExportManifest,
+  type ManifestSigner,
   type Logger,
   listPayload,
   MANIFEST_FILE,
@@ -27,10 +32,23 @@ import {
   renameIntoPlace,
   SlipstreamError,
   silentLogger,
+  type SignatureCheck,
   TEMP_PREFIX,
+  type TrustPolicy,
+  validateTrustPolicy,
   type WatchCursor,
   withTimeout,
 } from "@slipstream/core";
+import { type ChunkSealing, DEFAULT_CHUNK_BYTES, firstChunkIndexes, hashChunks, storedChunks } from "./chunks.js";
+import { type KeyWrapper, newArtifactKey, unwrapArtifactKey } from "./encryption.js";
+import { storedFileSize } from "./layout.js";
+import {
+  type ChunkedDownloadStats,
+  DEFAULT_CHUNK_RETRIES,
+  DEFAULT_DOWNLOAD_CONCURRENCY,
+  DEFAULT_RESUME_MAX_AGE_MS,
+  downloadChunked,
+} from "./resumable-download.js";
 import { assertBlobKey, type BlobStore } from "./blob-store.js";
 import { tap, transferDeadline } from "./deadline.js";
 import { parsePayloadName, payloadName, payloadPrefixOf, pointerKeyOf } from "./naming.js";
@@ -62,6 +80,42 @@ export interface ArtifactTransportOptions {
   transferTimeoutMs?: number;
   /** Where diagnostics go. @defaultValue silent */
   logger?: Logger;
+  /**
+   * Signs every uploaded manifest (see `manifestSigner` of `@slipstream/core`). Uploads are
+   * then chunked too, so the signature covers every chunk hash.
+   * @defaultValue unsigned
+   */
+  signer?: ManifestSigner;
+  /**
+   * The keys downloads trust. With a policy, `download` and `manifest` refuse unsigned
+   * (`ARTIFACT_UNSIGNED`, unless `allowUnsigned`), wrongly signed (`SIGNATURE_INVALID`),
+   * foreign (`SIGNER_UNTRUSTED`) and expired (`SIGNER_EXPIRED`) artifacts before anything is
+   * written, and `prune` acts only on a trusted pointer. Without one, everything is
+   * accepted unchecked, as before signing existed.
+   * @defaultValue no policy
+   */
+  trust?: TrustPolicy;
+  /**
+   * Wraps data keys for the fleet. Uploads are encrypted (AES-256-GCM per chunk, the
+   * manifest stays readable) when `encryptUploads` is true; downloads of encrypted artifacts
+   * unwrap their data key with it (`DECRYPTION_FAILED` without it or with the wrong key).
+   */
+  keyWrapper?: KeyWrapper;
+  /** Encrypt uploaded payloads with {@link ArtifactTransportOptions.keyWrapper}. @defaultValue false */
+  encryptUploads?: boolean;
+  /**
+   * Plaintext bytes per chunk of uploads (4 KiB – 64 MiB). Setting it (or a signer, or
+   * encryption) makes uploads chunked: the manifest lists every chunk's SHA-256, and
+   * downloads fetch chunks in parallel, verify each, and resume after an interruption.
+   * @defaultValue 4 MiB when chunked; uploads without signer or encryption are not chunked unless this is set
+   */
+  chunkBytes?: number;
+  /** Chunks fetched at once by a chunked download (memory ≈ this × chunkBytes). @defaultValue 4 */
+  downloadConcurrency?: number;
+  /** Refetches of a chunk that fails its hash before `CHUNK_CORRUPTED`. @defaultValue 2 */
+  chunkRetries?: number;
+  /** Resume stages of other downloads untouched this long are swept. @defaultValue 86 400 000 (24 h) */
+  resumeMaxAgeMs?: number;
 }
 
 /** Options of a transfer. */
@@ -69,6 +123,17 @@ export interface TransferOptions {
   signal?: AbortSignal;
   /** Receives `{ phase: "upload" | "download", bytesDone, bytesTotal }`. */
   onProgress?: ProgressFn;
+}
+
+/** Options of {@link ArtifactTransport.download}. */
+export interface DownloadOptions extends TransferOptions {
+  /**
+   * Where a chunked download keeps its resume stage (same filesystem as the destination).
+   * @defaultValue the destination's parent directory
+   */
+  resumeDir?: string;
+  /** Receives what a chunked download did (chunks, resumed, fetches, refetched). */
+  onChunkStats?: (stats: ChunkedDownloadStats) => void;
 }
 
 /** Options of a small remote call. */
@@ -181,6 +246,14 @@ export class ArtifactTransport {
   readonly #timeoutMs: number;
   readonly #transferTimeoutMs: number;
   readonly #log: Logger;
+  readonly #signer: ManifestSigner | undefined;
+  readonly #trust: TrustPolicy | undefined;
+  readonly #keyWrapper: KeyWrapper | undefined;
+  readonly #encrypt: boolean;
+  readonly #chunkBytes: number | undefined;
+  readonly #concurrency: number;
+  readonly #retries: number;
+  readonly #resumeMaxAgeMs: number;
 
   constructor(store: BlobStore, opts: ArtifactTransportOptions = {}) {
     if (typeof store !== "object" || store === null || typeof store.readSmall !== "function") {
@@ -198,6 +271,36 @@ export class ArtifactTransport {
     this.#timeoutMs = timeoutMs;
     this.#transferTimeoutMs = transferTimeoutMs;
     this.#log = opts.logger ?? silentLogger;
+    if (opts.trust !== undefined) validateTrustPolicy(opts.trust);
+    if (opts.encryptUploads === true && !opts.keyWrapper) {
+      throw new TypeError("encryptUploads needs a keyWrapper");
+    }
+    const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    if (!Number.isSafeInteger(chunkBytes) || chunkBytes < CHUNK_SIZE_LIMITS.min || chunkBytes > CHUNK_SIZE_LIMITS.max) {
+      throw new TypeError(`chunkBytes must be an integer from ${CHUNK_SIZE_LIMITS.min} to ${CHUNK_SIZE_LIMITS.max}`);
+    }
+    const positive = (v: number | undefined, name: string, dflt: number, min = 1): number => {
+      const n = v ?? dflt;
+      if (!Number.isSafeInteger(n) || n < min) throw new TypeError(`${name} must be an integer ≥ ${min}`);
+      return n;
+    };
+    this.#signer = opts.signer;
+    this.#trust = opts.trust;
+    this.#keyWrapper = opts.keyWrapper;
+    this.#encrypt = opts.encryptUploads === true;
+    this.#chunkBytes = opts.signer || this.#encrypt || opts.chunkBytes !== undefined ? chunkBytes : undefined;
+    this.#concurrency = positive(opts.downloadConcurrency, "downloadConcurrency", DEFAULT_DOWNLOAD_CONCURRENCY);
+    this.#retries = positive(opts.chunkRetries, "chunkRetries", DEFAULT_CHUNK_RETRIES, 0);
+    this.#resumeMaxAgeMs = positive(opts.resumeMaxAgeMs, "resumeMaxAgeMs", DEFAULT_RESUME_MAX_AGE_MS, 0);
+  }
+
+  /**
+   * The verdict of the trust policy on manifest bytes read from the store: `verified`,
+   * `unsigned` (accepted: no policy, or `allowUnsigned`) or `unchecked` (signed, no policy);
+   * throws the refusal codes of {@link ArtifactTransportOptions.trust}.
+   */
+  checkTrust(manifestBytes: Uint8Array, manifest: ExportManifest = parseManifest(manifestBytes)): SignatureCheck {
+    return assertManifestTrusted(manifestBytes, manifest, this.#trust);
   }
 
   /** The pointer object of `key`. */
@@ -241,8 +344,9 @@ export class ArtifactTransport {
    */
   async upload(key: string, artifactDir: string, opts: TransferOptions = {}): Promise<UploadResult> {
     const pointerKey = this.pointerKey(key);
-    const { manifest, bytes } = await readManifest(artifactDir);
-    await checkArtifactLayout(artifactDir, manifest);
+    const local = await readManifest(artifactDir);
+    await checkArtifactLayout(artifactDir, local.manifest);
+    const { manifest, bytes, sealing } = await this.#remoteManifest(artifactDir, local.manifest, local.bytes, opts);
     const cursor = manifest.cursor;
     const rank = cursorRank(cursor);
     const payloadKey = this.payloadKey(key, bytes);
@@ -269,7 +373,7 @@ export class ArtifactTransport {
       return superseded(current.manifest);
     }
 
-    await this.#putPayload(payloadKey, artifactDir, manifest, bytes, opts);
+    await this.#putPayload(payloadKey, artifactDir, manifest, bytes, sealing, opts);
 
     if (!atomic) {
       current = await this.#readPointer(pointerKey, opts.signal);
@@ -322,14 +426,68 @@ export class ArtifactTransport {
     );
   }
 
+  /**
+   * The manifest published for a local artifact: the local one as it is, or — when this
+   * transport chunks, encrypts or signs — the same manifest with chunk hashes, the wrapped
+   * data key and the signature (fields a previous transport added are replaced). Reads
+   * every file once to hash its chunks and check its SHA-256.
+   */
+  async #remoteManifest(
+    artifactDir: string,
+    local: ExportManifest,
+    localBytes: Uint8Array,
+    opts: TransferOptions,
+  ): Promise<{ manifest: ExportManifest; bytes: Uint8Array; sealing: ChunkSealing | undefined }> {
+    const { chunkSize: _c, encryption: _e, signature: _s, ...rest } = local;
+    const base: ExportManifest = {
+      ...rest,
+      files: local.files.map(({ chunks: _x, ...f }): ArtifactFile => f),
+    };
+    const chunkSize = this.#chunkBytes;
+    if (chunkSize === undefined) {
+      const plain = local.chunkSize !== undefined || local.encryption !== undefined || local.signature !== undefined;
+      return { manifest: base, bytes: plain ? Buffer.from(encodeManifest(base)) : localBytes, sealing: undefined };
+    }
+    let sealing: ChunkSealing | undefined;
+    if (this.#encrypt) {
+      const wrapper = this.#keyWrapper as KeyWrapper;
+      sealing = await this.#remote("wrap the data key", opts.signal, (signal) => newArtifactKey(wrapper, { signal }));
+    }
+    const total = base.files.reduce((n, f) => n + f.size, 0);
+    let hashed = 0;
+    const files = await hashChunks(artifactDir, base, chunkSize, sealing, {
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      onBytes: (n) => {
+        hashed += n;
+        opts.onProgress?.({ phase: "hash", bytesDone: hashed, bytesTotal: total });
+      },
+    });
+    let manifest: ExportManifest = {
+      ...base,
+      files,
+      chunkSize,
+      ...(sealing ? { encryption: sealing.encryption } : {}),
+    };
+    if (this.#signer) manifest = this.#signer.sign(manifest);
+    const bytes = Buffer.from(encodeManifest(manifest));
+    if (bytes.byteLength > MAX_MANIFEST_BYTES) {
+      throw artifactInvalid(
+        `the chunked manifest is ${bytes.byteLength} bytes, over ${MAX_MANIFEST_BYTES}; use larger chunkBytes`,
+      );
+    }
+    return { manifest, bytes, sealing };
+  }
+
   async #putPayload(
     payloadKey: string,
     artifactDir: string,
     manifest: ExportManifest,
     manifestBytes: Uint8Array,
+    sealing: ChunkSealing | undefined,
     opts: TransferOptions,
   ): Promise<void> {
-    const total = manifestBytes.byteLength + manifest.files.reduce((n, f) => n + f.size, 0);
+    const total = manifestBytes.byteLength + manifest.files.reduce((n, f) => n + storedFileSize(manifest, f.size), 0);
+    const firsts = manifest.chunkSize !== undefined ? firstChunkIndexes(manifest, manifest.chunkSize) : [];
     let done = 0;
     const deadline = transferDeadline(`object store: upload ${payloadKey}`, {
       idleMs: this.#timeoutMs,
@@ -339,12 +497,23 @@ export class ArtifactTransport {
     const finishMs = 8 * this.#timeoutMs;
     try {
       opts.onProgress?.({ phase: "upload", bytesDone: 0, bytesTotal: total });
+      const chunkSize = manifest.chunkSize;
       const body = packArtifact(artifactDir, manifest, manifestBytes, {
         signal: deadline.signal,
         onBytes: (n) => {
           done += n;
           opts.onProgress?.({ phase: "upload", bytesDone: done, bytesTotal: total });
         },
+        // Chunked payloads are sent chunk by chunk, each checked against its hash (encrypted
+        // ones sealed again: the same key, salt and index give the same bytes as hashed).
+        ...(chunkSize !== undefined
+          ? {
+              fileBody: (f: ArtifactFile, i: number) => ({
+                size: storedFileSize(manifest, f.size),
+                body: storedChunks(artifactDir, f, firsts[i] as number, chunkSize, sealing, deadline.signal),
+              }),
+            }
+          : {}),
       });
       const counted = (async function* () {
         yield* tap(body, () => deadline.touch());
@@ -371,7 +540,9 @@ export class ArtifactTransport {
       this.#store.readSmall(pointerKey, { maxBytes: MAX_MANIFEST_BYTES, signal: s }),
     );
     if (!got) throw artifactInvalid(`remote artifact not found: ${pointerKey}`);
-    return parseManifest(got.bytes);
+    const manifest = parseManifest(got.bytes);
+    this.checkTrust(got.bytes, manifest);
+    return manifest;
   }
 
   /**
@@ -383,7 +554,7 @@ export class ArtifactTransport {
    * place. On any failure nothing appears at `destDir`. The store's import checks the
    * hashes again, since it trusts no directory.
    */
-  async download(key: string, destDir: string, opts: TransferOptions = {}): Promise<ExportManifest> {
+  async download(key: string, destDir: string, opts: DownloadOptions = {}): Promise<ExportManifest> {
     const pointerKey = this.pointerKey(key);
     await checkDestAvailable(destDir);
     const got = await this.#remote(`read ${pointerKey}`, opts.signal, (s) =>
@@ -392,7 +563,52 @@ export class ArtifactTransport {
     if (!got) throw artifactInvalid(`remote artifact not found: ${pointerKey}`);
     const manifestBytes = got.bytes;
     const manifest = parseManifest(manifestBytes);
+    // Trust is decided on the pointer alone, before a byte of payload is fetched or written.
+    const trust = this.checkTrust(manifestBytes, manifest);
     const payloadKey = this.payloadKey(key, manifestBytes);
+    const attrs = { key, cursor: manifest.cursor.toHex(), signature: trust.status };
+
+    if (manifest.chunkSize !== undefined) {
+      const enc = manifest.encryption;
+      const dataKey = enc
+        ? await withTimeout("unwrap the data key", this.#timeoutMs, opts.signal, (signal) =>
+            unwrapArtifactKey(this.#keyWrapper, enc, { signal }),
+          )
+        : undefined;
+      // Each ranged read is bounded by timeoutMs; the whole download by transferTimeoutMs.
+      const deadline = transferDeadline(`object store: download ${payloadKey}`, {
+        idleMs: 4 * this.#timeoutMs,
+        overallMs: this.#transferTimeoutMs,
+        signal: opts.signal,
+      });
+      let stats: ChunkedDownloadStats;
+      try {
+        stats = await downloadChunked({
+          store: this.#store,
+          payloadKey,
+          manifest,
+          manifestBytes,
+          destDir,
+          ...(opts.resumeDir !== undefined ? { resumeDir: opts.resumeDir } : {}),
+          ...(dataKey ? { dataKey } : {}),
+          concurrency: this.#concurrency,
+          retries: this.#retries,
+          resumeMaxAgeMs: this.#resumeMaxAgeMs,
+          timeoutMs: this.#timeoutMs,
+          signal: deadline.signal,
+          onProgress: (progress) => {
+            deadline.touch();
+            opts.onProgress?.(progress);
+          },
+          log: this.#log,
+        });
+      } finally {
+        deadline.dispose();
+      }
+      opts.onChunkStats?.(stats);
+      this.#log.info("artifact downloaded", { ...attrs, ...stats });
+      return manifest;
+    }
 
     const work = await createStageBeside(destDir, TEMP_PREFIX.download);
     try {
@@ -401,7 +617,7 @@ export class ArtifactTransport {
       await this.#fetchPayload(payloadKey, stage, manifest, manifestBytes, opts);
       await checkDestAvailable(destDir);
       await renameIntoPlace(stage, destDir);
-      this.#log.info("artifact downloaded", { key, cursor: manifest.cursor.toHex() });
+      this.#log.info("artifact downloaded", attrs);
       return manifest;
     } finally {
       await rm(work, { recursive: true, force: true });
@@ -475,6 +691,16 @@ export class ArtifactTransport {
       return [];
     }
     if (pointer.kind === "absent" || !pointer.manifest) return [];
+    if (this.#trust) {
+      // A forged pointer with a huge cursor would make every real payload look old.
+      try {
+        this.checkTrust(pointer.bytes, pointer.manifest);
+      } catch (err) {
+        if (!SlipstreamError.is(err)) throw err;
+        this.#log.warn("remote pointer is not trusted; pruning nothing", { key: pointerKey, error: err.message });
+        return [];
+      }
+    }
     const pointerRank = cursorRank(pointer.manifest.cursor);
     const prefix = payloadPrefixOf(this.#prefix, key);
     const target = `${prefix}${payloadName(pointer.manifest, pointer.bytes)}`;

@@ -102,6 +102,14 @@ export interface BlobStore {
   get(key: string, opts?: BlobOpOptions): Promise<BlobBody | undefined>;
 
   /**
+   * Optional: reads bytes `[start, end)` of `key` whole (a ranged GET); `undefined` when there
+   * is no such object. A range past the end returns the bytes that exist (possibly none).
+   * Chunked downloads issue several at once; without it they read through {@link get},
+   * skipping to each range (correct, but slower).
+   */
+  readRange?(key: string, start: number, end: number, opts?: BlobOpOptions): Promise<Uint8Array | undefined>;
+
+  /**
    * Reads a small object whole together with its version; `undefined` when absent. An
    * object larger than `maxBytes` is refused with `ARTIFACT_INVALID` (see
    * {@link objectTooLarge}) without reading more than `maxBytes + 1` bytes.

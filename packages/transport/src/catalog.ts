@@ -4,13 +4,16 @@
  * would remove now. For operator tools; it writes and deletes nothing.
  */
 import {
+  checkManifestSignature,
   cursorRank,
   DEFAULT_TIMEOUT_MS,
   type ExportManifest,
   MAX_MANIFEST_BYTES,
   parseManifest,
   payloadPrunable,
+  type SignatureCheck,
   SlipstreamError,
+  type TrustPolicy,
   withTimeout,
 } from "@slipstream/core";
 import { assertBlobKey, type BlobInfo, type BlobStore } from "./blob-store.js";
@@ -26,6 +29,8 @@ export interface DescribeArtifactsOptions {
   graceMs?: number;
   /** Bound of each remote call. @defaultValue 30 000 */
   timeoutMs?: number;
+  /** Trusted keys to judge each pointer's signature with ({@link CatalogEntry.pointer}`.signature`). @defaultValue none: signed pointers are `unchecked` */
+  trust?: TrustPolicy;
   /** The clock for the grace period. @defaultValue `Date.now()` */
   nowMs?: number;
   signal?: AbortSignal;
@@ -64,6 +69,8 @@ export interface CatalogEntry {
         readonly problem: string | undefined;
         /** The payload object the pointer names (whether or not it exists). */
         readonly payloadKey: string | undefined;
+        /** The signature verdict under `opts.trust` (never throws); undefined when unreadable. */
+        readonly signature?: SignatureCheck | undefined;
       }
     | undefined;
   /** Every payload object under the key, oldest rank first. */
@@ -147,12 +154,14 @@ export async function describeArtifacts(
       let manifest: ExportManifest | undefined;
       let problem: string | undefined;
       let payloadKey: string | undefined;
+      let signature: SignatureCheck | undefined;
       if (got instanceof Error) problem = got.message;
       else if (got === undefined) problem = "the pointer vanished while it was listed";
       else {
         try {
           manifest = parseManifest(got.bytes);
           payloadKey = `${payloadPrefix}${payloadName(manifest, got.bytes)}`;
+          signature = checkManifestSignature(got.bytes, manifest, opts.trust);
         } catch (err) {
           problem = (err as Error).message;
         }
@@ -164,6 +173,7 @@ export async function describeArtifacts(
         exporter: manifest?.exporter,
         problem,
         payloadKey,
+        signature,
       };
     }
     const pointerRank = pointer?.manifest ? cursorRank(pointer.manifest.cursor) : undefined;

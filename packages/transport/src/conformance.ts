@@ -243,6 +243,21 @@ export function blobStoreConformance(opts: BlobStoreConformanceOptions): void {
           assert.deepEqual(await listAll(store, "missing/"), []);
         }));
 
+      it("reads byte ranges when it implements readRange (optional)", () =>
+        withStore(async (store) => {
+          if (!store.readRange) return;
+          const bytes = Buffer.alloc(3000);
+          randomFillSync(bytes);
+          await store.put("r/obj", chunksOf(bytes), { size: bytes.byteLength });
+          const range = (a: number, b: number) =>
+            (store.readRange as NonNullable<BlobStore["readRange"]>)("r/obj", a, b);
+          assert.deepEqual(Buffer.from((await range(0, 10)) as Uint8Array), bytes.subarray(0, 10));
+          assert.deepEqual(Buffer.from((await range(1234, 2999)) as Uint8Array), bytes.subarray(1234, 2999));
+          assert.deepEqual(Buffer.from((await range(2990, 3100)) as Uint8Array), bytes.subarray(2990));
+          assert.equal(((await range(500, 500)) as Uint8Array).byteLength, 0);
+          assert.equal(await store.readRange("r/absent", 0, 10), undefined);
+        }));
+
       it("a put whose body fails leaves the previous object intact", () =>
         withStore(async (store) => {
           await store.put("fail/x", chunksOf(enc.encode("previous")));

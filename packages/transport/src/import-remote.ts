@@ -108,7 +108,8 @@ export interface ImportRemoteOptions<S extends SnapshotStore = SnapshotStore> {
 /**
  * Downloads the artifact published under `key` into
  * `<scratchDir>/.slipstream-bootstrap-*` /artifact, imports it with `open` and always
- * deletes the download. Returns the opened store; resume the watch from its `cursor`.
+ * deletes the download. Returns the opened store; resume the watch from its `cursor`. A
+ * chunked download interrupted here resumes on the next call with the same `scratchDir`.
  *
  * @throws SlipstreamError `SCOPE_NOT_COVERED` when the artifact's scope does not cover
  *   `scope`; `MASS_DELETE_REFUSED` when a replacement trips the guard; `ARTIFACT_INVALID`
@@ -137,9 +138,12 @@ export async function importRemote<S extends SnapshotStore>(opts: ImportRemoteOp
   };
   try {
     const artifactDir = join(work, "artifact");
+    // The resume stage of a chunked download lives in scratchDir itself (not in this run's
+    // work folder), so a bootstrap killed half-way resumes on the next start.
     const manifest = await opts.transport.download(opts.key, artifactDir, {
       signal: opts.signal,
       onProgress: opts.onProgress,
+      resumeDir: opts.scratchDir,
     });
     assertScopeCovers(manifest.scope, keep, `artifact ${opts.key}`);
     throwIfAborted(opts.signal, "import");

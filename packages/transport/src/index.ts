@@ -6,7 +6,13 @@
  * @packageDocumentation
  */
 
-export type { ArtifactTransportOptions, RemoteOptions, TransferOptions, UploadResult } from "./artifact-transport.js";
+export type {
+  ArtifactTransportOptions,
+  DownloadOptions,
+  RemoteOptions,
+  TransferOptions,
+  UploadResult,
+} from "./artifact-transport.js";
 export {
   ArtifactTransport,
   DEFAULT_TRANSFER_TIMEOUT_MS,
@@ -53,3 +59,17 @@ export type { PackOptions, UnpackOptions } from "./tar.js";
 export { packArtifact, unpackArtifact } from "./tar.js";
 export type { BlobOperation, FaultHook } from "./wrappers.js";
 export { FaultInjectingBlobStore, stallUntilAborted, withoutConditionalWrites } from "./wrappers.js";
+export { DEFAULT_CHUNK_BYTES } from "./chunks.js";
+export type { KeyWrapOptions, KeyWrapper } from "./encryption.js";
+export { GCM_TAG_BYTES, symmetricKeyWrapper } from "./encryption.js";
+export type { FileSpan } from "./layout.js";
+export { payloadLayout, storedFileSize, tarHeaderBytes } from "./layout.js";
+export type { ChunkedDownloadStats } from "./resumable-download.js";
+export {
+  DEFAULT_CHUNK_RETRIES,
+  DEFAULT_DOWNLOAD_CONCURRENCY,
+  DEFAULT_RESUME_MAX_AGE_MS,
+  RESUME_PREFIX,
+} from "./resumable-download.js";
+export type { TrustedArtifactSuiteOptions } from "./trust-suite.js";
+export { trustedArtifactSuite } from "./trust-suite.js";

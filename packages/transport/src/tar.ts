@@ -10,6 +10,7 @@ import { mkdir, open } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import {
   abortedError,
+  type ArtifactFile,
   artifactInvalid,
   type ExportManifest,
   fsyncPath,
@@ -75,6 +76,12 @@ export interface PackOptions {
   signal?: AbortSignal;
   /** Called with the number of payload bytes read from disk, as they are read. */
   onBytes?: (n: number) => void;
+  /**
+   * The stored form of file `index` (e.g. encrypted chunks) instead of its plain bytes:
+   * the tar entry gets `size` bytes from `body`.
+   * @defaultValue the file as it is on disk
+   */
+  fileBody?: (file: ArtifactFile, index: number) => { size: number; body: AsyncIterable<Uint8Array> };
 }
 
 /**
@@ -140,7 +147,12 @@ export async function* packArtifact(
       // A pending entry is destroyed with the pack's error; that error is reported once, by the pack.
       pack.entry({ ...common, name: `${dir}/`, type: "directory", mode: DIR_MODE }).on("error", () => {});
     }
-    for (const f of manifest.files) {
+    for (const [index, f] of manifest.files.entries()) {
+      if (opts.fileBody) {
+        const stored = opts.fileBody(f, index);
+        await addFile(f.path, stored.size, stored.body);
+        continue;
+      }
       const path = join(artifactDir, f.path);
       // `end` is inclusive: reading one byte past the declared size detects a file that grew.
       const body = createReadStream(path, { start: 0, end: f.size, highWaterMark: READ_CHUNK });

@@ -22,6 +22,7 @@ export function withoutConditionalWrites(store: BlobStore): BlobStore {
     capabilities: { conditionalWrites: false },
     put: (key, body, opts) => store.put(key, body, opts),
     get: (key, opts) => store.get(key, opts),
+    ...(store.readRange ? { readRange: store.readRange.bind(store) } : {}),
     readSmall: (key, opts) => store.readSmall(key, opts),
     conditionalPut: async () => {
       throw conditionalWritesUnsupported("this store");
@@ -32,7 +33,7 @@ export function withoutConditionalWrites(store: BlobStore): BlobStore {
 }
 
 /** The operations {@link FaultInjectingBlobStore} can intercept. */
-export type BlobOperation = "put" | "get" | "readSmall" | "conditionalPut" | "list" | "delete";
+export type BlobOperation = "put" | "get" | "readRange" | "readSmall" | "conditionalPut" | "list" | "delete";
 
 /**
  * Decides the fate of one call: return normally to let it through, throw to fail it, or
@@ -46,7 +47,7 @@ export class FaultInjectingBlobStore implements BlobStore {
   readonly #inner: BlobStore;
   /** Replace at any time; the default lets everything through. */
   hook: FaultHook;
-  /** Every call seen, in order (`op key`). */
+  /** Every call seen, in order (`op key`; `readRange key start-end`). */
   readonly calls: string[] = [];
 
   constructor(inner: BlobStore, hook: FaultHook = () => {}) {
@@ -71,6 +72,26 @@ export class FaultInjectingBlobStore implements BlobStore {
   async get(key: string, opts?: BlobOpOptions): Promise<BlobBody | undefined> {
     await this.#before("get", key, opts?.signal);
     return this.#inner.get(key, opts);
+  }
+
+  /** Passes ranged reads through (or reads the range through `get` when the inner store has none); the hook sees `key` and the log `key start-end`. */
+  async readRange(key: string, start: number, end: number, opts?: BlobOpOptions): Promise<Uint8Array | undefined> {
+    this.calls.push(`readRange ${key} ${start}-${end}`);
+    await this.hook("readRange", key, opts?.signal);
+    if (this.#inner.readRange) return this.#inner.readRange(key, start, end, opts);
+    const got = await this.#inner.get(key, opts);
+    if (!got) return undefined;
+    const chunks: Buffer[] = [];
+    let pos = 0;
+    for await (const c of got.body) {
+      const b = Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+      const from = Math.max(start, pos) - pos;
+      const to = Math.min(end, pos + b.byteLength) - pos;
+      if (to > from) chunks.push(b.subarray(from, to));
+      pos += b.byteLength;
+      if (pos >= end) break;
+    }
+    return Buffer.concat(chunks);
   }
 
   async readSmall(key: string, opts: BlobReadSmallOptions): Promise<SmallBlob | undefined> {

@@ -3,16 +3,26 @@ import { describeArtifacts } from "@slipstream/transport";
 import { EXIT, type ExitCode } from "../exit.js";
 import { type CliIo, formatBytes, formatDuration, printJson, println } from "../output.js";
 import { openTransportUrl } from "../transport-url.js";
+import {
+  describeEncryption,
+  describeSignature,
+  encryptionJson,
+  loadTrust,
+  signatureJson,
+  type TrustFlags,
+} from "../trust.js";
 
 /** `artifacts <transportUrl>`: every pointer, the payloads kept, and what prune would remove. */
 export async function artifactsCommand(
   io: CliIo,
   url: string,
-  opts: { json?: boolean; key?: string; graceMs: number; timeoutMs: number },
+  opts: { json?: boolean; key?: string; graceMs: number; timeoutMs: number } & TrustFlags,
 ): Promise<ExitCode> {
+  const { trust } = await loadTrust(opts, io.env);
   const t = await openTransportUrl(url, io.env, { timeoutMs: opts.timeoutMs });
   const entries = await describeArtifacts(t.store, {
     prefix: t.prefix,
+    ...(trust ? { trust } : {}),
     graceMs: opts.graceMs,
     timeoutMs: opts.timeoutMs,
     ...(opts.key !== undefined ? { key: opts.key } : {}),
@@ -38,6 +48,9 @@ export async function artifactsCommand(
             // Who exported, as the manifest records it (optional: older exporters set none).
             exporter: e.pointer.exporter ?? null,
             payload: e.pointer.payloadKey ?? null,
+            signature: signatureJson(e.pointer.signature),
+            encryption: encryptionJson(m),
+            chunkSize: m?.chunkSize ?? null,
           }
         : null,
       danglingPointer: e.danglingPointer,
@@ -73,6 +86,8 @@ export async function artifactsCommand(
       );
       if (p.scope !== null) println(io, `  scope      partial: ${describeScope(p.scope)}`);
       println(io, `  exporter   ${p.exporter ?? "not recorded"}`);
+      println(io, `  signature  ${describeSignature(p.signature)}`);
+      println(io, `  encryption ${describeEncryption(p.encryption)}`);
     }
     println(
       io,

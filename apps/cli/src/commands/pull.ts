@@ -8,6 +8,14 @@ import { type CliIo, formatBytes, formatDuration, printFields, printJson } from 
 import { progressBar } from "../progress.js";
 import { pickArtifact } from "../remote.js";
 import { openTransportUrl } from "../transport-url.js";
+import {
+  describeEncryption,
+  describeSignature,
+  encryptionJson,
+  loadTrust,
+  signatureJson,
+  type TrustFlags,
+} from "../trust.js";
 
 /** Refuses an occupied destination before anything is fetched (`REFUSED`), and a missing parent (`INPUT`). */
 async function checkDestination(dest: string): Promise<void> {
@@ -38,15 +46,17 @@ export async function pullCommand(
   io: CliIo,
   url: string,
   dest: string,
-  opts: { json?: boolean; key?: string; prefix?: string[]; progress?: boolean; timeoutMs: number },
+  opts: { json?: boolean; key?: string; prefix?: string[]; progress?: boolean; timeoutMs: number } & TrustFlags,
 ): Promise<ExitCode> {
   // --prefix: the fold of a node that watches only these prefixes (checked before any transfer).
   const scope: WatchScope | undefined =
     opts.prefix && opts.prefix.length > 0 ? { kind: "prefixes", prefixes: opts.prefix } : undefined;
   await checkDestination(dest);
+  const settings = await loadTrust(opts, io.env);
   const t = await openTransportUrl(url, io.env, { timeoutMs: opts.timeoutMs });
   const entry = await pickArtifact(t, opts.key, {
     timeoutMs: opts.timeoutMs,
+    trust: settings.trust,
     ...(io.signal ? { signal: io.signal } : {}),
   });
   const manifest = entry.pointer?.manifest;
@@ -72,7 +82,9 @@ export async function pullCommand(
   const signal = io.signal;
   try {
     const store = await importRemote({
-      transport: t.transport(opts.timeoutMs),
+      // The transport enforces the trust policy on the pointer it downloads (the catalog's
+      // verdict above is only for the report).
+      transport: t.transport(opts.timeoutMs, settings),
       key: entry.key,
       // Beside the destination: same filesystem, so the final rename is atomic.
       scratchDir: dirname(resolve(dest)),
@@ -100,6 +112,8 @@ export async function pullCommand(
         cursor: { revision: stats.cursor.isNone ? null : cursorRank(stats.cursor), hex: stats.cursor.toHex() },
         entries: stats.entries,
         scope: store.scope ?? null,
+        signature: signatureJson(entry.pointer?.signature),
+        encryption: encryptionJson(manifest),
         downloadedBytes: downloaded,
         durationMs: ms,
         bytesPerSecond: ms > 0 ? Math.round((downloaded / ms) * 1000) : null,
@@ -112,6 +126,8 @@ export async function pullCommand(
           ["cursor", `${report.cursor.revision ?? "none"} (resume the watch from here)`],
           ["entries", String(report.entries)],
           ...(store.scope !== undefined ? ([["scope", `partial: ${describeScope(store.scope)}`]] as const) : []),
+          ["signature", describeSignature(report.signature)],
+          ["encryption", describeEncryption(report.encryption)],
           [
             "transfer",
             `${formatBytes(downloaded)} in ${formatDuration(ms)}${report.bytesPerSecond ? ` (${formatBytes(report.bytesPerSecond)}/s)` : ""}, verified`,

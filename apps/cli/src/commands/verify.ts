@@ -16,6 +16,15 @@ import { type CliIo, formatBytes, printFields, printJson, println } from "../out
 import { progressBar } from "../progress.js";
 import { pickArtifact } from "../remote.js";
 import { isUrl, openTransportUrl } from "../transport-url.js";
+import {
+  describeEncryption,
+  describeSignature,
+  encryptionJson,
+  isArtifactRefusal,
+  loadTrust,
+  signatureJson,
+  type TrustFlags,
+} from "../trust.js";
 
 /** A defect: the core kinds, plus "download" (the transport refused it) and "import" (--deep). */
 interface Problem {
@@ -24,7 +33,7 @@ interface Problem {
   message: string;
 }
 
-interface VerifyOpts {
+interface VerifyOpts extends TrustFlags {
   json?: boolean;
   key?: string;
   deep?: boolean;
@@ -77,6 +86,8 @@ function report(source: string, v: ArtifactVerification, extra: Problem[]) {
           bytes: m.files.reduce((n, f) => n + f.size, 0),
         }
       : null,
+    signature: signatureJson(v.signature),
+    encryption: encryptionJson(m),
     files: v.files,
     problems,
   };
@@ -89,6 +100,7 @@ export async function verifyCommand(
   keyArg: string | undefined,
   opts: VerifyOpts,
 ): Promise<ExitCode> {
+  const settings = await loadTrust(opts, io.env);
   const bar = progressBar(io, opts.progress !== false && !opts.json);
   try {
     let source = target;
@@ -98,6 +110,7 @@ export async function verifyCommand(
       const key = keyArg ?? opts.key;
       const entry = await pickArtifact(t, key, {
         timeoutMs: opts.timeoutMs,
+        trust: settings.trust,
         ...(io.signal ? { signal: io.signal } : {}),
       });
       source = `${t.display} key ${entry.key}`;
@@ -105,12 +118,12 @@ export async function verifyCommand(
       try {
         const dir = join(scratch, "artifact");
         try {
-          await t.transport(opts.timeoutMs).download(entry.key, dir, {
+          await t.transport(opts.timeoutMs, settings).download(entry.key, dir, {
             onProgress: bar.onProgress,
             ...(io.signal ? { signal: io.signal } : {}),
           });
         } catch (err) {
-          if (!SlipstreamError.is(err, "ARTIFACT_INVALID")) throw err;
+          if (!isArtifactRefusal(err)) throw err;
           const v: ArtifactVerification = {
             ok: false,
             manifest: entry.pointer?.manifest,
@@ -118,11 +131,14 @@ export async function verifyCommand(
             files: [],
             problems: [],
             bytesChecked: 0,
+            signature: entry.pointer?.signature,
           };
-          result = report(source, v, [{ kind: "download", message: err.message }]);
+          const kind = err.code === "ARTIFACT_INVALID" || err.code === "CHUNK_CORRUPTED" ? "download" : "signature";
+          result = report(source, v, [{ kind, message: `${err.code}: ${err.message}` }]);
           return finish(io, result, opts);
         }
         const v = await verifyArtifact(dir, {
+          ...(settings.trust ? { trust: settings.trust } : {}),
           onProgress: bar.onProgress,
           ...(io.signal ? { signal: io.signal } : {}),
         });
@@ -138,6 +154,7 @@ export async function verifyCommand(
       if (!st.isDirectory())
         throw new CliError(EXIT.INPUT, "NOT_FOUND", `${target} is not a directory; an artifact is a directory`);
       const v = await verifyArtifact(target, {
+        ...(settings.trust ? { trust: settings.trust } : {}),
         onProgress: bar.onProgress,
         ...(io.signal ? { signal: io.signal } : {}),
       });
@@ -167,6 +184,8 @@ function finish(io: CliIo, r: ReturnType<typeof report>, opts: VerifyOpts): Exit
             ["payload", `${m.files} files, ${formatBytes(m.bytes)}`],
           ] as const)
         : []),
+      ["signature", describeSignature(r.signature)],
+      ["encryption", describeEncryption(r.encryption)],
       [
         "verdict",
         r.ok
