@@ -13,9 +13,9 @@ import { pullCommand } from "./commands/pull.js";
 import { statusCommand } from "./commands/status.js";
 import { verifyCommand } from "./commands/verify.js";
 import { classify, EXIT, type ExitCode } from "./exit.js";
-import { type TrustFlags, trustOptions } from "./trust.js";
 import { natsOptions } from "./nats.js";
 import { type CliIo, parseDuration, printJson } from "./output.js";
+import { type TrustFlags, trustOptions } from "./trust.js";
 
 /** The package version, shown by `--version` (read from package.json, so releases bump it). */
 export const VERSION: string = (createRequire(import.meta.url)("../package.json") as { version: string }).version;

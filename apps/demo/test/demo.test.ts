@@ -59,7 +59,9 @@ describe.skipIf(!hasNats("any"))(`npm run demo, small size ${natsMissingReason("
       expect(out).toMatch(/✓ node A received \d+ updates/);
       expect(out).toMatch(/✓ exactly one node exported in round 1/);
       // Every artifact of the run is signed and encrypted; nodes B and C bootstrap from them under a trust policy.
-      expect(out).toMatch(/artifacts are signed \(Ed25519 key [0-9a-f]{16}, the only key the nodes trust\) and encrypted at rest/);
+      expect(out).toMatch(
+        /artifacts are signed \(Ed25519 key [0-9a-f]{16}, the only key the nodes trust\) and encrypted at rest/,
+      );
       expect(out).toMatch(/✓ synthetic deletes: [1-9]/);
       const rows = finalTable(out);
       expect([...rows.keys()]).toEqual(["A", "B", "C", "R", "D", "bucket"]);

@@ -67,6 +67,24 @@ export {
   resumeWindowOk,
 } from "./protocol.js";
 export type {
+  ManifestSigner,
+  PrivateKeyInput,
+  PublicKeyInput,
+  SignatureCheck,
+  TrustedKey,
+  TrustPolicy,
+} from "./trust.js";
+export {
+  assertManifestTrusted,
+  checkManifestSignature,
+  manifestSigner,
+  manifestSigningBytes,
+  publicKeyId,
+  SIGNING_CONTEXT,
+  toPublicKey,
+  validateTrustPolicy,
+} from "./trust.js";
+export type {
   ArtifactEncryption,
   ArtifactFile,
   ArtifactSignature,
@@ -97,21 +115,3 @@ export type {
 } from "./verify.js";
 export { verifyArtifact } from "./verify.js";
 export { MAX_REVISION, VERSION_TOKEN_CAPACITY, VersionToken } from "./version.js";
-export {
-  SIGNING_CONTEXT,
-  assertManifestTrusted,
-  checkManifestSignature,
-  manifestSigner,
-  manifestSigningBytes,
-  publicKeyId,
-  toPublicKey,
-  validateTrustPolicy,
-} from "./trust.js";
-export type {
-  ManifestSigner,
-  PrivateKeyInput,
-  PublicKeyInput,
-  SignatureCheck,
-  TrustPolicy,
-  TrustedKey,
-} from "./trust.js";

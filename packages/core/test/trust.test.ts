@@ -3,18 +3,18 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  type ExportManifest,
-  MANIFEST_FILE,
-  SlipstreamError,
-  WatchCursor,
   assertManifestTrusted,
   checkManifestSignature,
+  type ExportManifest,
   encodeManifest,
   hashFile,
+  MANIFEST_FILE,
   manifestSigner,
   parseManifest,
   publicKeyId,
+  SlipstreamError,
   verifyArtifact,
+  WatchCursor,
 } from "@slipstream/core";
 import { describe, expect, it } from "vitest";
 

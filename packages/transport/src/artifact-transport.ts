@@ -9,20 +9,20 @@ import { lstat, mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type ArtifactFile,
-  assertManifestTrusted,
   artifactInvalid,
+  assertManifestTrusted,
   CHUNK_SIZE_LIMITS,
   checkDestAvailable,
   createStageBeside,
   cursorRank,
   DEFAULT_TIMEOUT_MS,
-  encodeManifest,
   type ExportManifest,
-  type ManifestSigner,
+  encodeManifest,
   type Logger,
   listPayload,
   MANIFEST_FILE,
   MAX_MANIFEST_BYTES,
+  type ManifestSigner,
   PAYLOAD_DIR,
   type ProgressFn,
   parseManifest,
@@ -30,18 +30,21 @@ import {
   pointerPublishAllowed,
   readManifest,
   renameIntoPlace,
+  type SignatureCheck,
   SlipstreamError,
   silentLogger,
-  type SignatureCheck,
   TEMP_PREFIX,
   type TrustPolicy,
   validateTrustPolicy,
   type WatchCursor,
   withTimeout,
 } from "@slipstream/core";
+import { assertBlobKey, type BlobStore } from "./blob-store.js";
 import { type ChunkSealing, DEFAULT_CHUNK_BYTES, firstChunkIndexes, hashChunks, storedChunks } from "./chunks.js";
+import { tap, transferDeadline } from "./deadline.js";
 import { type KeyWrapper, newArtifactKey, unwrapArtifactKey } from "./encryption.js";
 import { storedFileSize } from "./layout.js";
+import { parsePayloadName, payloadName, payloadPrefixOf, pointerKeyOf } from "./naming.js";
 import {
   type ChunkedDownloadStats,
   DEFAULT_CHUNK_RETRIES,
@@ -49,9 +52,6 @@ import {
   DEFAULT_RESUME_MAX_AGE_MS,
   downloadChunked,
 } from "./resumable-download.js";
-import { assertBlobKey, type BlobStore } from "./blob-store.js";
-import { tap, transferDeadline } from "./deadline.js";
-import { parsePayloadName, payloadName, payloadPrefixOf, pointerKeyOf } from "./naming.js";
 import { packArtifact, payloadDirs, unpackArtifact } from "./tar.js";
 
 /** Options of {@link ArtifactTransport}. */

@@ -9,8 +9,8 @@ import { createReadStream } from "node:fs";
 import { mkdir, open } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import {
-  abortedError,
   type ArtifactFile,
+  abortedError,
   artifactInvalid,
   type ExportManifest,
   fsyncPath,

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { SlipstreamError } from "@slipstream/core";
 import { describe, expect, it } from "vitest";
-import { symmetricKeyWrapper } from "../src/index.js";
 import { chunkNonce, decryptChunk, encryptChunk, newArtifactKey, unwrapArtifactKey } from "../src/encryption.js";
+import { symmetricKeyWrapper } from "../src/index.js";
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
