@@ -90,8 +90,10 @@ export interface ArtifactTransportOptions {
    * The keys downloads trust. With a policy, `download` and `manifest` refuse unsigned
    * (`ARTIFACT_UNSIGNED`, unless `allowUnsigned`), wrongly signed (`SIGNATURE_INVALID`),
    * foreign (`SIGNER_UNTRUSTED`) and expired (`SIGNER_EXPIRED`) artifacts before anything is
-   * written, and `prune` acts only on a trusted pointer. Without one, everything is
-   * accepted unchecked, as before signing existed.
+   * written, `prune` acts only on a trusted pointer, and `upload` replaces a pointer the
+   * policy refuses (whatever its cursor) instead of deferring to it — so exporters should
+   * carry the policy too. Without one, everything is accepted unchecked, as before signing
+   * existed.
    * @defaultValue no policy
    */
   trust?: TrustPolicy;
@@ -332,6 +334,23 @@ export class ArtifactTransport {
       manifest = parseManifest(got.bytes);
     } catch (err) {
       this.#log.warn("remote pointer is unreadable", { key: pointerKey, error: (err as Error).message });
+      return { kind: "present", bytes: got.bytes, version: got.version, manifest };
+    }
+    if (this.#trust) {
+      // With a policy, a pointer it refuses counts for nothing, like an unreadable one: its
+      // cursor neither holds back an upload (a forged pointer with a huge cursor cannot
+      // freeze the fleet's artifact) nor drives prune.
+      try {
+        this.checkTrust(got.bytes, manifest);
+      } catch (err) {
+        if (!(err instanceof SlipstreamError)) throw err;
+        this.#log.warn("remote pointer is not trusted; treating it as unreadable", {
+          key: pointerKey,
+          code: err.code,
+          error: err.message,
+        });
+        manifest = undefined;
+      }
     }
     return { kind: "present", bytes: got.bytes, version: got.version, manifest };
   }

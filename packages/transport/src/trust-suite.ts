@@ -18,6 +18,7 @@ import {
   parseManifest,
   SlipstreamError,
   type TrustPolicy,
+  WatchCursor,
 } from "@slipstream/core";
 import { ArtifactTransport, type ArtifactTransportOptions } from "./artifact-transport.js";
 import type { BlobOpOptions, BlobStore } from "./blob-store.js";
@@ -252,6 +253,32 @@ export function trustedArtifactSuite(opts: TrustedArtifactSuiteOptions): void {
         );
         // And a forged pointer never drives prune.
         assert.deepEqual(await transport(store, { trust }).prune("k", 0), []);
+        await transport(store, { trust }).download("k", join(dir, "ok"));
+        await sameFiles(src, join(dir, "ok"));
+      });
+    });
+
+    it("an exporter with a trust policy replaces a forged pointer with a higher cursor; without one it defers", async () => {
+      await withEnv(async ({ store, dir, transport, artifact }) => {
+        const key = generateKeyPairSync("ed25519");
+        const signer = manifestSigner(key.privateKey);
+        const trust: TrustPolicy = { keys: [{ publicKey: key.publicKey }] };
+        const src = await artifact();
+        const first = await transport(store, { signer }).upload("k", src);
+        assert.equal(first.outcome, "published");
+        // Someone with write access puts an unsigned pointer with a far higher cursor.
+        const { signature: _s, ...unsigned } = first.manifest;
+        const forged = { ...unsigned, cursor: WatchCursor.fromRevision(10n ** 12n) };
+        const pointerKey = "fleet/k.manifest.json";
+        const forgedBytes = Buffer.from(encodeManifest(forged));
+        await store.put(pointerKey, once(forgedBytes), { size: forgedBytes.byteLength });
+        // Without a policy the exporter believes it and stands back (the pre-signing behaviour).
+        assert.equal((await transport(store, { signer }).upload("k", src)).outcome, "superseded");
+        // With one, the forged pointer counts for nothing: the genuine artifact goes back up.
+        const again = await transport(store, { signer, trust }).upload("k", src);
+        assert.equal(again.outcome, "published");
+        const now = await store.readSmall(pointerKey, { maxBytes: MAX_MANIFEST_BYTES });
+        assert.ok(now && !Buffer.from(now.bytes).equals(forgedBytes));
         await transport(store, { trust }).download("k", join(dir, "ok"));
         await sameFiles(src, join(dir, "ok"));
       });
