@@ -43,6 +43,25 @@ async function fixture() {
   return { kv, leases, root, transport };
 }
 
+/** One export round of `node` under `key` (lease `leaseName`, scratch `root/scratch`). */
+function exportRound(
+  node: ReturnType<typeof startNode>,
+  env: { leases: NatsKvStore; transport: ArtifactTransport; root: string },
+  key: string,
+  scratch: string,
+  opts: { scope?: WatchScope; leaseName?: string } = {},
+) {
+  return runExportRound({
+    lease: opts.leaseName === undefined ? node.lease(env.leases) : node.lease(env.leases, opts.leaseName),
+    ttlMs: 60_000,
+    fold: node.watch,
+    transport: env.transport,
+    key,
+    ...(opts.scope !== undefined ? { scope: opts.scope } : {}),
+    scratchDir: join(env.root, scratch),
+  });
+}
+
 /** route.eu.0..9, route.us.0..9, svc.0..4; returns the last revision. */
 async function seed(kv: NatsKvStore): Promise<bigint> {
   let last = 0n;
@@ -79,14 +98,7 @@ describe("partial artifacts, live", () => {
     const seeded = await seed(kv);
     const a = startNode("node-a", kv, await LevelSnapshotStore.open(join(root, "a")));
     await a.caughtUpTo(seeded);
-    const round = await runExportRound({
-      lease: a.lease(leases),
-      ttlMs: 60_000,
-      fold: a.watch,
-      transport,
-      key: "fleet/all",
-      scratchDir: join(root, "scratch-a"),
-    });
+    const round = await exportRound(a, { leases, transport, root }, "fleet/all", "scratch-a");
     if (round.outcome !== "published") throw new Error(`expected a publish, got ${round.outcome}`);
     expect(round.manifest.scope).toBeUndefined();
     const exported = round.cursor.revision ?? 0n;
@@ -150,15 +162,7 @@ describe("partial artifacts, live", () => {
     const seeded = await seed(kv);
     const a = startNode("node-a", kv, await LevelSnapshotStore.open(join(root, "a")));
     await a.caughtUpTo(seeded);
-    const round = await runExportRound({
-      lease: a.lease(leases),
-      ttlMs: 60_000,
-      fold: a.watch,
-      transport,
-      key: "fleet/eu",
-      scope: EU,
-      scratchDir: join(root, "scratch-a"),
-    });
+    const round = await exportRound(a, { leases, transport, root }, "fleet/eu", "scratch-a", { scope: EU });
     if (round.outcome !== "published") throw new Error(`expected a publish, got ${round.outcome}`);
     expect(round.manifest.scope).toEqual(["route.eu."]);
     expect((await transport.manifest("fleet/eu")).scope).toEqual(["route.eu."]);
@@ -220,14 +224,7 @@ describe("a partial fold after retention evicted its gap, live", () => {
     const seeded = (await kv.writer.put("route.us.y", enc.encode("y1"))).revision ?? 0n;
     const a = startNode("node-a", kv, await LevelSnapshotStore.open(join(root, "a")));
     await a.caughtUpTo(seeded);
-    const round = await runExportRound({
-      lease: a.lease(leases),
-      ttlMs: 60_000,
-      fold: a.watch,
-      transport,
-      key: "fleet/all",
-      scratchDir: join(root, "scratch-a"),
-    });
+    const round = await exportRound(a, { leases, transport, root }, "fleet/all", "scratch-a");
     expect(round.outcome).toBe("published");
     await a.stop();
     const store = await importRemote({
@@ -292,14 +289,7 @@ describe("import guard: replacing a fold with an artifact", () => {
     const last = await putMany(small, 20, "v2");
     const exporter = startNode("exporter", small, await LevelSnapshotStore.open(join(root, "exporter")));
     await exporter.caughtUpTo(last);
-    const round = await runExportRound({
-      lease: exporter.lease(leases),
-      ttlMs: 60_000,
-      fold: exporter.watch,
-      transport,
-      key: "fleet/recreated",
-      scratchDir: join(root, "scratch-x"),
-    });
+    const round = await exportRound(exporter, { leases, transport, root }, "fleet/recreated", "scratch-x");
     expect(round.outcome).toBe("published");
     await exporter.stop();
 
@@ -348,14 +338,7 @@ describe("import guard: replacing a fold with an artifact", () => {
     const c1 = (await kv.writer.put("route.us.0", enc.encode("v1"))).revision ?? 0n;
     const a = startNode("node-a", kv, await LevelSnapshotStore.open(join(root, "a")));
     await a.caughtUpTo(c1);
-    await runExportRound({
-      lease: a.lease(leases),
-      ttlMs: 60_000,
-      fold: a.watch,
-      transport,
-      key: "fleet/all",
-      scratchDir: join(root, "scratch-a"),
-    });
+    await exportRound(a, { leases, transport, root }, "fleet/all", "scratch-a");
     const current = await importRemote({
       transport,
       key: "fleet/all",
@@ -372,13 +355,8 @@ describe("import guard: replacing a fold with an artifact", () => {
     for (let i = 1; i <= 500; i++) await kv.writer.put(`route.us.${i}`, enc.encode("v2"));
     const c2 = (await kv.writer.put("route.us.last", enc.encode("v2"))).revision ?? 0n;
     await a.caughtUpTo(c2);
-    const round = await runExportRound({
-      lease: a.lease(leases, "export.second"),
-      ttlMs: 60_000,
-      fold: a.watch,
-      transport,
-      key: "fleet/all",
-      scratchDir: join(root, "scratch-a"),
+    const round = await exportRound(a, { leases, transport, root }, "fleet/all", "scratch-a", {
+      leaseName: "export.second",
     });
     expect(round.outcome).toBe("published");
     const seen: MassDeleteInfo[] = [];
@@ -400,14 +378,9 @@ describe("import guard: replacing a fold with an artifact", () => {
     expect(await foldState(current)).toEqual(before);
 
     // An artifact of us keys only does not cover the eu node: refused before any swap.
-    await runExportRound({
-      lease: a.lease(leases, "export.us"),
-      ttlMs: 60_000,
-      fold: a.watch,
-      transport,
-      key: "fleet/us",
+    await exportRound(a, { leases, transport, root }, "fleet/us", "scratch-a", {
       scope: { kind: "prefix", prefix: "route.us." },
-      scratchDir: join(root, "scratch-a"),
+      leaseName: "export.us",
     });
     const notCovered = await importRemote({
       transport,
@@ -435,14 +408,7 @@ describe("import guard: replacing a fold with an artifact", () => {
     const c2 = await putMany(kv, 10, "v2");
     const other = startNode("other", kv, await LevelSnapshotStore.open(join(root, "other")));
     await other.caughtUpTo(c2);
-    const round = await runExportRound({
-      lease: other.lease(leases),
-      ttlMs: 60_000,
-      fold: other.watch,
-      transport,
-      key: "fleet/all",
-      scratchDir: join(root, "scratch-o"),
-    });
+    const round = await exportRound(other, { leases, transport, root }, "fleet/all", "scratch-o");
     expect(round.outcome).toBe("published");
     await other.stop();
     let asked = 0;
@@ -468,14 +434,7 @@ describe("import guard: replacing a fold with an artifact", () => {
     const t = await putMany(tiny, 3, "t");
     const exporter = startNode("tiny", tiny, await LevelSnapshotStore.open(join(root, "tiny")));
     await exporter.caughtUpTo(t);
-    await runExportRound({
-      lease: exporter.lease(leases, "export.tiny"),
-      ttlMs: 60_000,
-      fold: exporter.watch,
-      transport,
-      key: "fleet/tiny",
-      scratchDir: join(root, "scratch-t"),
-    });
+    await exportRound(exporter, { leases, transport, root }, "fleet/tiny", "scratch-t", { leaseName: "export.tiny" });
     await exporter.stop();
     const before = await foldState(replaced);
     const err = await importRemote({
