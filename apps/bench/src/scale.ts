@@ -45,32 +45,21 @@ export function formatScale(steps: readonly ScaleStep[]): string {
       ...rss.map((x) => (x === undefined ? "—" : `${x.toFixed(0)} MiB`)),
       change(rss, " MiB", 0),
     ]);
+    const mibRow = (label: string, xs: (number | undefined)[]): void => {
+      if (!xs.some((x) => x !== undefined)) return;
+      rows.push(["", label, ...xs.map((x) => (x === undefined ? "—" : `${x.toFixed(0)} MiB`)), change(xs, " MiB", 0)]);
+    };
+    const mib = (v: unknown): number | undefined => (typeof v === "number" ? v / MIB : undefined);
     // Anonymous memory of our phase (without LevelDB's mapped table pages), where measured.
-    const anon = at.map((r) => {
-      const v = r?.memory.peakRssAnonByPhase?.ours;
-      return v === undefined ? undefined : v / MIB;
-    });
-    if (anon.some((x) => x !== undefined)) {
-      rows.push([
-        "",
-        "anon RSS (ours)",
-        ...anon.map((x) => (x === undefined ? "—" : `${x.toFixed(0)} MiB`)),
-        change(anon, " MiB", 0),
-      ]);
-    }
+    mibRow(
+      "anon RSS (ours)",
+      at.map((r) => mib(r?.memory.peakRssAnonByPhase?.ours)),
+    );
     // The fold in a process of its own (fold benchmark only).
-    const alone = at.map((r) => {
-      const v = r?.details?.alonePeakRssAnon;
-      return typeof v === "number" ? v / MIB : undefined;
-    });
-    if (alone.some((x) => x !== undefined)) {
-      rows.push([
-        "",
-        "anon RSS, fold alone",
-        ...alone.map((x) => (x === undefined ? "—" : `${x.toFixed(0)} MiB`)),
-        change(alone, " MiB", 0),
-      ]);
-    }
+    mibRow(
+      "anon RSS, fold alone",
+      at.map((r) => mib(r?.details?.alonePeakRssAnon)),
+    );
   }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]): string =>

@@ -55,7 +55,7 @@ export {
 } from "./manifest.js";
 export type { MassDeleteGuard, MassDeleteInfo, ResolvedMassDeleteGuard } from "./mass-delete.js";
 export { askMassDelete, massDeleteTrips, resolveMassDeleteGuard } from "./mass-delete.js";
-export { mkdtempOwned, sweepAbandonedTemps } from "./owned-temp.js";
+export { mkdtempOwned, processAlive, sweepAbandonedTemps } from "./owned-temp.js";
 export type { PrunableInput } from "./protocol.js";
 export {
   cursorRank,

@@ -13,12 +13,12 @@ import { join } from "node:path";
 const HOST_TAG = createHash("sha256").update(hostname()).digest("hex").slice(0, 8);
 const OWNER = /^([0-9a-f]{8})\.(\d+)-/;
 
-function alive(pid: number): boolean {
+/** True when a process with this pid exists on this host (EPERM: it exists, owned by someone else). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    // EPERM: it exists but belongs to someone else.
     return (err as NodeJS.ErrnoException).code !== "ESRCH";
   }
 }
@@ -53,7 +53,7 @@ export async function sweepAbandonedTemps(parent: string, prefix: string): Promi
     const m = OWNER.exec(name.slice(prefix.length));
     if (!m || m[1] !== HOST_TAG) continue;
     const pid = Number(m[2]);
-    if (pid === process.pid || alive(pid)) continue;
+    if (pid === process.pid || processAlive(pid)) continue;
     try {
       await rm(join(parent, name), { recursive: true, force: true });
       removed.push(name);

@@ -84,6 +84,16 @@ async function hashPath(path: string): Promise<string | undefined> {
   return hash.digest("hex");
 }
 
+/** Opens `path` for reading; undefined when it (or a parent) does not exist. */
+async function openForRead(path: string, key: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(path, "r");
+  } catch (err) {
+    if (errno(err) === "ENOENT" || errno(err) === "ENOTDIR") return undefined;
+    throw backend(`opening ${key}`, err);
+  }
+}
+
 /**
  * Objects as files under `rootDir`. Key `a/b/c` is the file `<rootDir>/a/b/c`; a key cannot
  * also be the parent of another key. Segments starting with `.slipstream-fs-` are reserved.
@@ -206,13 +216,8 @@ export class FsBlobStore implements BlobStore {
   async get(key: string, opts: BlobOpOptions = {}): Promise<BlobBody | undefined> {
     const path = this.pathOf(key);
     throwIfAborted(opts.signal, "fs blob store get");
-    let fh: FileHandle;
-    try {
-      fh = await open(path, "r");
-    } catch (err) {
-      if (errno(err) === "ENOENT" || errno(err) === "ENOTDIR") return undefined;
-      throw backend(`opening ${key}`, err);
-    }
+    const fh = await openForRead(path, key);
+    if (!fh) return undefined;
     try {
       const st = await fh.stat();
       if (!st.isFile()) {
@@ -237,13 +242,8 @@ export class FsBlobStore implements BlobStore {
     if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && 0 <= start && start <= end)) {
       throw new SlipstreamError("INVALID_ARGUMENT", `bad range ${start}-${end}`);
     }
-    let fh: FileHandle;
-    try {
-      fh = await open(path, "r");
-    } catch (err) {
-      if (errno(err) === "ENOENT" || errno(err) === "ENOTDIR") return undefined;
-      throw backend(`opening ${key}`, err);
-    }
+    const fh = await openForRead(path, key);
+    if (!fh) return undefined;
     try {
       if (!(await fh.stat()).isFile()) return undefined;
       const out = Buffer.allocUnsafe(end - start);
@@ -269,13 +269,8 @@ export class FsBlobStore implements BlobStore {
   }
 
   async #readCapped(path: string, key: string, maxBytes: number): Promise<Uint8Array | undefined> {
-    let fh: FileHandle;
-    try {
-      fh = await open(path, "r");
-    } catch (err) {
-      if (errno(err) === "ENOENT" || errno(err) === "ENOTDIR") return undefined;
-      throw backend(`opening ${key}`, err);
-    }
+    const fh = await openForRead(path, key);
+    if (!fh) return undefined;
     try {
       const st = await fh.stat();
       if (!st.isFile()) return undefined;

@@ -30,6 +30,7 @@ import {
   MANIFEST_FILE,
   mkdtempOwned,
   type ProgressFn,
+  processAlive,
   renameIntoPlace,
   SlipstreamError,
   sweepAbandonedTemps,
@@ -102,15 +103,6 @@ interface ChunkJob {
   readonly index: number;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== "ESRCH";
-  }
-}
-
 /** True when the lock file names a live process (or one on another host, which we cannot judge). */
 async function lockHeld(dir: string): Promise<boolean> {
   let owner: string;
@@ -122,7 +114,7 @@ async function lockHeld(dir: string): Promise<boolean> {
   const m = /^([0-9a-f]{8})\.(\d+)$/.exec(owner);
   if (!m) return false;
   if (m[1] !== HOST_TAG) return true;
-  return Number(m[2]) === process.pid || alive(Number(m[2]));
+  return Number(m[2]) === process.pid || processAlive(Number(m[2]));
 }
 
 /** Takes the stage's lock; false when a live process (this one included) holds it. */
