@@ -138,6 +138,41 @@ describe("manifest signatures", () => {
     expect(checkManifestSignature(bytes, m, expired)).toMatchObject({ status: "expired", keyId: signer.keyId });
   });
 
+  it("signs scope and exporter with the rest: both survive a round trip and a change to either breaks the signature", () => {
+    const k = keys();
+    const trust = { keys: [{ publicKey: k.publicKey }] };
+    const signed = manifestSigner(k.privateKey).sign({ ...base(), scope: ["route.eu."], exporter: "edge-7:4242" });
+    const text = encodeManifest(signed);
+    // Field order: scope right after cursor, exporter after createdAt, the transport's fields last.
+    const order = Object.keys(JSON.parse(text));
+    expect(order.indexOf("scope")).toBe(order.indexOf("cursor") + 1);
+    expect(order.indexOf("exporter")).toBe(order.indexOf("createdAt") + 1);
+    expect(order.at(-1)).toBe("signature");
+    const parsed = parseManifest(text);
+    expect(parsed.scope).toEqual(["route.eu."]);
+    expect(parsed.exporter).toBe("edge-7:4242");
+    expect(encodeManifest(parsed)).toBe(text);
+    expect(assertManifestTrusted(Buffer.from(text), parsed, trust).status).toBe("verified");
+    for (const edit of [
+      (d: Record<string, unknown>) => {
+        d.scope = ["route."];
+      },
+      (d: Record<string, unknown>) => {
+        d.exporter = "someone-else:1";
+      },
+      (d: Record<string, unknown>) => {
+        delete d.scope;
+      },
+    ]) {
+      const doc = JSON.parse(text) as Record<string, unknown>;
+      edit(doc);
+      const forged = `${JSON.stringify(doc, null, 2)}\n`;
+      expect(code(() => assertManifestTrusted(Buffer.from(forged), parseManifest(forged), trust))).toBe(
+        "SIGNATURE_INVALID",
+      );
+    }
+  });
+
   it("refuses a signed manifest with any single byte changed", () => {
     const a = keys();
     const signed = manifestSigner(a.privateKey).sign({
