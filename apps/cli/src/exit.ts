@@ -46,22 +46,33 @@ export function usage(message: string): CliError {
   return new CliError(EXIT.USAGE, "USAGE", message);
 }
 
+/** The codes a trust or decryption refusal carries (reported as a problem with the artifact). */
+export const TRUST_CODES = [
+  "ARTIFACT_UNSIGNED",
+  "SIGNATURE_INVALID",
+  "SIGNER_UNTRUSTED",
+  "SIGNER_EXPIRED",
+  "DECRYPTION_FAILED",
+  "CHUNK_CORRUPTED",
+] as const;
+
+/** True for a refusal of the artifact itself (invalid, untrusted, undecryptable, corrupt). */
+export function isArtifactRefusal(err: unknown): err is SlipstreamError {
+  return (
+    SlipstreamError.is(err) &&
+    (err.code === "ARTIFACT_INVALID" || (TRUST_CODES as readonly string[]).includes(err.code))
+  );
+}
+
 /** The exit code and stable code of any failure. */
 export function classify(err: unknown): { exitCode: ExitCode; code: string; message: string } {
   if (err instanceof CliError) return { exitCode: err.exitCode, code: err.code, message: err.message };
   const message = err instanceof Error ? err.message : String(err);
   if (SlipstreamError.is(err)) {
     const code = err.code;
+    // A refusal of the artifact itself, or one that does not cover the asked-for scope.
+    if (isArtifactRefusal(err) || code === "SCOPE_NOT_COVERED") return { exitCode: EXIT.PROBLEM, code, message };
     switch (code) {
-      case "ARTIFACT_INVALID":
-      case "SCOPE_NOT_COVERED":
-      case "ARTIFACT_UNSIGNED":
-      case "SIGNATURE_INVALID":
-      case "SIGNER_UNTRUSTED":
-      case "SIGNER_EXPIRED":
-      case "DECRYPTION_FAILED":
-      case "CHUNK_CORRUPTED":
-        return { exitCode: EXIT.PROBLEM, code, message };
       case "SNAPSHOT_CORRUPTED":
       case "SNAPSHOT_INVALID_FORMAT":
         return { exitCode: EXIT.INPUT, code, message };

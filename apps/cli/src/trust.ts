@@ -9,7 +9,6 @@ import {
   type ExportManifest,
   publicKeyId,
   type SignatureCheck,
-  SlipstreamError,
   type TrustedKey,
   type TrustPolicy,
 } from "@slipstream/core";
@@ -77,24 +76,6 @@ export async function loadTrust(
     trust: keys.length > 0 ? { keys, allowUnsigned: flags.allowUnsigned === true } : undefined,
     keyWrapper,
   };
-}
-
-/** The codes a trust or decryption refusal carries (reported as a problem with the artifact). */
-export const TRUST_CODES = [
-  "ARTIFACT_UNSIGNED",
-  "SIGNATURE_INVALID",
-  "SIGNER_UNTRUSTED",
-  "SIGNER_EXPIRED",
-  "DECRYPTION_FAILED",
-  "CHUNK_CORRUPTED",
-] as const;
-
-/** True for a refusal of the artifact itself (invalid, untrusted, undecryptable, corrupt). */
-export function isArtifactRefusal(err: unknown): err is SlipstreamError {
-  return (
-    SlipstreamError.is(err) &&
-    (err.code === "ARTIFACT_INVALID" || (TRUST_CODES as readonly string[]).includes(err.code))
-  );
 }
 
 /** JSON shape of a signature verdict. */

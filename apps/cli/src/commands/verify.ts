@@ -11,7 +11,7 @@ import {
   verifyArtifact,
 } from "@slipstream/core";
 import { BACKEND_ID, LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
-import { CliError, EXIT, type ExitCode } from "../exit.js";
+import { CliError, EXIT, type ExitCode, isArtifactRefusal } from "../exit.js";
 import { type CliIo, formatBytes, printFields, printJson, println } from "../output.js";
 import { progressBar } from "../progress.js";
 import { pickArtifact } from "../remote.js";
@@ -20,7 +20,6 @@ import {
   describeEncryption,
   describeSignature,
   encryptionJson,
-  isArtifactRefusal,
   loadTrust,
   signatureJson,
   type TrustFlags,
