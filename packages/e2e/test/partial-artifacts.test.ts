@@ -10,7 +10,7 @@ import { type KvUpdate, type MassDeleteInfo, SlipstreamError, type WatchScope } 
 import { connect, type NatsConnection, type NatsKvStore } from "@slipstream/nats";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 import { type NatsServerHandle, startNats, type TempDir, tempDir } from "@slipstream/testkit";
-import { ArtifactTransport, importRemote, runExportRound } from "@slipstream/transport";
+import { ArtifactTransport, type ImportRemoteOptions, importRemote, runExportRound } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bucketState, foldState, keys, revisions, startNode } from "./helpers.js";
@@ -41,6 +41,24 @@ async function fixture() {
   const root = join(tmp.path, `case-${n}`);
   const transport = new ArtifactTransport(new FsBlobStore(join(root, "blobs")), { prefix: "slipstream-artifacts" });
   return { kv, leases, root, transport };
+}
+
+/** `importRemote` into a LevelSnapshotStore (its verified import), with `extra` options (scope, replace). */
+function importLevel(
+  transport: ArtifactTransport,
+  key: string,
+  scratchDir: string,
+  destDir: string,
+  extra: Partial<ImportRemoteOptions<LevelSnapshotStore>> = {},
+): Promise<LevelSnapshotStore> {
+  return importRemote<LevelSnapshotStore>({
+    transport,
+    key,
+    scratchDir,
+    destDir,
+    open: (art, dest, hints) => LevelSnapshotStore.import(art, dest, hints),
+    ...extra,
+  });
 }
 
 /** One export round of `node` under `key` (lease `leaseName`, scratch `root/scratch`). */
@@ -115,13 +133,8 @@ describe("partial artifacts, live", () => {
     const last = (await kv.writer.put("route.eu.last", enc.encode("v2-eu-last"))).revision ?? 0n;
     tail.push("put", "put", "delete", "put");
 
-    const storeB = await importRemote({
-      transport,
-      key: "fleet/all",
-      scratchDir: join(root, "scratch-b"),
-      destDir: join(root, "b"),
+    const storeB = await importLevel(transport, "fleet/all", join(root, "scratch-b"), join(root, "b"), {
       scope: EU,
-      open: (art, dest, hints) => LevelSnapshotStore.import(art, dest, hints),
     });
     expect(storeB.cursor.equals(round.cursor)).toBe(true);
     expect(storeB.scope).toEqual(["route.eu."]);
@@ -170,13 +183,8 @@ describe("partial artifacts, live", () => {
 
     for (const scope of [undefined, { kind: "prefix", prefix: "route." } as WatchScope]) {
       const dest = join(root, "wide");
-      const err = await importRemote({
-        transport,
-        key: "fleet/eu",
-        scratchDir: join(root, "scratch-wide"),
-        destDir: dest,
+      const err = await importLevel(transport, "fleet/eu", join(root, "scratch-wide"), dest, {
         ...(scope ? { scope } : {}),
-        open: (art, d, hints) => LevelSnapshotStore.import(art, d, hints),
       }).catch((e: unknown) => e);
       expect(SlipstreamError.is(err, "SCOPE_NOT_COVERED"), String(err)).toBe(true);
       expect(await isEmptyOrMissing(dest)).toBe(true);
@@ -185,24 +193,14 @@ describe("partial artifacts, live", () => {
     }
 
     // The scoped artifact holds exactly the eu keys at the export; a narrower node keeps fewer.
-    const eu = await importRemote({
-      transport,
-      key: "fleet/eu",
-      scratchDir: join(root, "scratch-eu"),
-      destDir: join(root, "eu"),
+    const eu = await importLevel(transport, "fleet/eu", join(root, "scratch-eu"), join(root, "eu"), {
       scope: EU,
-      open: (art, d, hints) => LevelSnapshotStore.import(art, d, hints),
     });
     expect(await foldState(eu)).toEqual(within(await bucketState(kv), "route.eu."));
     expect(eu.cursor.revision).toBe(seeded);
     await eu.close();
-    const one = await importRemote({
-      transport,
-      key: "fleet/eu",
-      scratchDir: join(root, "scratch-one"),
-      destDir: join(root, "one"),
+    const one = await importLevel(transport, "fleet/eu", join(root, "scratch-one"), join(root, "one"), {
       scope: { kind: "prefix", prefix: "route.eu.1" },
-      open: (art, d, hints) => LevelSnapshotStore.import(art, d, hints),
     });
     expect([...(await foldState(one)).keys()]).toEqual(["route.eu.1"]);
     expect(await one.count()).toBe(1);
@@ -227,13 +225,8 @@ describe("a partial fold after retention evicted its gap, live", () => {
     const round = await exportRound(a, { leases, transport, root }, "fleet/all", "scratch-a");
     expect(round.outcome).toBe("published");
     await a.stop();
-    const store = await importRemote({
-      transport,
-      key: "fleet/all",
-      scratchDir: join(root, "scratch-b"),
-      destDir: join(root, "b"),
+    const store = await importLevel(transport, "fleet/all", join(root, "scratch-b"), join(root, "b"), {
       scope: EU,
-      open: (art, dest, hints) => LevelSnapshotStore.import(art, dest, hints),
     });
     expect([...(await foldState(store)).keys()]).toEqual(["route.eu.a", "route.eu.gone"]);
 
@@ -295,12 +288,7 @@ describe("import guard: replacing a fold with an artifact", () => {
 
     const seen: MassDeleteInfo[] = [];
     const attempt = (allow: boolean) =>
-      importRemote({
-        transport,
-        key: "fleet/recreated",
-        scratchDir: join(root, "scratch"),
-        destDir: join(root, "node"),
-        open: (art, d, hints) => LevelSnapshotStore.import(art, d, hints),
+      importLevel(transport, "fleet/recreated", join(root, "scratch"), join(root, "node"), {
         replace: {
           current,
           reopen: (dir) => LevelSnapshotStore.open(dir),
@@ -339,13 +327,8 @@ describe("import guard: replacing a fold with an artifact", () => {
     const a = startNode("node-a", kv, await LevelSnapshotStore.open(join(root, "a")));
     await a.caughtUpTo(c1);
     await exportRound(a, { leases, transport, root }, "fleet/all", "scratch-a");
-    const current = await importRemote({
-      transport,
-      key: "fleet/all",
-      scratchDir: join(root, "scratch"),
-      destDir: join(root, "eu"),
+    const current = await importLevel(transport, "fleet/all", join(root, "scratch"), join(root, "eu"), {
       scope: EU,
-      open: (art, d, hints) => LevelSnapshotStore.import(art, d, hints),
     });
     expect(await current.count()).toBe(200);
     const before = await foldState(current);
@@ -360,13 +343,8 @@ describe("import guard: replacing a fold with an artifact", () => {
     });
     expect(round.outcome).toBe("published");
     const seen: MassDeleteInfo[] = [];
-    const err = await importRemote({
-      transport,
-      key: "fleet/all",
-      scratchDir: join(root, "scratch"),
-      destDir: join(root, "eu"),
+    const err = await importLevel(transport, "fleet/all", join(root, "scratch"), join(root, "eu"), {
       scope: EU,
-      open: (art, d, hints) => LevelSnapshotStore.import(art, d, hints),
       replace: {
         current,
         reopen: (dir) => LevelSnapshotStore.open(dir),
@@ -382,13 +360,8 @@ describe("import guard: replacing a fold with an artifact", () => {
       scope: { kind: "prefix", prefix: "route.us." },
       leaseName: "export.us",
     });
-    const notCovered = await importRemote({
-      transport,
-      key: "fleet/us",
-      scratchDir: join(root, "scratch"),
-      destDir: join(root, "eu"),
+    const notCovered = await importLevel(transport, "fleet/us", join(root, "scratch"), join(root, "eu"), {
       scope: EU,
-      open: (art, d, hints) => LevelSnapshotStore.import(art, d, hints),
       replace: { current, reopen: (dir) => LevelSnapshotStore.open(dir) },
     }).catch((e: unknown) => e);
     expect(SlipstreamError.is(notCovered, "SCOPE_NOT_COVERED"), String(notCovered)).toBe(true);
@@ -412,12 +385,7 @@ describe("import guard: replacing a fold with an artifact", () => {
     expect(round.outcome).toBe("published");
     await other.stop();
     let asked = 0;
-    const replaced = await importRemote({
-      transport,
-      key: "fleet/all",
-      scratchDir: join(root, "scratch"),
-      destDir: join(root, "node"),
-      open: (art, d, hints) => LevelSnapshotStore.import(art, d, hints),
+    const replaced = await importLevel(transport, "fleet/all", join(root, "scratch"), join(root, "node"), {
       replace: {
         current,
         reopen: (dir) => LevelSnapshotStore.open(dir),
@@ -437,12 +405,7 @@ describe("import guard: replacing a fold with an artifact", () => {
     await exportRound(exporter, { leases, transport, root }, "fleet/tiny", "scratch-t", { leaseName: "export.tiny" });
     await exporter.stop();
     const before = await foldState(replaced);
-    const err = await importRemote({
-      transport,
-      key: "fleet/tiny",
-      scratchDir: join(root, "scratch"),
-      destDir: join(root, "node"),
-      open: (art, d, hints) => LevelSnapshotStore.import(art, d, hints),
+    const err = await importLevel(transport, "fleet/tiny", join(root, "scratch"), join(root, "node"), {
       replace: { current: replaced, reopen: (dir) => LevelSnapshotStore.open(dir) },
     }).catch((e: unknown) => e);
     expect(SlipstreamError.is(err, "MASS_DELETE_REFUSED"), String(err)).toBe(true);
