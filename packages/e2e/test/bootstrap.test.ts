@@ -3,9 +3,8 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { SlipstreamError } from "@slipstream/core";
 import { MemorySnapshotStore } from "@slipstream/fold";
-import { connect, type NatsConnection } from "@slipstream/nats";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
-import { type NatsServerHandle, startNats, type TempDir, tempDir, waitFor } from "@slipstream/testkit";
+import { waitFor } from "@slipstream/testkit";
 import {
   ArtifactTransport,
   defaultExporter,
@@ -15,30 +14,17 @@ import {
   runExportRound,
 } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bucketState, foldState, keys, putRoutes, revisions, startNode } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { bucketState, foldState, keys, putRoutes, revisions, startNode, useLiveNats } from "./helpers.js";
 
-let server: NatsServerHandle;
-let conn: NatsConnection;
-let tmp: TempDir;
+const live = useLiveNats("slipstream-e2e-");
 let n = 0;
-
-beforeAll(async () => {
-  server = await startNats();
-  conn = await connect({ servers: server.url });
-  tmp = await tempDir("slipstream-e2e-");
-});
-afterAll(async () => {
-  await conn?.close();
-  await server?.close();
-  await tmp?.[Symbol.asyncDispose]();
-});
 
 async function fixture() {
   n += 1;
-  const kv = await conn.store({ name: `routes_${n}`, history: 1 });
-  const leases = await conn.store({ name: `leases_${n}`, history: 1 });
-  const root = join(tmp.path, `case-${n}`);
+  const kv = await live.conn.store({ name: `routes_${n}`, history: 1 });
+  const leases = await live.conn.store({ name: `leases_${n}`, history: 1 });
+  const root = join(live.tmp.path, `case-${n}`);
   const blobs = new FsBlobStore(join(root, "blobs"));
   const transport = new ArtifactTransport(blobs, { prefix: "slipstream-artifacts" });
   return { kv, leases, root, blobs, transport };

@@ -10,8 +10,52 @@ import {
 } from "@slipstream/core";
 import { type AppliedWatch, watchApplied } from "@slipstream/fold";
 import { ExportLease } from "@slipstream/lease";
-import type { NatsKvStore } from "@slipstream/nats";
-import { waitFor } from "@slipstream/testkit";
+import { connect, type NatsConnection, type NatsKvStore } from "@slipstream/nats";
+import { type NatsServerHandle, startNats, type TempDir, tempDir, waitFor } from "@slipstream/testkit";
+import { afterAll, beforeAll } from "vitest";
+
+/** A nats-server, a connection to it and a temp directory, for the tests of one file. */
+export interface LiveNats {
+  readonly server: NatsServerHandle;
+  readonly conn: NatsConnection;
+  readonly tmp: TempDir;
+}
+
+/**
+ * Starts a nats-server (with JetStream, on a free port), connects, and makes a temp directory
+ * named `tempPrefix…` before the file's tests; closes and removes all three after them. The
+ * fields are read inside tests (they exist once `beforeAll` ran).
+ */
+export function useLiveNats(tempPrefix: string): LiveNats {
+  let server: NatsServerHandle | undefined;
+  let conn: NatsConnection | undefined;
+  let tmp: TempDir | undefined;
+  beforeAll(async () => {
+    server = await startNats();
+    conn = await connect({ servers: server.url });
+    tmp = await tempDir(tempPrefix);
+  });
+  afterAll(async () => {
+    await conn?.close();
+    await server?.close();
+    await tmp?.[Symbol.asyncDispose]();
+  });
+  const ready = <T>(v: T | undefined, what: string): T => {
+    if (v === undefined) throw new Error(`useLiveNats: ${what} is not ready (read it inside a test)`);
+    return v;
+  };
+  return {
+    get server() {
+      return ready(server, "server");
+    },
+    get conn() {
+      return ready(conn, "conn");
+    },
+    get tmp() {
+      return ready(tmp, "tmp");
+    },
+  };
+}
 
 /** One node of a fleet: a fold of the bucket into `store`, recording every delivered update. */
 export interface FleetNode {

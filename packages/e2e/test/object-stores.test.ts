@@ -7,43 +7,22 @@
 import { join } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import { BlobServiceClient } from "@azure/storage-blob";
-import { connect, type NatsConnection } from "@slipstream/nats";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
-import {
-  type NatsServerHandle,
-  startAzurite,
-  startNats,
-  startS3rver,
-  type TempDir,
-  tempDir,
-} from "@slipstream/testkit";
+import { startAzurite, startS3rver } from "@slipstream/testkit";
 import { ArtifactTransport, type BlobStore, importRemote, runExportRound } from "@slipstream/transport";
 import { AzureBlobStore } from "@slipstream/transport-azure";
 import { S3BlobStore } from "@slipstream/transport-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bucketState, foldState, putRoutes, revisions, startNode } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { bucketState, foldState, putRoutes, revisions, startNode, useLiveNats } from "./helpers.js";
 
-let server: NatsServerHandle;
-let conn: NatsConnection;
-let tmp: TempDir;
+const live = useLiveNats("slipstream-e2e-stores-");
 let n = 0;
-
-beforeAll(async () => {
-  server = await startNats();
-  conn = await connect({ servers: server.url });
-  tmp = await tempDir("slipstream-e2e-stores-");
-});
-afterAll(async () => {
-  await conn?.close();
-  await server?.close();
-  await tmp?.[Symbol.asyncDispose]();
-});
 
 async function bootstrapLoop(store: BlobStore, allowNonAtomicPointer: boolean): Promise<void> {
   n += 1;
-  const kv = await conn.store({ name: `stores_${n}` });
-  const leases = await conn.store({ name: `stores_leases_${n}` });
-  const root = join(tmp.path, `loop-${n}`);
+  const kv = await live.conn.store({ name: `stores_${n}` });
+  const leases = await live.conn.store({ name: `stores_leases_${n}` });
+  const root = join(live.tmp.path, `loop-${n}`);
   const transport = new ArtifactTransport(store, { prefix: "slipstream", allowNonAtomicPointer });
 
   const seeded = await putRoutes(kv, 0, 300, "v1");

@@ -7,38 +7,24 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { type KvUpdate, type MassDeleteInfo, SlipstreamError, type WatchScope } from "@slipstream/core";
-import { connect, type NatsConnection, type NatsKvStore } from "@slipstream/nats";
+import type { NatsKvStore } from "@slipstream/nats";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
-import { type NatsServerHandle, startNats, type TempDir, tempDir } from "@slipstream/testkit";
 import { ArtifactTransport, type ImportRemoteOptions, importRemote, runExportRound } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bucketState, foldState, keys, revisions, startNode } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { bucketState, foldState, keys, revisions, startNode, useLiveNats } from "./helpers.js";
 
-let server: NatsServerHandle;
-let conn: NatsConnection;
-let tmp: TempDir;
+const live = useLiveNats("slipstream-e2e-partial-");
 let n = 0;
-
-beforeAll(async () => {
-  server = await startNats();
-  conn = await connect({ servers: server.url });
-  tmp = await tempDir("slipstream-e2e-partial-");
-});
-afterAll(async () => {
-  await conn?.close();
-  await server?.close();
-  await tmp?.[Symbol.asyncDispose]();
-});
 
 const enc = new TextEncoder();
 const EU: WatchScope = { kind: "prefix", prefix: "route.eu." };
 
 async function fixture() {
   n += 1;
-  const kv = await conn.store({ name: `partial_${n}`, history: 1 });
-  const leases = await conn.store({ name: `partial_leases_${n}`, history: 1 });
-  const root = join(tmp.path, `case-${n}`);
+  const kv = await live.conn.store({ name: `partial_${n}`, history: 1 });
+  const leases = await live.conn.store({ name: `partial_leases_${n}`, history: 1 });
+  const root = join(live.tmp.path, `case-${n}`);
   const transport = new ArtifactTransport(new FsBlobStore(join(root, "blobs")), { prefix: "slipstream-artifacts" });
   return { kv, leases, root, transport };
 }
@@ -212,9 +198,9 @@ describe("partial artifacts, live", () => {
 describe("a partial fold after retention evicted its gap, live", () => {
   it("resyncs within its own scope: the vanished eu key is deleted, no key of another scope appears", async () => {
     n += 1;
-    const kv = await conn.store({ name: `partial_evict_${n}`, maxBytes: 16 * 1024, discard: "old" });
-    const leases = await conn.store({ name: `partial_evict_leases_${n}`, history: 1 });
-    const root = join(tmp.path, `case-${n}`);
+    const kv = await live.conn.store({ name: `partial_evict_${n}`, maxBytes: 16 * 1024, discard: "old" });
+    const leases = await live.conn.store({ name: `partial_evict_leases_${n}`, history: 1 });
+    const root = join(live.tmp.path, `case-${n}`);
     const transport = new ArtifactTransport(new FsBlobStore(join(root, "blobs")));
     await kv.writer.put("route.eu.a", enc.encode("a1"));
     await kv.writer.put("route.eu.gone", enc.encode("g1"));
@@ -278,7 +264,7 @@ describe("import guard: replacing a fold with an artifact", () => {
     const before = await foldState(current);
     const cursorBefore = current.cursor;
     // A bucket that was wrongly recreated holds 20 keys; its artifact is published.
-    const small = await conn.store({ name: `partial_small_${n}`, history: 1 });
+    const small = await live.conn.store({ name: `partial_small_${n}`, history: 1 });
     const last = await putMany(small, 20, "v2");
     const exporter = startNode("exporter", small, await LevelSnapshotStore.open(join(root, "exporter")));
     await exporter.caughtUpTo(last);
@@ -398,7 +384,7 @@ describe("import guard: replacing a fold with an artifact", () => {
     expect(replaced.cursor.revision).toBe(c2);
 
     // With the default guard and no hook, a 3-key artifact replacing 120 keys is refused.
-    const tiny = await conn.store({ name: `partial_tiny_${n}`, history: 1 });
+    const tiny = await live.conn.store({ name: `partial_tiny_${n}`, history: 1 });
     const t = await putMany(tiny, 3, "t");
     const exporter = startNode("tiny", tiny, await LevelSnapshotStore.open(join(root, "tiny")));
     await exporter.caughtUpTo(t);
