@@ -1,18 +1,9 @@
-import type { BlobServiceClient } from "@azure/storage-blob";
-import { type AzuriteHandle, startAzurite } from "@slipstream/testkit";
 import { blobStoreConformance } from "@slipstream/transport";
-import { afterAll, beforeAll, describe, it } from "vitest";
+import { describe, it } from "vitest";
 import { AzureBlobStore } from "../src/index.js";
-import { freshContainer, serviceFor } from "./helpers.js";
+import { freshContainer, useAzurite } from "./helpers.js";
 
-let azurite: AzuriteHandle | undefined;
-let service: BlobServiceClient;
-
-beforeAll(async () => {
-  azurite = await startAzurite();
-  service = serviceFor(azurite);
-});
-afterAll(() => azurite?.close());
+const live = useAzurite();
 
 // The full suite, conditional-write races included: Azurite enforces If-None-Match and
 // If-Match for real. Every test gets its own container; keys live under a prefix so the
@@ -26,7 +17,7 @@ blobStoreConformance({
   // tests to a few seconds on CI; the 200 MiB default adds time without covering more code.
   bigObjectBytes: 64 * 1024 * 1024,
   factory: async () => {
-    const container = await freshContainer(service, "conformance");
+    const container = await freshContainer(live.service, "conformance");
     return {
       store: new AzureBlobStore({ container, prefix: "tenant-a/slipstream", timeoutMs: 30_000 }),
       cleanup: async () => {

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { BlobServiceClient, type ContainerClient, type StoragePipelineOptions } from "@azure/storage-blob";
-import type { AzuriteHandle } from "@slipstream/testkit";
+import { type AzuriteHandle, startAzurite } from "@slipstream/testkit";
+import { afterAll, beforeAll } from "vitest";
 
 /**
  * A client as a user would configure one for tests: short SDK retries, so that a dead server
@@ -11,6 +12,38 @@ export function serviceFor(azurite: AzuriteHandle, options: StoragePipelineOptio
     retryOptions: { maxTries: 2, retryDelayInMs: 50, maxRetryDelayInMs: 200 },
     ...options,
   });
+}
+
+/** Azurite and a client of it, for the tests of one file. */
+export interface LiveAzurite {
+  readonly azurite: AzuriteHandle;
+  readonly service: BlobServiceClient;
+}
+
+/**
+ * Starts Azurite before the file's tests (with a {@link serviceFor} client) and stops it after
+ * them. Read the fields inside tests, once `beforeAll` ran.
+ */
+export function useAzurite(): LiveAzurite {
+  let azurite: AzuriteHandle | undefined;
+  let service: BlobServiceClient | undefined;
+  beforeAll(async () => {
+    azurite = await startAzurite();
+    service = serviceFor(azurite);
+  });
+  afterAll(() => azurite?.close());
+  const ready = <T>(v: T | undefined): T => {
+    if (v === undefined) throw new Error("useAzurite: Azurite is not started yet (read it inside a test)");
+    return v;
+  };
+  return {
+    get azurite() {
+      return ready(azurite);
+    },
+    get service() {
+      return ready(service);
+    },
+  };
 }
 
 /** A fresh, uniquely named container (names: 3–63 lowercase letters, digits and hyphens). */

@@ -1,19 +1,12 @@
 import { randomFillSync } from "node:crypto";
-import { type BlobServiceClient, ContainerClient, StorageSharedKeyCredential } from "@azure/storage-blob";
+import { ContainerClient, StorageSharedKeyCredential } from "@azure/storage-blob";
 import { SlipstreamError } from "@slipstream/core";
-import { type AzuriteHandle, startAzurite } from "@slipstream/testkit";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { AzureBlobStore } from "../src/index.js";
-import { blobNames, freshContainer, serviceFor } from "./helpers.js";
+import { blobNames, freshContainer, useAzurite } from "./helpers.js";
 import { countingProxy } from "./proxies.js";
 
-let azurite: AzuriteHandle | undefined;
-let service: BlobServiceClient;
-beforeAll(async () => {
-  azurite = await startAzurite();
-  service = serviceFor(azurite);
-});
-afterAll(() => azurite?.close());
+const live = useAzurite();
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -21,7 +14,7 @@ afterEach(async () => {
 });
 
 async function container(label: string): Promise<ContainerClient> {
-  const c = await freshContainer(service, label);
+  const c = await freshContainer(live.service, label);
   cleanups.push(async () => {
     await c.delete();
   });
@@ -103,13 +96,13 @@ describe("AzureBlobStore", () => {
   it("readSmall of a large blob transfers only a range of maxBytes + 1", async () => {
     const c = await container("range");
     await new AzureBlobStore({ container: c }).put("big", chunks(randomFillSync(Buffer.alloc(8 * 1024 * 1024))));
-    const proxy = await countingProxy((azurite as AzuriteHandle).port);
+    const proxy = await countingProxy(live.azurite.port);
     cleanups.push(() => proxy.close());
     // Same account and credential as the direct client; the requests go through the counting proxy.
     const viaProxy = new AzureBlobStore({
       container: new ContainerClient(
         `http://127.0.0.1:${proxy.port}/devstoreaccount1/${c.containerName}`,
-        new StorageSharedKeyCredential((azurite as AzuriteHandle).accountName, (azurite as AzuriteHandle).accountKey),
+        new StorageSharedKeyCredential(live.azurite.accountName, live.azurite.accountKey),
       ),
     });
     const err = await viaProxy.readSmall("big", { maxBytes: 1000 }).catch((e: unknown) => e);
@@ -135,7 +128,7 @@ describe("AzureBlobStore", () => {
   });
 
   it("a missing container is a BACKEND error naming it, not an absent object", async () => {
-    const store = new AzureBlobStore({ container: service.getContainerClient("does-not-exist") });
+    const store = new AzureBlobStore({ container: live.service.getContainerClient("does-not-exist") });
     const err = await store.get("k").catch((e: unknown) => e);
     expect(SlipstreamError.is(err, "BACKEND")).toBe(true);
     expect((err as Error).message).toMatch(/HTTP 404 ContainerNotFound/);

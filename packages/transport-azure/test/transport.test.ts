@@ -1,21 +1,15 @@
 import { randomFillSync } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { BlobServiceClient, ContainerClient } from "@azure/storage-blob";
+import type { ContainerClient } from "@azure/storage-blob";
 import { type Logger, MANIFEST_FILE } from "@slipstream/core";
-import { type AzuriteHandle, startAzurite, type TempDir, tempDir } from "@slipstream/testkit";
+import { type TempDir, tempDir } from "@slipstream/testkit";
 import { ArtifactTransport, FaultInjectingBlobStore, makeTestArtifact, type UploadResult } from "@slipstream/transport";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { AzureBlobStore } from "../src/index.js";
-import { blobNames, freshContainer, serviceFor } from "./helpers.js";
+import { blobNames, freshContainer, serviceFor, useAzurite } from "./helpers.js";
 
-let azurite: AzuriteHandle | undefined;
-let service: BlobServiceClient;
-beforeAll(async () => {
-  azurite = await startAzurite();
-  service = serviceFor(azurite);
-});
-afterAll(() => azurite?.close());
+const live = useAzurite();
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -29,7 +23,7 @@ async function scratch(): Promise<TempDir> {
 }
 
 async function container(label: string): Promise<ContainerClient> {
-  const c = await freshContainer(service, label);
+  const c = await freshContainer(live.service, label);
   cleanups.push(async () => {
     await c.delete();
   });
@@ -85,7 +79,7 @@ describe("ArtifactTransport over AzureBlobStore", () => {
     const c = await container("race");
     const name = c.containerName;
     // Two nodes: each its own service client (own connections), same container and prefix.
-    const nodes = [serviceFor(azurite as AzuriteHandle), serviceFor(azurite as AzuriteHandle)];
+    const nodes = [serviceFor(live.azurite), serviceFor(live.azurite)];
     const logs = [lostRaceCounter(), lostRaceCounter()] as const;
     const stores = nodes.map(
       (svc, i) => new AzureBlobStore({ container: svc.getContainerClient(name), prefix: "fleet", logger: logs[i] }),
@@ -116,7 +110,7 @@ describe("ArtifactTransport over AzureBlobStore", () => {
 
     // A third party watches the pointer the whole time.
     const reader = new ArtifactTransport(
-      new AzureBlobStore({ container: serviceFor(azurite as AzuriteHandle).getContainerClient(name), prefix: "fleet" }),
+      new AzureBlobStore({ container: serviceFor(live.azurite).getContainerClient(name), prefix: "fleet" }),
       { prefix: "artifacts" },
     );
     const seen: bigint[] = [];

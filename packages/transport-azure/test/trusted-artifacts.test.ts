@@ -1,25 +1,16 @@
-import type { BlobServiceClient } from "@azure/storage-blob";
-import { type AzuriteHandle, startAzurite } from "@slipstream/testkit";
 import { trustedArtifactSuite } from "@slipstream/transport";
-import { afterAll, beforeAll, describe, it } from "vitest";
+import { describe, it } from "vitest";
 import { AzureBlobStore } from "../src/index.js";
-import { freshContainer, serviceFor } from "./helpers.js";
+import { freshContainer, useAzurite } from "./helpers.js";
 
-let azurite: AzuriteHandle | undefined;
-let service: BlobServiceClient;
-
-beforeAll(async () => {
-  azurite = await startAzurite();
-  service = serviceFor(azurite);
-});
-afterAll(() => azurite?.close());
+const live = useAzurite();
 
 trustedArtifactSuite({
   name: "AzureBlobStore on Azurite",
   describe,
   it: (name, fn) => it(name, fn, 180_000),
   factory: async () => {
-    const container = await freshContainer(service, "trust");
+    const container = await freshContainer(live.service, "trust");
     return {
       store: new AzureBlobStore({ container, prefix: "tenant-a/slipstream", timeoutMs: 30_000 }),
       cleanup: async () => {
