@@ -1,15 +1,14 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { manifestSigner } from "@slipstream/core";
 import { MemorySnapshotStore } from "@slipstream/fold";
-import { repoRoot, tempDir, waitFor } from "@slipstream/testkit";
+import { tempDir } from "@slipstream/testkit";
 import { ArtifactTransport, FaultInjectingBlobStore, importRemote, RESUME_PREFIX } from "@slipstream/transport";
 import { afterEach, describe, expect, it } from "vitest";
 import { FsBlobStore } from "../src/index.js";
-import { dump, foldWith } from "./helpers.js";
+import { dump, foldWith, killAtFreezePoint } from "./helpers.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -36,36 +35,14 @@ describe("a bootstrap killed with SIGKILL half-way through a chunked download", 
     expect(chunks).toBeGreaterThan(12);
 
     const marker = join(dir.path, "marker");
-    const child: ChildProcess = spawn(
-      process.execPath,
-      [
-        "--conditions=@slipstream/source",
-        "--import",
-        "tsx",
-        worker,
-        remote,
-        scratch,
-        join(dir.path, "node-a"),
-        marker,
-        "7",
-      ],
-      { cwd: repoRoot(), stdio: "ignore" },
+    const said = await killAtFreezePoint(
+      worker,
+      [remote, scratch, join(dir.path, "node-a"), marker, "7"],
+      marker,
+      "the downloader",
+      cleanups,
     );
-    cleanups.push(async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    });
-    await waitFor(
-      async () =>
-        readFile(marker, "utf8").then(
-          () => true,
-          () => false,
-        ),
-      { timeoutMs: 60_000, message: "the downloader reached its freeze point" },
-    );
-    expect(await readFile(marker, "utf8")).toBe("7");
-    const exited = new Promise((r) => child.once("exit", r));
-    child.kill("SIGKILL");
-    await exited;
+    expect(said).toBe("7");
     // The killed run left its resume stage (with the journal of 7 chunks) in scratchDir.
     expect((await readdir(scratch)).filter((n) => n.startsWith(RESUME_PREFIX))).toHaveLength(1);
 

@@ -1,12 +1,12 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomFillSync } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { repoRoot, tempDir, waitFor } from "@slipstream/testkit";
+import { tempDir } from "@slipstream/testkit";
 import { ArtifactTransport, makeTestArtifact } from "@slipstream/transport";
 import { afterEach, describe, expect, it } from "vitest";
 import { FsBlobStore, RESERVED_PREFIX } from "../src/index.js";
+import { killAtFreezePoint } from "./helpers.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -27,26 +27,14 @@ async function killedAt(mode: "during-payload" | "before-pointer") {
     payload: randomFillSync(Buffer.alloc(8 * 1024 * 1024)),
   });
   const marker = join(dir.path, "marker");
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ["--conditions=@slipstream/source", "--import", "tsx", worker, remote, join(dir.path, "a9"), mode, marker],
-    { cwd: repoRoot(), stdio: "ignore" },
+  const said = await killAtFreezePoint(
+    worker,
+    [remote, join(dir.path, "a9"), mode, marker],
+    marker,
+    "the uploader",
+    cleanups,
   );
-  cleanups.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
-  await waitFor(
-    async () =>
-      readFile(marker, "utf8").then(
-        () => true,
-        () => false,
-      ),
-    { timeoutMs: 60_000, message: "the uploader reached its freeze point" },
-  );
-  expect(await readFile(marker, "utf8")).not.toBe("finished without freezing");
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGKILL");
-  await exited;
+  expect(said).not.toBe("finished without freezing");
   return { dir: dir.path, remote, transport };
 }
 

@@ -1,5 +1,8 @@
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { type KvUpdate, VersionToken, WatchCursor } from "@slipstream/core";
 import { MemorySnapshotStore } from "@slipstream/fold";
+import { repoRoot, waitFor } from "@slipstream/testkit";
 import type { RoundExporter, RoundLease, RoundLeaseGuard } from "@slipstream/transport";
 
 /** A lease in one process: one holder until it expires, completes are recorded, abandon frees it. */
@@ -79,4 +82,38 @@ export async function dump(store: MemorySnapshotStore): Promise<[string, string]
   const out: [string, string][] = [];
   for await (const e of store.range("")) out.push([e.key, new TextDecoder().decode(e.value)]);
   return out;
+}
+
+/**
+ * Runs the fixture script `worker` with `args` (TypeScript, through tsx), waits until it
+ * writes `marker` (its freeze point), kills it with SIGKILL and returns what the marker says.
+ * A cleanup that kills it anyway is pushed onto `cleanups` first.
+ */
+export async function killAtFreezePoint(
+  worker: string,
+  args: readonly string[],
+  marker: string,
+  what: string,
+  cleanups: (() => Promise<void>)[],
+): Promise<string> {
+  const child = spawn(process.execPath, ["--conditions=@slipstream/source", "--import", "tsx", worker, ...args], {
+    cwd: repoRoot(),
+    stdio: "ignore",
+  });
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+  await waitFor(
+    async () =>
+      readFile(marker, "utf8").then(
+        () => true,
+        () => false,
+      ),
+    { timeoutMs: 60_000, message: `${what} reached its freeze point` },
+  );
+  const said = await readFile(marker, "utf8");
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGKILL");
+  await exited;
+  return said;
 }
