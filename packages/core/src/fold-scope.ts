@@ -54,6 +54,15 @@ export function normalizeScope(prefixes: readonly string[]): string[] | undefine
     const problem = scopePrefixProblem(p);
     if (problem) throw invalidArgument(`scope prefix ${JSON.stringify(p)} ${problem}`);
   }
+  return coveringPrefixes(prefixes);
+}
+
+/**
+ * The prefixes of `prefixes` that no other one covers, deduplicated and in UTF-8 byte order
+ * (`["route.eu.", "route."]` → `["route."]`; `""` covers everything). No validation: each
+ * key matching any of them matches exactly one of the result.
+ */
+export function coveringPrefixes(prefixes: readonly string[]): string[] {
   const sorted = [...new Set(prefixes)].sort(compareBytes);
   const kept: string[] = [];
   // In byte order a prefix sorts before every key it covers, and everything between them

@@ -21,6 +21,7 @@ export { artifactInvalid, ErrorCodes, invalidArgument, SlipstreamError } from ".
 export type { FoldScope } from "./fold-scope.js";
 export {
   assertScopeCovers,
+  coveringPrefixes,
   describeScope,
   foldScopeOf,
   inFoldScope,

@@ -16,15 +16,20 @@ import type {
   Logger,
   MassDeleteGuard,
   MassDeleteInfo,
+  ResolvedMassDeleteGuard,
   SnapshotStore,
   WatchOptions,
   WatchScope,
 } from "@slipstream/core";
 import {
+  askMassDelete,
   assertScopeCovers,
+  coveringPrefixes,
   cursorRank,
   foldScopeOf,
   invalidArgument,
+  massDeleteTrips,
+  resolveMassDeleteGuard,
   SlipstreamError,
   scopePrefixes,
   silentLogger,
@@ -231,10 +236,10 @@ function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-function positiveInt(value: number | undefined, fallback: number, what: string, min = 1): number {
+function positiveInt(value: number | undefined, fallback: number, what: string): number {
   if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-    throw invalidArgument(`${what} must be an integer ≥ ${min}, got ${String(value)}`);
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw invalidArgument(`${what} must be an integer ≥ 1, got ${String(value)}`);
   }
   return value;
 }
@@ -272,7 +277,7 @@ class AppliedLoop<U> implements AppliedWatch {
   readonly #bufferBytes: number;
   readonly #retry: Required<RetryOptions>;
   readonly #signal: AbortSignal | undefined;
-  readonly #massDelete: ReturnType<typeof massDeleteGuard>;
+  readonly #massDelete: ResolvedMassDeleteGuard | undefined;
 
   /** Cursor after the last apply returned (cursor after apply: never advanced on receipt). */
   #applied: WatchCursor;
@@ -342,7 +347,7 @@ class AppliedLoop<U> implements AppliedWatch {
       commitMaxMs: nonNegative(r.commitMaxMs, 2000, "retry.commitMaxMs"),
       maxCommitFailures: positiveInt(r.maxCommitFailures, 16, "retry.maxCommitFailures"),
     };
-    this.#massDelete = massDeleteGuard(opts.massDelete);
+    this.#massDelete = resolveMassDeleteGuard(opts.massDelete);
     // A fold imported for a narrower scope lacks every key outside it: watching a wider
     // scope from its cursor would never deliver those keys (they were put before it).
     if (this.#store?.scope !== undefined) assertScopeCovers(this.#store.scope, foldScopeOf(scope), "the store's fold");
@@ -855,7 +860,7 @@ class AppliedLoop<U> implements AppliedWatch {
    */
   async #guardMassDelete(keys: readonly string[], foldKeys: number, liveKeys: number): Promise<void> {
     const g = this.#massDelete;
-    if (!g || keys.length === 0 || keys.length < g.minKeys || keys.length <= g.maxShare * foldKeys) return;
+    if (!g || !massDeleteTrips(g, keys.length, foldKeys)) return;
     const info: MassDeleteInfo = {
       source: "resync",
       deletes: keys.length,
@@ -864,15 +869,7 @@ class AppliedLoop<U> implements AppliedWatch {
       cursor: this.#applied,
       sample: keys.slice(0, 20),
     };
-    let allowed = false;
-    let hookError: unknown;
-    if (g.onMassDelete) {
-      try {
-        allowed = (await g.onMassDelete(info)) === true;
-      } catch (err) {
-        hookError = err;
-      }
-    }
+    const { allowed, hookError } = await askMassDelete(g, info);
     this.#log.warn(allowed ? "mass delete allowed by onMassDelete" : "mass delete refused", {
       cursor: this.#applied.toHex(),
       deletes: keys.length,
@@ -898,7 +895,7 @@ class AppliedLoop<U> implements AppliedWatch {
     const store = this.#store;
     // Overlapping prefixes ("route." and "route.eu.") would count a key twice in the fold
     // and skew the mass-delete share: list each key under one prefix only.
-    const prefixes = minimalPrefixes(scopePrefixes(this.#scope));
+    const prefixes = coveringPrefixes(scopePrefixes(this.#scope));
     this.#log.warn("watch cursor expired (retention evicted part of the log); resyncing", {
       cursor: this.#applied.toHex(),
       error: describeError(cause),
@@ -975,33 +972,6 @@ class AppliedLoop<U> implements AppliedWatch {
     });
     return !this.#stopping;
   }
-}
-
-/** Prefixes without those another one covers ("" covers all), in byte order. */
-function minimalPrefixes(prefixes: readonly string[]): string[] {
-  const sorted = [...new Set(prefixes)].sort(compareKeys);
-  const kept: string[] = [];
-  for (const p of sorted) {
-    const last = kept.at(-1);
-    if (last === undefined || !p.startsWith(last)) kept.push(p);
-  }
-  return kept;
-}
-
-/** Applies the defaults of {@link MassDeleteGuard}; undefined when the guard is off. */
-function massDeleteGuard(
-  g: MassDeleteGuard | false | undefined,
-): (Required<Omit<MassDeleteGuard, "onMassDelete">> & Pick<MassDeleteGuard, "onMassDelete">) | undefined {
-  if (g === false) return undefined;
-  const maxShare = g?.maxShare ?? 0.5;
-  if (typeof maxShare !== "number" || !(maxShare >= 0 && maxShare <= 1)) {
-    throw invalidArgument(`massDelete.maxShare must be a number in 0..1, got ${String(maxShare)}`);
-  }
-  const minKeys = positiveInt(g?.minKeys, 100, "massDelete.minKeys", 0);
-  if (g?.onMassDelete !== undefined && typeof g.onMassDelete !== "function") {
-    throw new TypeError("massDelete.onMassDelete must be a function");
-  }
-  return { maxShare, minKeys, ...(g?.onMassDelete ? { onMassDelete: g.onMassDelete } : {}) };
 }
 
 /**
