@@ -152,6 +152,12 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
     const counts = await Promise.all(watches);
     expect(counts.every((n) => n > 0)).toBe(true);
     expect(await listing).toMatchObject({ code: "NOT_CONNECTED" });
+    // close() deletes the consumers on its way out; the server may apply the last delete a
+    // moment after the client is gone. Nothing may be left (the inactivity backstop is 120 s, far beyond this).
+    await waitFor(async () => (await consumerCount(admin, kv.name)) === 0, {
+      timeoutMs: 5_000,
+      message: "no consumer left after close()",
+    });
     expect(await consumerCount(admin, kv.name)).toBe(0);
   });
 
