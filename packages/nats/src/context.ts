@@ -1,12 +1,14 @@
 /** What a bucket's reader, writer and watcher share. */
 import type {
   Consumer,
+  ConsumerConfig,
   JetStreamClient,
   JetStreamManager,
   OrderedConsumerOptions,
   StreamInfo,
 } from "@nats-io/jetstream";
-import type { NatsConnection as NatsClient } from "@nats-io/nats-core";
+import { AckPolicy } from "@nats-io/jetstream";
+import { type NatsConnection as NatsClient, nanos, nuid } from "@nats-io/nats-core";
 import { type Logger, withTimeout } from "@slipstream/core";
 import { mapNatsError } from "./errors.js";
 
@@ -134,6 +136,56 @@ export async function createOrderedConsumer(
       (late) =>
         withTimeout(`deleting an abandoned consumer of bucket ${ctx.bucket}`, ctx.timeoutMs, undefined, () =>
           late.delete(),
+        ).catch(() => {}),
+      () => {},
+    );
+    throw err;
+  }
+}
+
+/**
+ * The server-side settings of a watch consumer: what an ordered consumer is (no acks, one
+ * delivery, one replica, in memory), under a fresh name, removed by the server after
+ * `inactive_threshold` nobody pulls. Unlike nats.js's ordered consumer it takes several pull
+ * requests at once; the watch checks the delivery order itself.
+ */
+export type WatchConsumerConfig = Partial<
+  Pick<ConsumerConfig, "deliver_policy" | "opt_start_seq" | "filter_subject" | "filter_subjects">
+> & {
+  /** Milliseconds nobody pulls before the server removes the consumer. */
+  inactiveMs: number;
+};
+
+/**
+ * Creates a plain ephemeral pull consumer (no acks) on the bucket's stream, bounded by the
+ * timeout and `signal`. Giving up does not cancel the server-side creation, so whatever it
+ * still creates is deleted when it arrives: an abort during setup never leaves a consumer.
+ */
+export async function createWatchConsumer(
+  ctx: BucketContext,
+  what: string,
+  signal: AbortSignal | undefined,
+  config: WatchConsumerConfig,
+): Promise<Consumer> {
+  const { inactiveMs, ...rest } = config;
+  const full: Partial<ConsumerConfig> = {
+    ...rest,
+    name: `slw_${nuid.next()}`,
+    inactive_threshold: nanos(inactiveMs),
+    ack_policy: AckPolicy.None,
+    max_deliver: 1,
+    num_replicas: 1,
+    mem_storage: true,
+  };
+  const creating = ctx.jsm.consumers.add(ctx.stream, full);
+  try {
+    const info = await timed(ctx, what, signal, () => creating);
+    return ctx.js.consumers.getConsumerFromInfo(info);
+  } catch (err) {
+    creating.then(
+      (late) =>
+        withTimeout(`deleting an abandoned consumer of bucket ${ctx.bucket}`, ctx.timeoutMs, undefined, () =>
+          ctx.jsm.consumers.delete(ctx.stream, late.name),
         ).catch(() => {}),
       () => {},
     );

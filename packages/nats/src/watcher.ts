@@ -1,5 +1,7 @@
 /**
- * The KvWatcher of a NATS bucket: one ordered pull consumer per watch, whatever the scope.
+ * The KvWatcher of a NATS bucket: one pull consumer per watch, whatever the scope, with the
+ * guarantees of an ordered consumer (no acks, delivered in stream order, re-created from the
+ * last delivered sequence + 1 after any break in the delivery sequence).
  *
  * - No cursor (or cursor 0): state-sync. DeliverPolicy LastPerSubject hands over the current
  *   message of every subject in scope, then the same consumer continues live — one consumer,
@@ -17,19 +19,14 @@
  *   delivered sequence + 1, with the resume checks above. A watch that waits longer than
  *   `watchStallMs` with neither a message nor a heartbeat, or whose connection closes
  *   underneath it, ends with `WATCH_FAILED`; it never stalls silently.
- * - Back-pressure: messages are pulled in batches, the next one only once the caller has
- *   taken the previous, so a slow caller never buffers the whole bucket.
+ * - Back-pressure: messages are pulled in batches of about {@link PULL_TARGET_BYTES}, at most
+ *   two pull requests open at once (the second only while the server reports a backlog, so
+ *   it starts the moment the first is full instead of a round trip later), and new pulls are
+ *   made only when the caller takes a batch: a slow caller never buffers the whole bucket.
  * - Breaking the loop, aborting the signal or closing the connection deletes the consumer.
  */
 
-import type {
-  ConsumeCallback,
-  Consumer,
-  ConsumerMessages,
-  FetchOptions,
-  JsMsg,
-  OrderedConsumerOptions,
-} from "@nats-io/jetstream";
+import type { ConsumeCallback, Consumer, ConsumerMessages, FetchOptions, JsMsg } from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import {
   invalidArgument,
@@ -44,7 +41,7 @@ import {
   type WatchScope,
   withTimeout,
 } from "@slipstream/core";
-import { type BucketContext, createOrderedConsumer, streamInfo, timed } from "./context.js";
+import { type BucketContext, createWatchConsumer, streamInfo, timed, type WatchConsumerConfig } from "./context.js";
 import { keyOf, toUpdate } from "./decode.js";
 import { JS_CODES, jsApiCode } from "./errors.js";
 import { type FilterPlan, planFilters } from "./keys.js";
@@ -53,14 +50,25 @@ import { type FilterPlan, planFilters } from "./keys.js";
  * Pull sizing: a pull asks for about this many bytes of messages (by the average size seen
  * so far), so a watch buffers at most about this much whatever its values weigh.
  */
-const PULL_TARGET_BYTES = 4 * 1024 * 1024;
+const PULL_TARGET_BYTES = 1024 * 1024;
 /** Messages of the first pull, before any size is known (exported for the fault tests). */
 export const FIRST_PULL = 256;
 /** Bounds of a pull, in messages. */
 const MIN_PULL = 16;
-const MAX_PULL = 8192;
+const MAX_PULL = 2048;
+/** Pull requests a watch keeps open at once while the server reports a backlog. */
+const MAX_OPEN_PULLS = 2;
 /** Per-message bytes beyond subject and payload (reply subject, headers, framing), for sizing. */
 const MSG_OVERHEAD_BYTES = 128;
+/** One pull request: its messages count only while it is `live` (not abandoned or over). */
+interface Pull {
+  live: boolean;
+  messages: ConsumerMessages | undefined;
+}
+
+/** A break in a consumer's delivery sequence: a message was lost on the way; re-create. */
+class DeliveryGap extends Error {}
+
 /** Grace between the two first-sequence reads of the idle floor probe. */
 const PROBE_GRACE_MS = 500;
 /** How often a watch waiting for the client to reconnect looks again. */
@@ -138,11 +146,10 @@ class WatchSession {
   /** True when every message of the bucket reaches this consumer, so any gap is meaningful. */
   readonly #guardGaps: boolean;
   #consumer: Consumer | undefined;
-  /** The open pull (undefined between pulls and after the watch ends). */
-  #messages: ConsumerMessages | undefined;
-  /** Messages delivered by the open pull and not yet handed over. */
+  /** The open pull requests, oldest first (the server fills them in this order). */
+  #pulls: Pull[] = [];
+  /** Messages delivered by the open pulls and not yet handed over, in arrival order. */
   #queue: JsMsg[] = [];
-  #pullOpen = false;
   /** How the last pull failed, until the pump takes it. */
   #pullError: unknown;
   #wakePump: (() => void) | undefined;
@@ -189,7 +196,7 @@ class WatchSession {
   #end(): void {
     this.#ended = true;
     this.#halt.abort();
-    this.#messages?.stop();
+    this.#stopPulls();
     this.#kick();
   }
 
@@ -198,7 +205,7 @@ class WatchSession {
     if (this.#ended || this.#failure) return;
     this.#failure = err;
     this.#halt.abort();
-    this.#messages?.stop();
+    this.#stopPulls();
     this.#kick();
   }
 
@@ -240,7 +247,7 @@ class WatchSession {
   }
 
   /**
-   * Creates the ordered consumer: LastPerSubject for a state-sync (`after` undefined), else
+   * Creates the watch consumer: LastPerSubject for a state-sync (`after` undefined), else
    * ByStartSequence at after + 1. NATS silently clamps a start below its first retained
    * sequence, so for a start sequence the stream's first sequence is checked before and
    * again after the creation (never resume silently across a gap): first_seq only grows,
@@ -248,8 +255,11 @@ class WatchSession {
    */
   async #createConsumer(after: bigint | undefined, signal: AbortSignal | undefined): Promise<Consumer> {
     const ctx = this.#ctx;
-    const filter = this.#plan.subjects.length === 1 ? (this.#plan.subjects[0] as string) : this.#plan.subjects;
-    const opts: Partial<OrderedConsumerOptions> = { filter_subjects: filter, inactive_threshold: WATCH_INACTIVE_MS };
+    const subjects = this.#plan.subjects;
+    const opts: WatchConsumerConfig =
+      subjects.length === 1
+        ? { filter_subject: subjects[0] as string, inactiveMs: WATCH_INACTIVE_MS }
+        : { filter_subjects: [...subjects], inactiveMs: WATCH_INACTIVE_MS };
     if (after === undefined) {
       opts.deliver_policy = DeliverPolicy.LastPerSubject;
     } else {
@@ -268,7 +278,7 @@ class WatchSession {
       opts.deliver_policy = DeliverPolicy.StartSequence;
       opts.opt_start_seq = Number(start);
     }
-    const consumer = await createOrderedConsumer(
+    const consumer = await createWatchConsumer(
       ctx,
       `creating the watch consumer of bucket ${ctx.bucket}`,
       signal,
@@ -312,7 +322,6 @@ class WatchSession {
       for await (const s of messages.status()) {
         switch (s.type) {
           case "heartbeat":
-          case "ordered_consumer_recreated":
             this.#lastAlive = Date.now();
             break;
           case "stream_not_found":
@@ -387,47 +396,73 @@ class WatchSession {
   }
 
   /**
-   * Starts the next pull. One pull at a time (not an endless consume), sized to about
-   * {@link PULL_TARGET_BYTES}, and the next one only once the caller has taken what the
-   * previous one delivered (back-pressure: memory stays bounded whatever the bucket holds).
-   * Messages land in {@link #queue} from the client's callback, without a promise each.
+   * Opens a pull request (not an endless consume) for about {@link PULL_TARGET_BYTES}.
+   * The pump opens one when it has nothing to hand over, and a second one while the server
+   * reports a backlog; both only when the caller takes a batch (back-pressure: memory stays
+   * bounded whatever the bucket holds). Messages land in {@link #queue} from the client's
+   * callback, without a promise each.
    */
   async #startPull(consumer: Consumer): Promise<void> {
     const ctx = this.#ctx;
-    const pull: { messages?: ConsumerMessages } = {};
-    const maxMessages = this.#pullSize();
+    const pull: Pull = { live: true, messages: undefined };
+    this.#pulls.push(pull);
     // nats.js delivers a fetch to a callback as it does a consume (the same implementation),
     // though FetchOptions does not declare it; the watch tests exercise it on every pull.
     const options: FetchOptions & ConsumeCallback = {
-      max_messages: maxMessages,
+      max_messages: this.#pullSize(),
       expires: pullExpiresMs(ctx.watchStallMs),
       callback: (m: JsMsg) => {
-        // Until fetch() resolves, a message can only belong to this pull.
-        if (pull.messages !== undefined && this.#messages !== pull.messages) return;
+        if (!pull.live) return;
         this.#queue.push(m);
         this.#kick();
       },
     };
-    const messages = await timed(ctx, `pulling the watch of bucket ${ctx.bucket}`, undefined, () =>
-      consumer.fetch(options),
-    );
+    let messages: ConsumerMessages;
+    try {
+      messages = await timed(ctx, `pulling the watch of bucket ${ctx.bucket}`, undefined, () =>
+        consumer.fetch(options),
+      );
+    } catch (err) {
+      this.#dropPull(pull);
+      throw err;
+    }
     pull.messages = messages;
-    this.#messages = messages;
-    this.#pullOpen = true;
-    if (this.#ended || this.#failure) messages.stop();
+    if (!pull.live || this.#ended || this.#failure) messages.stop();
     void this.#observe(messages);
     void messages.closed().then(
-      (err) => this.#pullClosed(messages, err),
-      (err: unknown) => this.#pullClosed(messages, err),
+      (err) => this.#pullClosed(pull, err),
+      (err: unknown) => this.#pullClosed(pull, err),
     );
   }
 
-  #pullClosed(messages: ConsumerMessages, err: unknown): void {
-    if (this.#messages !== messages) return;
-    this.#pullOpen = false;
-    // The pull is over (full, or expired by the server, which proves it is alive).
-    if (err) this.#pullError = err;
-    else if (!this.#ended && !this.#failure) this.#lastAlive = Date.now();
+  /** Takes `pull` out of the open ones (its later messages are ignored) and stops it. */
+  #dropPull(pull: Pull): void {
+    pull.live = false;
+    const i = this.#pulls.indexOf(pull);
+    if (i >= 0) this.#pulls.splice(i, 1);
+    pull.messages?.stop();
+  }
+
+  /** Stops every open pull; what they delivered stays queued. */
+  #stopPulls(): void {
+    for (const pull of this.#pulls.splice(0)) {
+      pull.live = false;
+      pull.messages?.stop();
+    }
+  }
+
+  #pullClosed(pull: Pull, err: unknown): void {
+    if (!pull.live) return;
+    this.#dropPull(pull);
+    if (err) {
+      // What arrived before the failure is handed over (its delivery sequence is checked);
+      // then the consumer is re-created from the last delivered sequence.
+      this.#pullError = err;
+      this.#stopPulls();
+    } else if (!this.#ended && !this.#failure) {
+      // The pull is over (full, or expired by the server, which proves it is alive).
+      this.#lastAlive = Date.now();
+    }
     this.#kick();
   }
 
@@ -464,14 +499,11 @@ class WatchSession {
     this.#kick();
   }
 
-  /** Drops the current pull (its queued messages included): the consumer is re-created. */
+  /** Drops the open pulls and their queued messages: the consumer is re-created. */
   #abandonPull(): void {
-    const messages = this.#messages;
-    this.#messages = undefined;
-    this.#pullOpen = false;
+    this.#stopPulls();
     this.#pullError = undefined;
     this.#queue = [];
-    messages?.stop();
   }
 
   async *#pump(): AsyncGenerator<KvUpdate[]> {
@@ -481,10 +513,12 @@ class WatchSession {
     // Highest stream sequence the consumer has handed us (in scope or not).
     this.#lastSeen = this.#resumeAfter;
     let lastSeen = this.#resumeAfter === undefined ? undefined : Number(this.#resumeAfter);
-    // The consumer at creation; a message from another one means nats.js re-created it
-    // by itself (it does on a delivery-sequence gap), which needs the same first_seq check.
+    // The consumer the messages come from, and the last delivery sequence it handed over
+    // (the pump checks the order itself: every message is the previous one's + 1). A message
+    // from another consumer needs the first_seq check of a re-creation.
     const created = await consumer.info(true);
     let consumerName = created.name;
+    let lastDelivered = 0;
     // A resume is live from its first message; a state-sync once its re-list is drained:
     // the re-list is the first num_pending messages (counted, so a busy bucket whose pending
     // never reaches 0 still goes live), or earlier if the server reports nothing pending.
@@ -519,16 +553,24 @@ class WatchSession {
           const old = this.#consumer;
           this.#consumer = undefined;
           if (old) await this.#deleteConsumer(old);
-          const fresh = await this.#createConsumer(this.#lastSeen, this.#halt.signal);
-          if (this.#ended || this.#failure) {
-            // Released meanwhile: this consumer is nobody's to delete but ours.
-            await this.#deleteConsumer(fresh);
-            if (this.#failure) throw this.#failure;
-            return;
-          }
-          this.#consumer = fresh;
+          if (this.#failure) throw this.#failure;
+          if (this.#ended) return;
+          // A release from now on waits for this creation and deletes what it made (before
+          // the connection it needs for that is closed).
+          const creating = this.#createConsumer(this.#lastSeen, this.#halt.signal).then((made) => {
+            this.#consumer = made;
+            return made;
+          });
+          this.#opening = creating.then(
+            () => {},
+            () => {},
+          );
+          const fresh = await creating;
+          if (this.#failure) throw this.#failure;
+          if (this.#ended) return;
           const freshInfo = await fresh.info(true);
           consumerName = freshInfo.name;
+          lastDelivered = 0;
           // From a sequence every message is delivered, so gaps mean loss: live. A state-sync
           // that had delivered nothing yet starts its re-list over.
           this.#live = this.#lastSeen !== undefined || freshInfo.num_pending === 0;
@@ -555,8 +597,8 @@ class WatchSession {
             this.#pullError = undefined;
             throw err;
           }
-          if (!this.#pullOpen) await this.#startPull(c);
-          if (this.#queue.length === 0 && this.#pullError === undefined && this.#pullOpen) {
+          if (this.#pulls.length === 0) await this.#startPull(c);
+          if (this.#queue.length === 0 && this.#pullError === undefined && this.#pulls.length > 0) {
             if (this.#failure) throw this.#failure;
             if (this.#ended) return;
             await this.#nextKick();
@@ -592,13 +634,28 @@ class WatchSession {
       let sized = 0;
       // The re-list ended with this batch: hand it over, then say so, then the live updates.
       let relistEnded = false;
+      // Messages the server still held for us after the last one handled.
+      let backlog = 0;
       for (let i = 0; i < queue.length; i++) {
         const m = queue[i] as JsMsg;
         const info = m.info;
         const seq = info.streamSequence;
         const recreated = info.consumer !== consumerName;
-        consumerName = info.consumer;
-        if (lastSeen !== undefined && seq <= lastSeen) continue;
+        const delivered = info.deliverySequence;
+        if (delivered !== (recreated ? 1 : lastDelivered + 1)) {
+          // A message was lost between the server and us: hand over what came before it,
+          // then re-create the consumer from the last delivered sequence + 1.
+          this.#abandonPull();
+          this.#pullError = new DeliveryGap(
+            `delivery ${delivered} of consumer ${info.consumer} after ${recreated ? 0 : lastDelivered}`,
+          );
+          break;
+        }
+        if (lastSeen !== undefined && seq <= lastSeen) {
+          consumerName = info.consumer;
+          lastDelivered = delivered;
+          continue;
+        }
         // liveGapSuspect, on numbers (no bigint per message).
         if (lastSeen !== undefined && seq > lastSeen + 1 && (recreated || (this.#live && this.#guardGaps))) {
           // Hand over what came before the gap first; the check needs a round trip.
@@ -608,6 +665,9 @@ class WatchSession {
           }
           await this.#checkGap(BigInt(lastSeen), BigInt(seq));
         }
+        consumerName = info.consumer;
+        lastDelivered = delivered;
+        backlog = info.pending;
         lastSeen = seq;
         this.#received++;
         let lastOfRelist = false;
@@ -630,6 +690,16 @@ class WatchSession {
       if (sized > 0) {
         const avg = bytes / sized + MSG_OVERHEAD_BYTES;
         this.#avgMsgBytes = this.#avgMsgBytes === undefined ? avg : (this.#avgMsgBytes * 3 + avg) / 4;
+      }
+      // Catching up: have the next pull waiting at the server before this one is full, so
+      // the server goes on sending instead of waiting a round trip for our next request.
+      const c = this.#consumer;
+      if (backlog > 0 && c && this.#pulls.length < MAX_OPEN_PULLS && this.#pullError === undefined) {
+        try {
+          await this.#startPull(c);
+        } catch (err) {
+          this.#pullError ??= err;
+        }
       }
       if (out.length > 0) yield out;
       if (relistEnded) this.#relisted();
@@ -676,7 +746,7 @@ class WatchSession {
     this.#unregister?.();
     // A consumer being created right now must be deleted too: wait for the creation.
     await this.#opening?.catch(() => {});
-    this.#messages?.stop();
+    this.#stopPulls();
     const c = this.#consumer;
     this.#consumer = undefined;
     // Disconnected: nobody to ask, and waiting out a timeout would only delay the caller.

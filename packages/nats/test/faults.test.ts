@@ -109,17 +109,24 @@ describe.skipIf(!hasNats("any"))("watch under faults", () => {
 
   it("back-pressure: a watch whose caller is slow buffers a bounded batch, not the whole bucket", async () => {
     const { conn, admin } = await setup();
-    const kv = await conn.store({ name: bucketName("bp"), maxBytes: 8 * 1024 * 1024 });
-    await Promise.all(Array.from({ length: 3000 }, (_, i) => kv.writer.put(`k.${i}`, enc("x"))));
+    // 6 000 values of 4 KiB: 24 MiB in the bucket, far more than the two pulls of about
+    // 1 MiB a watch keeps open.
+    const n = 6_000;
+    const kv = await conn.store({ name: bucketName("bp"), maxBytes: 64 * 1024 * 1024 });
+    const value = new Uint8Array(4096).fill(120);
+    for (let i = 0; i < n; i += 1000) {
+      await Promise.all(Array.from({ length: 1000 }, (_, j) => kv.writer.put(`k.${i + j}`, value)));
+    }
     const it = kv.watcher.watch({ kind: "all" })[Symbol.asyncIterator]();
     await take(it, 1);
     await new Promise((r) => setTimeout(r, 500));
     const [ci] = await consumerInfos(admin, kv.name);
-    // Delivered to the client so far: one pull batch (512), far below the 3000 in the bucket.
+    // Delivered to the client so far: the first pull (256) and one more of about 1 MiB
+    // (~250 of these), nowhere near the 6 000 in the bucket.
     expect(ci?.delivered.consumer_seq).toBeGreaterThan(0);
     expect(ci?.delivered.consumer_seq).toBeLessThanOrEqual(1024);
     // And it all still arrives, in order.
-    const rest = await take(it, 2999);
+    const rest = await take(it, n - 1);
     const revs = rest.map((u) => (u.type === "put" ? u.entry.version.revision! : 0n));
     expect(revs.every((r, i) => r === BigInt(i + 2))).toBe(true);
     await it.return?.();
