@@ -8,7 +8,7 @@ import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 import { tempDir } from "@slipstream/testkit";
 import { type FoldRun, foldToHead } from "./fold.js";
 import { RssSampler } from "./memory.js";
-import { openNats, RAW_PULL, rawKvWatch, rawOrderedDrain, seed } from "./nats.js";
+import { openNats, RAW_PULL, rawFoldCeiling, rawKvWatch, rawOrderedDrain, seed } from "./nats.js";
 import type { BenchOptions } from "./options.js";
 import { type BenchResult, type Check, check, perSecond, rateRatio } from "./result.js";
 import { type FoldAlone, runSide } from "./side-process.js";
@@ -31,7 +31,8 @@ function best<T extends Drain>(a: T | undefined, b: T): T {
  * batching alone); and folds them with `watchApplied` into a fresh LevelSnapshotStore until
  * the committed cursor is the stream's last sequence (the figure; once more with the
  * library's default batching, for reference). The baseline is the fastest of the raw
- * drains: the limit of the client on this machine in this run.
+ * drains: the limit of the client on this machine in this run. Also the raw drain writing
+ * into raw `level` ({@link rawFoldCeiling}): what the two libraries alone reach composed.
  */
 export async function benchFold(o: BenchOptions): Promise<BenchResult> {
   const t0 = performance.now();
@@ -47,6 +48,7 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
   let rawDefault: Drain | undefined;
   let rawTuned: Drain | undefined;
   let kvWatch: Drain | undefined;
+  let ceiling: Drain | undefined;
   let bare: FoldRun | undefined;
   let ours: FoldRun | undefined;
   const checks: Check[] = [];
@@ -60,6 +62,9 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
     rawDefault = best(rawDefault, await rawOrderedDrain(nats, head));
     rawTuned = best(rawTuned, await rawOrderedDrain(nats, head, RAW_PULL));
     kvWatch = best(kvWatch, await rawKvWatch(nats, head));
+    const ceilingDir = join(dir.path, `ceiling-${r}`);
+    ceiling = best(ceiling, await rawFoldCeiling(nats, head, ceilingDir));
+    await rm(ceilingDir, { recursive: true, force: true });
     mem.phase("ours-no-store");
     bare = best(bare, await foldToHead(nats.kv, undefined, head));
     mem.phase("ours");
@@ -96,12 +101,13 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
       );
     }
   }
-  if (!rawDefault || !rawTuned || !kvWatch || !bare || !ours || !defaults || !alone)
+  if (!rawDefault || !rawTuned || !kvWatch || !ceiling || !bare || !ours || !defaults || !alone)
     throw new Error("no fold round ran");
   const rawDefaultRate = perSecond(rawDefault.messages, rawDefault.ms);
   const rawTunedRate = perSecond(rawTuned.messages, rawTuned.ms);
   const kvWatchRate = perSecond(kvWatch.messages, kvWatch.ms);
   const rawRate = Math.max(rawDefaultRate, rawTunedRate);
+  const ceilingRate = perSecond(ceiling.messages, ceiling.ms);
   const bareRate = perSecond(bare.delivered, bare.ms);
   const oursRate = perSecond(ours.delivered, ours.ms);
   return {
@@ -126,6 +132,10 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
       noStoreRate: bareRate,
       ratioNoStore: rateRatio(bareRate, rawRate),
       oursMs: ours.ms,
+      // The raw drain writing raw `level` batches: the libraries composed, with no fold logic.
+      rawCeilingRate: ceilingRate,
+      ratioVsRawCeiling: rateRatio(oursRate, ceilingRate),
+      rawCeilingCpuUsPerMsg: (ceiling.cpuUs ?? 0) / ceiling.messages,
       // Process CPU per message (all threads of this process; the nats-server's is its own).
       rawCpuUsPerMsg: (rawTuned.cpuUs ?? 0) / rawTuned.messages,
       noStoreCpuUsPerMsg: bare.cpuUs / bare.delivered,
@@ -141,6 +151,7 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
     checks: [
       check("raw consumer received every message", o.entries, rawTuned.messages),
       check("kv.watch received every entry", o.entries, kvWatch.messages),
+      check("the raw ceiling wrote every message", o.entries, ceiling.messages),
       check("watchApplied without a store delivered every entry", o.entries, bare.delivered),
       ...checks,
     ],

@@ -10,6 +10,7 @@ import { Kvm } from "@nats-io/kv";
 import { type NatsConnection as RawConnection, connect as rawConnect } from "@nats-io/transport-node";
 import { connect, type NatsConnection, type NatsKvStore } from "@slipstream/nats";
 import { type NatsServerHandle, startNats } from "@slipstream/testkit";
+import { Level } from "level";
 import { keyOf, valueFor } from "./data.js";
 
 /** Writes kept in flight for a tail written through our writer. */
@@ -153,6 +154,50 @@ export async function rawOrderedDrain(
   }
   const ms = performance.now() - t0;
   const c = process.cpuUsage(c0);
+  return { messages: n, ms, cpuUs: c.user + c.system };
+}
+
+/** Messages per raw `level` batch in {@link rawFoldCeiling} (the fold's batch in the benchmarks). */
+const RAW_FOLD_BATCH = 1000;
+
+/**
+ * The fold's raw ceiling: the raw drain above ({@link RAW_PULL} per pull) writing every
+ * {@link RAW_FOLD_BATCH} messages into a fresh raw `level` database (classic-level defaults)
+ * as one `batch()` of puts (key = subject, value = payload), one batch being written while
+ * the next one fills, as a fold pipelines. No cursor, count, versions or lookups: what the
+ * two libraries alone cost when composed, the figure a fold could reach with zero overhead.
+ * @returns messages received and the time from consumer creation to the last write (ms)
+ */
+export async function rawFoldCeiling(
+  b: NatsBench,
+  head: bigint,
+  dir: string,
+): Promise<{ messages: number; ms: number; cpuUs: number }> {
+  const db = new Level<string, Uint8Array>(dir, { valueEncoding: "view" });
+  await db.open();
+  const last = Number(head);
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const consumer = await b.js.consumers.get(b.stream, { deliver_policy: DeliverPolicy.All });
+  const messages = await consumer.consume({ max_messages: RAW_PULL });
+  let n = 0;
+  let ops: { type: "put"; key: string; value: Uint8Array }[] = [];
+  let writing: Promise<void> | undefined;
+  for await (const m of messages) {
+    n++;
+    ops.push({ type: "put", key: m.subject, value: m.data });
+    const done = m.seq >= last;
+    if (ops.length >= RAW_FOLD_BATCH || done) {
+      await writing;
+      writing = db.batch(ops);
+      ops = [];
+    }
+    if (done) break;
+  }
+  await writing;
+  const ms = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  await db.close();
   return { messages: n, ms, cpuUs: c.user + c.system };
 }
 
