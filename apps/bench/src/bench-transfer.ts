@@ -2,7 +2,7 @@
  * Benchmark 4 — artifact round trip: export → upload → download → import through the
  * filesystem transport, against moving the same LevelDB directory with `tar` and `cp`.
  */
-import { mkdir, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { ExportManifest } from "@slipstream/core";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
@@ -54,6 +54,7 @@ export async function benchTransfer(o: BenchOptions): Promise<BenchResult> {
   const checks: Check[] = [];
   let ours: OursRound | undefined;
   let rawMs = Number.POSITIVE_INFINITY;
+  let rawDurableMs = Number.POSITIVE_INFINITY;
   let manifest: ExportManifest | undefined;
   let outcome = "";
   for (let r = 0; r < o.rounds; r++) {
@@ -121,6 +122,27 @@ export async function benchTransfer(o: BenchOptions): Promise<BenchResult> {
     });
     rawMs = Math.min(rawMs, ms);
     for (const p of [remote, dest, w(`fold-copy-${r}.tar`)]) await rm(p, { recursive: true, force: true });
+
+    // The same four commands, with the two copies that must survive a crash made durable
+    // (the remote object and the new fold's files: `sync FILE…` fsyncs each), as ours does.
+    mem.phase("durable-baseline");
+    await mkdir(remote);
+    await mkdir(dest);
+    const [, durable] = await timed(async () => {
+      await run("tar", ["-cf", w(`fold-d-${r}.tar`), "-C", w("fold"), "."]);
+      await run("cp", [w(`fold-d-${r}.tar`), join(remote, "fold.tar")]);
+      await run("sync", [join(remote, "fold.tar")]);
+      await run("cp", [join(remote, "fold.tar"), w(`fold-copy-${r}.tar`)]);
+      await run("tar", ["-xf", w(`fold-copy-${r}.tar`), "-C", dest]);
+      await run(
+        "sync",
+        (await readdir(dest)).map((f) => join(dest, f)),
+      );
+    });
+    rawDurableMs = Math.min(rawDurableMs, durable);
+    for (const p of [remote, dest, w(`fold-copy-${r}.tar`), w(`fold-d-${r}.tar`)]) {
+      await rm(p, { recursive: true, force: true });
+    }
     source = await LevelSnapshotStore.open(w("fold"));
   }
   await source.close();
@@ -142,6 +164,9 @@ export async function benchTransfer(o: BenchOptions): Promise<BenchResult> {
       uploadMs: ours.uploadMs,
       downloadMs: ours.downloadMs,
       importMs: ours.importMs,
+      // The baseline with the remote object and the new fold fsynced, and ours against it.
+      rawDurableMs,
+      ratioVsDurable: timeRatio(ours.ms, rawDurableMs),
       payloadBytes: manifest.files.reduce((n, f) => n + f.size, 0),
       remoteStoreBytes: remoteBytes,
       foldDirBytes: await dirBytes(w("fold")),
