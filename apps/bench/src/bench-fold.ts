@@ -6,7 +6,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 import { tempDir } from "@slipstream/testkit";
-import { type FoldRun, foldToHead } from "./fold.js";
+import { type FoldRun, foldToHead, watchToHead } from "./fold.js";
 import { RssSampler } from "./memory.js";
 import { openNats, RAW_PULL, rawFoldCeiling, rawKvWatch, rawOrderedDrain, seed } from "./nats.js";
 import type { BenchOptions } from "./options.js";
@@ -49,6 +49,7 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
   let rawTuned: Drain | undefined;
   let kvWatch: Drain | undefined;
   let ceiling: Drain | undefined;
+  let watchAlone: Drain | undefined;
   let bare: FoldRun | undefined;
   let ours: FoldRun | undefined;
   const checks: Check[] = [];
@@ -66,6 +67,7 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
     ceiling = best(ceiling, await rawFoldCeiling(nats, head, ceilingDir));
     await rm(ceilingDir, { recursive: true, force: true });
     mem.phase("ours-no-store");
+    watchAlone = best(watchAlone, await watchToHead(nats.kv, head));
     bare = best(bare, await foldToHead(nats.kv, undefined, head));
     mem.phase("ours");
     const foldDir = join(dir.path, `fold-${r}`);
@@ -101,7 +103,7 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
       );
     }
   }
-  if (!rawDefault || !rawTuned || !kvWatch || !ceiling || !bare || !ours || !defaults || !alone)
+  if (!rawDefault || !rawTuned || !kvWatch || !ceiling || !watchAlone || !bare || !ours || !defaults || !alone)
     throw new Error("no fold round ran");
   const rawDefaultRate = perSecond(rawDefault.messages, rawDefault.ms);
   const rawTunedRate = perSecond(rawTuned.messages, rawTuned.ms);
@@ -131,6 +133,10 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
       rawKvWatchRate: kvWatchRate,
       noStoreRate: bareRate,
       ratioNoStore: rateRatio(bareRate, rawRate),
+      // The watch alone (watchBatches, no fold loop): the NATS side of the library.
+      watchOnlyRate: perSecond(watchAlone.messages, watchAlone.ms),
+      ratioWatchOnly: rateRatio(perSecond(watchAlone.messages, watchAlone.ms), rawRate),
+      watchOnlyCpuUsPerMsg: (watchAlone.cpuUs ?? 0) / watchAlone.messages,
       oursMs: ours.ms,
       // The raw drain writing raw `level` batches: the libraries composed, with no fold logic.
       rawCeilingRate: ceilingRate,
@@ -152,6 +158,7 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
       check("raw consumer received every message", o.entries, rawTuned.messages),
       check("kv.watch received every entry", o.entries, kvWatch.messages),
       check("the raw ceiling wrote every message", o.entries, ceiling.messages),
+      check("the watch alone delivered every entry", o.entries, watchAlone.messages),
       check("watchApplied without a store delivered every entry", o.entries, bare.delivered),
       ...checks,
     ],

@@ -95,6 +95,29 @@ export async function foldToHead(
 }
 
 /**
+ * The watch alone: `kv.watcher.watchBatches` over the whole bucket (a state-sync) drained
+ * until an update at `head` arrives, with no fold loop, batching or store behind it — the
+ * NATS side of the library against the raw drain.
+ */
+export async function watchToHead(
+  kv: NatsKvStore,
+  head: bigint,
+): Promise<{ messages: number; ms: number; cpuUs: number }> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  let n = 0;
+  for await (const batch of kv.watcher.watchBatches({ kind: "all" })) {
+    n += batch.length;
+    const last = batch[batch.length - 1] as KvUpdate;
+    const version = last.type === "put" ? last.entry.version : last.version;
+    if ((version.revision ?? 0n) >= head) break;
+  }
+  const ms = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  return { messages: n, ms, cpuUs: c.user + c.system };
+}
+
+/**
  * Compares two folds entry by entry (key, value bytes, version) in key order.
  * @returns `"equal"` or a description of the first difference
  */
