@@ -14,6 +14,24 @@ export async function dirBytes(dir: string): Promise<number> {
   return total;
 }
 
+/** The path of the largest regular file under `dir` (recursive). */
+export async function largestFile(dir: string): Promise<string> {
+  let best: { path: string; size: number } | undefined;
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) {
+        const size = (await stat(p)).size;
+        if (!best || size > best.size) best = { path: p, size };
+      }
+    }
+  };
+  await walk(dir);
+  if (!best) throw new Error(`no file under ${dir}`);
+  return best.path;
+}
+
 /** Runs a command to completion; rejects with its stderr on a non-zero exit. */
 export function run(cmd: string, args: readonly string[]): Promise<void> {
   return new Promise((resolve, reject) => {
