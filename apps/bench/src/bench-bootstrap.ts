@@ -8,6 +8,8 @@ import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 import { tempDir } from "@slipstream/testkit";
 import { ArtifactTransport, importRemote } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
+import { Level } from "level";
+import { keyOf, valueFor } from "./data.js";
 import { type FoldRun, foldToHead } from "./fold.js";
 import { largestFile, run } from "./fsutil.js";
 import { RssSampler } from "./memory.js";
@@ -17,6 +19,37 @@ import { type BenchResult, type Check, check, timeRatio } from "./result.js";
 import { type Published, runSide } from "./side-process.js";
 
 const KEY = "bench/latest";
+
+/** Raw `level` applying the tail of {@link writeTail} to the fold in `dir`, in slices of 1 000 (ms). */
+async function rawTailApply(
+  dir: string,
+  entries: number,
+  puts: number,
+  deletes: number,
+  valueBytes: number,
+): Promise<number> {
+  const db = new Level<Buffer, Uint8Array>(dir, { keyEncoding: "buffer", valueEncoding: "view" });
+  await db.open();
+  const ops: { put: boolean; key: Buffer; i: number }[] = [];
+  const dataKey = (i: number): Buffer => Buffer.from(`!data!${keyOf(i)}`, "utf8");
+  for (let n = 0; n < puts; n++) ops.push({ put: true, key: dataKey(n), i: n });
+  for (let n = 0; n < deletes; n++) ops.push({ put: false, key: dataKey(entries - 1 - n), i: entries - 1 - n });
+  const t0 = performance.now();
+  for (let i = 0; i < ops.length; i += 1000) {
+    const slice = ops.slice(i, i + 1000);
+    await db.hasMany(slice.map((op) => op.key));
+    await db.batch(
+      slice.map((op) =>
+        op.put
+          ? { type: "put" as const, key: op.key, value: valueFor(op.i, valueBytes, 1) }
+          : { type: "del" as const, key: op.key },
+      ),
+    );
+  }
+  const ms = performance.now() - t0;
+  await db.close();
+  return ms;
+}
 
 /**
  * Setup: `entries` puts folded by node A (in a side process), exported and uploaded to a
@@ -111,6 +144,24 @@ export async function benchBootstrap(o: BenchOptions): Promise<BenchResult> {
     payloadCopyMs = Math.min(payloadCopyMs, performance.now() - t);
     await rm(copy, { force: true });
   }
+  // And the least LevelDB alone needs to apply the tail exactly on a fresh import of the
+  // artifact: per 1 000 changes one raw `hasMany` (what an exact entry count must know)
+  // and one raw `batch()` — no NATS, no cursor, no records of ours.
+  mem.phase("raw-tail");
+  let rawTailMs = Number.POSITIVE_INFINITY;
+  for (let r = 0; r < o.rounds; r++) {
+    const dest = w(`raw-tail-${r}`);
+    const fresh = await importRemote({
+      transport,
+      key: KEY,
+      scratchDir: w("scratch-raw"),
+      destDir: dest,
+      open: (artifactDir, destDir, hints) => LevelSnapshotStore.import(artifactDir, destDir, hints),
+    });
+    await fresh.close();
+    rawTailMs = Math.min(rawTailMs, await rawTailApply(dest, o.entries, tail.puts, tail.deletes, o.valueBytes));
+    await rm(dest, { recursive: true, force: true });
+  }
   mem.phase("verify");
   checks.push(
     check(
@@ -139,6 +190,9 @@ export async function benchBootstrap(o: BenchOptions): Promise<BenchResult> {
       // that did only that (and caught up for free) would show against the replay.
       payloadCopyMs,
       replayOverPayloadCopy: timeRatio(payloadCopyMs, replay.ms),
+      rawTailApplyMs: rawTailMs,
+      // The speed-up of a bootstrap that cost only these two floors.
+      replayOverFloors: timeRatio(payloadCopyMs + rawTailMs, replay.ms),
       delivered: delivered.find((d) => d !== o.delta) ?? o.delta,
       deliveredPerRound: delivered.join(","),
       replayDelivered: replay.delivered,
