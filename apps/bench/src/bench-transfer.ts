@@ -74,8 +74,13 @@ export async function benchTransfer(o: BenchOptions): Promise<BenchResult> {
     const [, downloadMs] = await timed(() => transport.download(KEY, download));
     mem.phase("import");
     const [imported, importMs] = await timed(async () => {
-      // The download is scratch (deleted right after), so its files may move into the fold.
-      const s = await LevelSnapshotStore.import(download, w(`imported-${r}`), { transfer: "move" });
+      // The download is private scratch (deleted right after) whose every file `download`
+      // hashed against this manifest as it wrote it: its files move into the fold without a
+      // second hashing pass, as `importRemote` does.
+      const s = await LevelSnapshotStore.import(download, w(`imported-${r}`), {
+        transfer: "move",
+        hashesVerified: true,
+      });
       await rm(download, { recursive: true, force: true });
       return s;
     });
