@@ -59,19 +59,50 @@ function checkExporter(exporter: unknown): void {
   if (problem) throw invalidArgument(`exporter ${JSON.stringify(exporter.slice(0, 80))} ${problem}`);
 }
 
-/** Streams `path` through SHA-256; returns its size and lowercase hex digest. */
+/** Bytes per read of {@link hashFile}. */
+const HASH_CHUNK = 1 << 20;
+/** Read buffer pairs kept for reuse between {@link hashFile} calls (a few may run at once). */
+const spareHashBuffers: Buffer[][] = [];
+
+/**
+ * Reads `path` through SHA-256; returns its size and lowercase hex digest. Double-buffered
+ * into reused buffers: the next chunk is read on the thread pool while this one is hashed,
+ * and no buffer is allocated per chunk (a stream's fresh 1 MiB chunks made the garbage
+ * collector a sixth of an export's time).
+ */
 export async function hashFile(
   path: string,
-  opts: { signal?: AbortSignal } = {},
+  opts: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},
 ): Promise<{ size: number; sha256: string }> {
-  const hash = createHash("sha256");
-  let size = 0;
-  const stream = createReadStream(path, { highWaterMark: 1 << 20, signal: opts.signal });
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    size += chunk.length;
+  const { signal, onBytes } = opts;
+  throwIfAborted(signal, `hashing ${path}`);
+  const fh = await open(path, "r");
+  const buffers = spareHashBuffers.pop() ?? [Buffer.allocUnsafeSlow(HASH_CHUNK), Buffer.allocUnsafeSlow(HASH_CHUNK)];
+  let reading: Promise<{ bytesRead: number }> | undefined;
+  try {
+    const hash = createHash("sha256");
+    let size = 0;
+    let which = 0;
+    reading = fh.read(buffers[0] as Buffer, 0, HASH_CHUNK, 0);
+    for (;;) {
+      const { bytesRead } = await reading;
+      reading = undefined;
+      if (bytesRead === 0) break;
+      throwIfAborted(signal, `hashing ${path}`);
+      const current = buffers[which] as Buffer;
+      size += bytesRead;
+      which ^= 1;
+      reading = fh.read(buffers[which] as Buffer, 0, HASH_CHUNK, size);
+      hash.update(current.subarray(0, bytesRead));
+      onBytes?.(bytesRead);
+    }
+    return { size, sha256: hash.digest("hex") };
+  } finally {
+    // A read still in flight (abort) must finish before its buffer is reused or the file closed.
+    await reading?.catch(() => {});
+    await fh.close();
+    if (spareHashBuffers.length < 4) spareHashBuffers.push(buffers);
   }
-  return { size, sha256: hash.digest("hex") };
 }
 
 /**
@@ -389,15 +420,7 @@ async function placeHashing(
     onBytes(known.size);
     return known;
   }
-  const hash = createHash("sha256");
-  let size = 0;
-  const stream = createReadStream(to, { highWaterMark: 1 << 20, signal });
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    size += chunk.length;
-    onBytes(chunk.length);
-  }
-  return { size, sha256: hash.digest("hex") };
+  return hashFile(to, { ...(signal ? { signal } : {}), onBytes });
 }
 
 /** Copies `from` to `to` while hashing; returns size and digest. */
