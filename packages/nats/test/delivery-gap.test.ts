@@ -6,8 +6,18 @@
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 import { hasNats } from "@slipstream/testkit";
-import { afterEach, describe, expect, it } from "vitest";
-import { bucketName, connectTo, consumerCount, enc, type NatsServerHandle, show, startNats, take } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import {
+  bucketName,
+  connectTo,
+  consumerCount,
+  enc,
+  type NatsServerHandle,
+  show,
+  startNats,
+  take,
+  useCleanups,
+} from "./helpers.js";
 
 const CRLF = Buffer.from("\r\n");
 
@@ -79,13 +89,7 @@ class DroppingProxy {
 }
 
 describe.skipIf(!hasNats("any"))("a message lost on the way to the client", () => {
-  const cleanups: (() => Promise<unknown>)[] = [];
-  afterEach(async () => {
-    while (cleanups.length)
-      await cleanups
-        .pop()?.()
-        .catch(() => {});
-  });
+  const cleanups = useCleanups();
 
   for (const scope of [{ kind: "all" }, { kind: "prefix", prefix: "k." }] as const) {
     it(`is re-delivered in order during a state-sync and while live (${scope.kind} watch)`, async () => {

@@ -1,7 +1,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { SlipstreamError } from "@slipstream/core";
 import { hasNats, waitFor } from "@slipstream/testkit";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { NatsConnection } from "../src/index.js";
 import { FIRST_PULL } from "../src/watcher.js";
 import {
@@ -16,16 +16,11 @@ import {
   show,
   startNats,
   take,
+  useCleanups,
 } from "./helpers.js";
 
 describe.skipIf(!hasNats("any"))("watch under faults", () => {
-  const cleanups: (() => Promise<unknown>)[] = [];
-  afterEach(async () => {
-    while (cleanups.length)
-      await cleanups
-        .pop()?.()
-        .catch(() => {});
-  });
+  const cleanups = useCleanups();
   async function setup(
     stallMs = 4000,
   ): Promise<{ server: NatsServerHandle; conn: NatsConnection; admin: NatsConnection }> {

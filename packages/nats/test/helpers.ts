@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { type ConsumerInfo, jetstreamManager } from "@nats-io/jetstream";
 import type { KvUpdate } from "@slipstream/core";
 import { type NatsServerHandle, startNats } from "@slipstream/testkit";
+import { afterEach } from "vitest";
 import { type ConnectOptions, connect, type NatsConnection, type StoreConfig } from "../src/index.js";
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -76,4 +77,16 @@ export async function consumerInfos(conn: NatsConnection, bucket: string): Promi
 /** Names of the consumers on a bucket's stream. */
 export async function consumerNames(conn: NatsConnection, bucket: string): Promise<string[]> {
   return (await consumerInfos(conn, bucket)).map((c) => c.name);
+}
+
+/**
+ * Teardown steps run after each test, last registered first, failures ignored. Call at the
+ * top of a file or `describe`; push closers onto the returned list.
+ */
+export function useCleanups(): (() => Promise<unknown>)[] {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+  });
+  return cleanups;
 }

@@ -1,11 +1,8 @@
 import { hasNats } from "@slipstream/testkit";
-import { afterEach, describe, expect, it } from "vitest";
-import { bucketName, connectTo, consumerInfos, enc, show, startNats, take } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { bucketName, connectTo, consumerInfos, enc, show, startNats, take, useCleanups } from "./helpers.js";
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = useCleanups();
 
 describe.skipIf(!hasNats("any"))("herd control", () => {
   it("50 watchers through a server restart: consumers return to 50, re-creations are spread, no update lost", async () => {

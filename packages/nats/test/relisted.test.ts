@@ -1,11 +1,8 @@
 import { hasNats, waitFor } from "@slipstream/testkit";
-import { afterEach, describe, expect, it } from "vitest";
-import { bucketName, connectTo, enc, show, startNats, take } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { bucketName, connectTo, enc, show, startNats, take, useCleanups } from "./helpers.js";
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = useCleanups();
 
 async function setup() {
   const server = await startNats();
