@@ -31,6 +31,8 @@ async function rawTailApply(
   const db = new Level<Buffer, Uint8Array>(dir, { keyEncoding: "buffer", valueEncoding: "view" });
   await db.open();
   const ops: { put: boolean; key: Buffer; i: number }[] = [];
+  // The fold's own key layout (snapshot-leveldb's format: "!data!" + key), so the raw
+  // lookups find the imported entries.
   const dataKey = (i: number): Buffer => Buffer.from(`!data!${keyOf(i)}`, "utf8");
   for (let n = 0; n < puts; n++) ops.push({ put: true, key: dataKey(n), i: n });
   for (let n = 0; n < deletes; n++) ops.push({ put: false, key: dataKey(entries - 1 - n), i: entries - 1 - n });
