@@ -1,7 +1,7 @@
 /**
  * Exit codes (stable: scripts match on them) and the mapping of failures onto them.
  */
-import { SlipstreamError } from "@slipstream/core";
+import { isArtifactRefusal, SlipstreamError } from "@slipstream/core";
 
 /** The exit codes of every `slipstream` command. */
 export const EXIT = {
@@ -44,24 +44,6 @@ export class CliError extends Error {
 /** Shorthand for a usage error. */
 export function usage(message: string): CliError {
   return new CliError(EXIT.USAGE, "USAGE", message);
-}
-
-/** The codes a trust or decryption refusal carries (reported as a problem with the artifact). */
-export const TRUST_CODES = [
-  "ARTIFACT_UNSIGNED",
-  "SIGNATURE_INVALID",
-  "SIGNER_UNTRUSTED",
-  "SIGNER_EXPIRED",
-  "DECRYPTION_FAILED",
-  "CHUNK_CORRUPTED",
-] as const;
-
-/** True for a refusal of the artifact itself (invalid, untrusted, undecryptable, corrupt). */
-export function isArtifactRefusal(err: unknown): err is SlipstreamError {
-  return (
-    SlipstreamError.is(err) &&
-    (err.code === "ARTIFACT_INVALID" || (TRUST_CODES as readonly string[]).includes(err.code))
-  );
 }
 
 /** The exit code and stable code of any failure. */

@@ -40,6 +40,26 @@ export const ErrorCodes = [
 /** One of {@link ErrorCodes}. */
 export type ErrorCode = (typeof ErrorCodes)[number];
 
+/**
+ * The codes of a refusal of an artifact itself rather than of the operation: an invalid or
+ * hostile artifact, a missing, bad, untrusted or expired signature, a payload that cannot
+ * be decrypted, a chunk that stays corrupt. Retrying the same artifact cannot succeed.
+ */
+export const ARTIFACT_REFUSAL_CODES: readonly ErrorCode[] = [
+  "ARTIFACT_INVALID",
+  "ARTIFACT_UNSIGNED",
+  "SIGNATURE_INVALID",
+  "SIGNER_UNTRUSTED",
+  "SIGNER_EXPIRED",
+  "DECRYPTION_FAILED",
+  "CHUNK_CORRUPTED",
+];
+
+/** True when `err` is a refusal of the artifact itself (one of {@link ARTIFACT_REFUSAL_CODES}). */
+export function isArtifactRefusal(err: unknown): err is SlipstreamError {
+  return SlipstreamError.is(err) && ARTIFACT_REFUSAL_CODES.includes(err.code);
+}
+
 // A registry-wide symbol, so two copies of @slipstream/core in one process still agree
 // on what a SlipstreamError is (instanceof alone breaks across duplicate packages).
 const BRAND: unique symbol = Symbol.for("@slipstream/core/SlipstreamError") as never;

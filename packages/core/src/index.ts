@@ -17,7 +17,14 @@ export {
 export { abortedError, collect, DEFAULT_TIMEOUT_MS, runUnder, sleep, throwIfAborted, withTimeout } from "./async.js";
 export { WatchCursor } from "./cursor.js";
 export type { ErrorCode } from "./errors.js";
-export { artifactInvalid, ErrorCodes, invalidArgument, SlipstreamError } from "./errors.js";
+export {
+  ARTIFACT_REFUSAL_CODES,
+  artifactInvalid,
+  ErrorCodes,
+  invalidArgument,
+  isArtifactRefusal,
+  SlipstreamError,
+} from "./errors.js";
 export type { FoldScope } from "./fold-scope.js";
 export {
   assertScopeCovers,

@@ -1,4 +1,4 @@
-import { ErrorCodes, SlipstreamError } from "@slipstream/core";
+import { ARTIFACT_REFUSAL_CODES, ErrorCodes, isArtifactRefusal, SlipstreamError } from "@slipstream/core";
 import { describe, expect, it } from "vitest";
 
 describe("SlipstreamError", () => {
@@ -50,5 +50,16 @@ describe("SlipstreamError", () => {
     expect(ErrorCodes).toContain("ARTIFACT_UNSIGNED");
     expect(ErrorCodes).toContain("CHUNK_CORRUPTED");
     expect(new Set(ErrorCodes).size).toBe(21);
+  });
+
+  it("tells a refusal of the artifact itself from other failures", () => {
+    for (const code of ARTIFACT_REFUSAL_CODES) {
+      expect(ErrorCodes).toContain(code);
+      expect(isArtifactRefusal(new SlipstreamError(code, "x"))).toBe(true);
+    }
+    expect(isArtifactRefusal(new SlipstreamError("SIGNER_EXPIRED", "x"))).toBe(true);
+    expect(isArtifactRefusal(new SlipstreamError("BACKEND", "x"))).toBe(false);
+    expect(isArtifactRefusal(new SlipstreamError("SCOPE_NOT_COVERED", "x"))).toBe(false);
+    expect(isArtifactRefusal(new Error("ARTIFACT_INVALID"))).toBe(false);
   });
 });

@@ -6,12 +6,13 @@ import {
   cursorRank,
   describeScope,
   type ExportManifest,
+  isArtifactRefusal,
   SlipstreamError,
   TEMP_PREFIX,
   verifyArtifact,
 } from "@slipstream/core";
 import { BACKEND_ID, LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
-import { CliError, EXIT, type ExitCode, isArtifactRefusal } from "../exit.js";
+import { CliError, EXIT, type ExitCode } from "../exit.js";
 import { type CliIo, formatBytes, printFields, printJson, println } from "../output.js";
 import { progressBar } from "../progress.js";
 import { pickArtifact } from "../remote.js";
