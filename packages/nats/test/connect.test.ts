@@ -1,7 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { inspect } from "node:util";
-import { nkeys } from "@nats-io/nats-core";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
 import { freePort, hasNats, natsOperatorConfig, natsUntrustedCreds, natsUserCreds, tempDir } from "@slipstream/testkit";
@@ -68,17 +67,7 @@ describe.skipIf(!hasNats("any"))("connect with user/pass", () => {
   });
 
   it("creds and credsFile take priority over valid user/pass (the server then sees a JWT, not the password)", async () => {
-    const user = nkeys.createUser();
-    const creds = [
-      "-----BEGIN NATS USER JWT-----",
-      "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.eyJzdWIiOiJ4In0.c2ln",
-      "------END NATS USER JWT------",
-      "",
-      "-----BEGIN USER NKEY SEED-----",
-      new TextDecoder().decode(user.getSeed()),
-      "------END USER NKEY SEED------",
-      "",
-    ].join("\n");
+    const creds = natsUntrustedCreds();
     const viaText = await connect({ servers: server.url, creds, user: "alice", pass: SECRET, timeoutMs: 5000 }).catch(
       (e) => e,
     );

@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { MANIFEST_FILE, readManifest, SlipstreamError } from "@slipstream/core";
+import { MANIFEST_FILE, readManifest, SlipstreamError, type WatchScope } from "@slipstream/core";
 import { MemorySnapshotStore } from "@slipstream/fold";
 import { tempDir } from "@slipstream/testkit";
 import {
@@ -64,13 +64,15 @@ async function publish(w: Awaited<ReturnType<typeof world>>, fold: MemorySnapsho
   });
 }
 
-const bootstrap = (w: Awaited<ReturnType<typeof world>>, name: string, key = "k") =>
+/** A new node `name` bootstraps from key "k" (for `scope` only, when given). */
+const bootstrap = (w: Awaited<ReturnType<typeof world>>, name: string, scope?: WatchScope) =>
   importRemote({
     transport: w.transport,
-    key,
+    key: "k",
     scratchDir: w.scratch,
     destDir: join(w.nodes, name),
-    open: (artifactDir, destDir) => MemorySnapshotStore.import(artifactDir, destDir),
+    ...(scope ? { scope } : {}),
+    open: (artifactDir, destDir, hints) => MemorySnapshotStore.import(artifactDir, destDir, hints),
   });
 
 describe("importRemote", () => {
@@ -109,14 +111,7 @@ describe("importRemote", () => {
     if (round.outcome === "skipped") throw new Error("unreachable");
     expect(round.manifest.scope).toEqual(["route.1"]);
     w.store.calls.length = 0;
-    const wider = await importRemote({
-      transport: w.transport,
-      key: "k",
-      scratchDir: w.scratch,
-      destDir: join(w.nodes, "wide"),
-      scope: { kind: "prefix", prefix: "route." },
-      open: (a, d, hints) => MemorySnapshotStore.import(a, d, hints),
-    }).catch((e: unknown) => e);
+    const wider = await bootstrap(w, "wide", { kind: "prefix", prefix: "route." }).catch((e: unknown) => e);
     expect(SlipstreamError.is(wider, "SCOPE_NOT_COVERED"), String(wider)).toBe(true);
     expect(w.store.calls.filter((c) => c.startsWith("get "))).toEqual([]);
     expect(await readdir(w.nodes)).toEqual([]);
@@ -126,14 +121,7 @@ describe("importRemote", () => {
     expect(await readdir(w.nodes)).toEqual([]);
     expect(await readdir(w.scratch)).toEqual([]);
     // A node within the artifact's scope bootstraps with exactly its keys.
-    const narrow = await importRemote({
-      transport: w.transport,
-      key: "k",
-      scratchDir: w.scratch,
-      destDir: join(w.nodes, "narrow"),
-      scope: { kind: "prefix", prefix: "route.1" },
-      open: (a, d, hints) => MemorySnapshotStore.import(a, d, hints),
-    });
+    const narrow = await bootstrap(w, "narrow", { kind: "prefix", prefix: "route.1" });
     expect((await dump(narrow)).map(([k]) => k)).toEqual([
       "route.1",
       ...Array.from({ length: 10 }, (_, i) => `route.1${i}`),
