@@ -212,6 +212,10 @@ export async function benchBootstrap(o: BenchOptions): Promise<BenchResult> {
       msPerRound: perRound.join(", "),
       replayDelivered: replay.delivered,
       payloadBytes: published.payloadBytes,
+      // Node A (not timed above): waiting for its compaction backlog, then exporting.
+      exporterQuiesceMs: published.quiesceMs,
+      exporterQuiesced: published.quiesced ? "yes" : "no (timed out)",
+      exporterExportMs: published.exportMs,
     },
     checks: [
       check("artifact published", "published", published.outcome),

@@ -7,6 +7,7 @@ import { fork } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { WatchCursor } from "@slipstream/core";
+import { DEFAULT_EXPORT_QUIESCE_MS } from "@slipstream/fold";
 import { connect } from "@slipstream/nats";
 import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 import { ArtifactTransport } from "@slipstream/transport";
@@ -45,6 +46,11 @@ export interface Published {
   readonly cursor: string;
   readonly outcome: string;
   readonly payloadBytes: number;
+  /** Node A waiting for its fold to quiesce before the export (ms), and whether it did. */
+  readonly quiesceMs: number;
+  readonly quiesced: boolean;
+  /** Node A's exportTo after that (ms). */
+  readonly exportMs: number;
 }
 
 /** What a "fold" side task answers (JSON). */
@@ -112,7 +118,14 @@ async function run(task: SideTask): Promise<string> {
       const a = await LevelSnapshotStore.open(task.foldDir);
       try {
         await foldToHead(kv, a, BigInt(task.head));
+        // As a fleet's exporter does (AppliedWatch.requestExport, through runExportRound):
+        // wait for the fold's compaction backlog first, so importers do not inherit it.
+        const tq = performance.now();
+        const quiesced = await a.quiesce({ timeoutMs: DEFAULT_EXPORT_QUIESCE_MS });
+        const quiesceMs = performance.now() - tq;
+        const te = performance.now();
         const manifest = await a.exportTo(task.artifactDir);
+        const exportMs = performance.now() - te;
         const transport = new ArtifactTransport(new FsBlobStore(task.remoteDir), { prefix: task.prefix });
         const uploaded = await transport.upload(task.key, task.artifactDir);
         await rm(task.artifactDir, { recursive: true, force: true });
@@ -120,6 +133,9 @@ async function run(task: SideTask): Promise<string> {
           cursor: String(manifest.cursor.revision ?? "none"),
           outcome: uploaded.outcome,
           payloadBytes: manifest.files.reduce((n, f) => n + f.size, 0),
+          quiesceMs,
+          quiesced,
+          exportMs,
         };
         return JSON.stringify(answer);
       } finally {

@@ -108,6 +108,7 @@ export type {
   OpOptions,
   Progress,
   ProgressFn,
+  QuiesceOptions,
   SnapshotImporter,
   SnapshotStore,
   WatchOptions,

@@ -232,6 +232,22 @@ export interface ExportOptions extends OpOptions {
    * @defaultValue everything the fold holds
    */
   scope?: WatchScope;
+  /**
+   * Before exporting, wait up to this many milliseconds for the store's background
+   * maintenance to finish ({@link SnapshotStore.quiesce}: LevelDB's queued compactions), so
+   * the artifact ships a settled file set and every node that imports it starts without the
+   * exporter's compaction backlog. 0 exports at once. Stores without `quiesce` ignore it.
+   * A store's `exportTo` waits before it pauses applies; `AppliedWatch.requestExport` waits
+   * before it pauses the watch, and defaults to 10 000.
+   * @defaultValue 0
+   */
+  quiesceMs?: number;
+}
+
+/** Options of {@link SnapshotStore.quiesce}. */
+export interface QuiesceOptions extends OpOptions {
+  /** Give up waiting after this many milliseconds (resolving to false). @defaultValue 10 000 */
+  timeoutMs?: number;
 }
 
 /**
@@ -262,6 +278,12 @@ export interface SnapshotStore {
    * `destDir` (absent or empty), atomically. The caller keeps `apply` paused meanwhile.
    */
   exportTo(destDir: string, opts?: ExportOptions): Promise<ExportManifest>;
+  /**
+   * Optional: resolves once the store has no background maintenance queued (for LevelDB, no
+   * compaction due), true, or false once `timeoutMs` passed first. Applies may go on
+   * meanwhile. Exports call it when asked to ({@link ExportOptions.quiesceMs}).
+   */
+  quiesce?(opts?: QuiesceOptions): Promise<boolean>;
   close(): Promise<void>;
 }
 

@@ -20,4 +20,4 @@ export type {
   RetryOptions,
   WatchAppliedOptions,
 } from "./watch-applied.js";
-export { watchApplied } from "./watch-applied.js";
+export { DEFAULT_EXPORT_QUIESCE_MS, watchApplied } from "./watch-applied.js";

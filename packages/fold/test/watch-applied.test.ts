@@ -1,9 +1,9 @@
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { KvUpdate } from "@slipstream/core";
+import type { ExportManifest, ExportOptions, KvUpdate } from "@slipstream/core";
 import { SlipstreamError, VersionToken, WatchCursor } from "@slipstream/core";
 import type { AppliedWatch } from "@slipstream/fold";
-import { dumpStore, MemorySnapshotStore, watchApplied } from "@slipstream/fold";
+import { DEFAULT_EXPORT_QUIESCE_MS, dumpStore, MemorySnapshotStore, watchApplied } from "@slipstream/fold";
 import { tempDir, waitFor } from "@slipstream/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import { FlakyStore } from "./helpers/flaky-store.js";
@@ -832,6 +832,47 @@ describe("watchApplied exports", () => {
     // With nothing pending the export still runs at the same cursor.
     const again = await w.requestExport(join(dir.path, "artifact2"));
     expect(again.cursor.revision).toBe(2n);
+  });
+
+  it("requestExport waits for the store to quiesce while the watch goes on applying, then exports", async () => {
+    await using dir = await tempDir("slipstream-fold-export-");
+    const kv = new LogKv();
+    const events: string[] = [];
+    // A store whose background work ends only once revision 3 is committed: the export
+    // waits for it, and the watch must keep applying meanwhile for it to end at all.
+    class Busy extends MemorySnapshotStore {
+      async quiesce(opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<boolean> {
+        events.push(`quiesce ${opts?.timeoutMs}`);
+        await waitFor(() => (this.cursor.revision ?? 0n) >= 3n, { message: "applied while quiescing" });
+        events.push("quiet");
+        return true;
+      }
+      override exportTo(destDir: string, opts?: ExportOptions): Promise<ExportManifest> {
+        events.push(`export quiesceMs=${String(opts?.quiesceMs)}`);
+        return super.exportTo(destDir, opts);
+      }
+    }
+    const store = new Busy();
+    const w = track(
+      watchApplied({ watcher: kv, scope: ALL, store, batch: { windowMs: 1 }, parse: (u) => u, apply: () => {} }),
+    );
+    kv.put("a", "1");
+    await waitFor(() => rev(w.cursor) === 1n, { message: "first flush" });
+    const exporting = w.requestExport(join(dir.path, "artifact"));
+    kv.put("b", "2");
+    kv.put("c", "3");
+    const manifest = await exporting;
+    expect(events).toEqual([`quiesce ${DEFAULT_EXPORT_QUIESCE_MS}`, "quiet", "export quiesceMs=undefined"]);
+    expect(manifest.cursor.revision).toBe(3n);
+
+    // quiesceMs: 0 exports at once; a bad value is refused before anything runs.
+    events.length = 0;
+    await w.requestExport(join(dir.path, "now"), { quiesceMs: 0 });
+    expect(events).toEqual(["export quiesceMs=undefined"]);
+    await expect(w.requestExport(join(dir.path, "bad"), { quiesceMs: -1 })).rejects.toSatisfy((e) =>
+      SlipstreamError.is(e, "INVALID_ARGUMENT"),
+    );
+    expect(events).toEqual(["export quiesceMs=undefined"]);
   });
 
   it("export errors reach the caller only; the watch goes on", async () => {

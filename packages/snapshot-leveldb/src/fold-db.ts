@@ -368,9 +368,33 @@ export class FoldDb {
     return out;
   }
 
+  /**
+   * Whether LevelDB has compaction work queued: its own size-triggered scores, computed
+   * from the current version's files (`leveldb.sstables`) as LevelDB does — level 0 by file
+   * count over {@link L0_COMPACTION_TRIGGER}, level n ≥ 1 by bytes over its target (10 MiB
+   * × 10^(n−1)); a score of 1 or more means a compaction is due or running.
+   */
+  compactionBacklog(): boolean {
+    return compactionBacklogOf((this.#db as unknown as ClassicExtras).getProperty("leveldb.sstables"));
+  }
+
   /** Approximate bytes on disk of the whole fold. */
   async approximateSize(): Promise<number> {
     return (this.#db as unknown as ClassicExtras).approximateSize(ALL_START, ALL_END);
+  }
+
+  /**
+   * Writes the memtable into a level-0 table (and starts a fresh write-ahead log): LevelDB
+   * flushes it at the start of every manual compaction, and this one's range holds no key,
+   * so nothing else is compacted. A checkpoint taken afterwards carries an empty log, which
+   * the importer has nothing to replay from.
+   */
+  async flushMemtable(): Promise<void> {
+    try {
+      await (this.#db as unknown as ClassicExtras).compactRange(ALL_END, ALL_END);
+    } catch (err) {
+      throw mapLevelError(err, `flushing the memtable of ${this.dir}`);
+    }
   }
 
   /** Full manual compaction of the fold's key space. */
@@ -385,6 +409,41 @@ export class FoldDb {
   async close(): Promise<void> {
     await this.#db.close();
   }
+}
+
+/** LevelDB's `kL0_CompactionTrigger`: level 0 compacts from this many files on. */
+export const L0_COMPACTION_TRIGGER = 4;
+/** LevelDB's `kNumLevels`; the last level is never compacted further. */
+const LEVELS = 7;
+/** LevelDB's target size of level 1 (`MaxBytesForLevel(1)`), ×10 per further level. */
+const LEVEL1_BYTES = 10 * 1048576;
+
+/**
+ * {@link FoldDb.compactionBacklog} of a `leveldb.sstables` listing: lines `--- level N ---`
+ * followed by one ` <number>:<size>[<smallest> .. <largest>]` line per table.
+ */
+export function compactionBacklogOf(sstables: string): boolean {
+  const files = new Array<number>(LEVELS).fill(0);
+  const bytes = new Array<number>(LEVELS).fill(0);
+  let level = -1;
+  for (const line of sstables.split("\n")) {
+    const header = /^--- level (\d+) ---$/.exec(line);
+    if (header) {
+      level = Number(header[1]);
+      continue;
+    }
+    const table = /^\s*\d+:(\d+)\[/.exec(line);
+    if (table && level >= 0 && level < LEVELS) {
+      files[level] = (files[level] ?? 0) + 1;
+      bytes[level] = (bytes[level] ?? 0) + Number(table[1]);
+    }
+  }
+  if ((files[0] ?? 0) >= L0_COMPACTION_TRIGGER) return true;
+  let target = LEVEL1_BYTES;
+  for (let l = 1; l < LEVELS - 1; l++, target *= 10) {
+    if ((bytes[l] ?? 0) >= target) return true;
+  }
+  return false;
 }
 
 /** What {@link inspectFold} found in a copied fold. */

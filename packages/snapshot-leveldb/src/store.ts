@@ -14,12 +14,15 @@ import {
   type KvUpdate,
   type Logger,
   type ProgressFn,
+  type QuiesceOptions,
   resolveExportScope,
   resolveImportScope,
   SlipstreamError,
   type SnapshotStore,
   sameScope,
   silentLogger,
+  sleep,
+  throwIfAborted,
   VersionToken,
   verifyAndStageImport,
   WatchCursor,
@@ -117,6 +120,17 @@ function checkKey(key: string, where: string): void {
       "INVALID_ARGUMENT",
       `${where} ${JSON.stringify(key)} contains a lone surrogate; keys must be valid Unicode`,
     );
+  }
+}
+
+/** How often {@link LevelSnapshotStore.quiesce} looks at LevelDB's file set (ms). */
+const QUIESCE_POLL_MS = 20;
+/** {@link QuiesceOptions.timeoutMs}'s default. */
+const DEFAULT_QUIESCE_MS = 10_000;
+
+function checkWaitMs(value: number | undefined, what: string): void {
+  if (value !== undefined && !(typeof value === "number" && Number.isFinite(value) && value >= 0)) {
+    throw new TypeError(`${what} must be a finite number ≥ 0`);
   }
 }
 
@@ -497,19 +511,63 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
    * the live store's, then sealed (hashes, manifest last) and renamed into place in one
    * step. On failure nothing appears at `destDir`.
    */
-  exportTo(destDir: string, opts: ExportOptions = {}): Promise<ExportManifest> {
-    if (typeof destDir !== "string" || destDir.length === 0) {
-      return Promise.reject(new TypeError("destDir must be a non-empty string"));
-    }
-    if (this.#closed) return Promise.reject(closedError(this.directory));
-    let scope: FoldScope;
-    try {
-      scope = resolveExportScope(this.#scope, opts.scope);
-    } catch (err) {
-      return Promise.reject(err);
+  async exportTo(destDir: string, opts: ExportOptions = {}): Promise<ExportManifest> {
+    if (typeof destDir !== "string" || destDir.length === 0) throw new TypeError("destDir must be a non-empty string");
+    checkWaitMs(opts.quiesceMs, "quiesceMs");
+    if (this.#closed) throw closedError(this.directory);
+    const scope = resolveExportScope(this.#scope, opts.scope);
+    // Quiesce before taking the turn: applies go on while LevelDB compacts.
+    if ((opts.quiesceMs ?? 0) > 0) {
+      await this.quiesce({ timeoutMs: opts.quiesceMs, ...(opts.signal !== undefined ? { signal: opts.signal } : {}) });
     }
     if (!sameScope(scope, this.#scope)) return this.#exclusive(() => this.#exportScopedNow(destDir, scope ?? [], opts));
     return this.#exclusive(() => this.#exportNow(destDir, opts));
+  }
+
+  /**
+   * Flushes LevelDB's memtable into a table, then waits until no compaction is due — level 0
+   * below its compaction trigger and every level within its target size, LevelDB's own rule
+   * — polling the live file set every {@link QUIESCE_POLL_MS} ms, for at most `timeoutMs`.
+   * Applies and reads go on meanwhile. A fold just loaded in bulk carries a backlog of
+   * compactions and a full memtable; an artifact exported from it hands both to every node
+   * that imports it, whose LevelDB then replays the log and compacts while the node catches
+   * up. Exports quiesce first when asked ({@link ExportOptions.quiesceMs};
+   * `AppliedWatch.requestExport` does by default).
+   *
+   * @returns true once quiet; false when `timeoutMs` passed first or the store closed
+   * @throws SlipstreamError `ABORTED` when `signal` aborts
+   */
+  async quiesce(opts: QuiesceOptions = {}): Promise<boolean> {
+    checkWaitMs(opts.timeoutMs, "timeoutMs");
+    const deadline = performance.now() + (opts.timeoutMs ?? DEFAULT_QUIESCE_MS);
+    throwIfAborted(opts.signal, "quiesce");
+    if (this.#closed) return false;
+    // Not serialised with applies; close() waits for it. LevelDB runs it after a compaction in
+    // progress, so it is waited for only until the deadline.
+    let flush: { done: boolean; error?: unknown } = { done: false };
+    const flushing = this.#fold.flushMemtable().then(
+      () => {
+        flush = { done: true };
+      },
+      (error: unknown) => {
+        flush = { done: true, error };
+      },
+    );
+    this.#background.add(flushing);
+    void flushing.finally(() => this.#background.delete(flushing));
+    for (;;) {
+      throwIfAborted(opts.signal, "quiesce");
+      if (flush.error !== undefined) throw flush.error;
+      if (this.#closed) return false;
+      if (flush.done && !this.#fold.compactionBacklog()) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        this.#logger.debug("LevelDB fold still has compactions queued", { dir: this.directory });
+        return false;
+      }
+      const nap = sleep(Math.min(QUIESCE_POLL_MS, left), opts.signal);
+      await (flush.done ? nap : Promise.race([nap, flushing]));
+    }
   }
 
   /**
