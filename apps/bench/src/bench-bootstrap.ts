@@ -11,7 +11,7 @@ import { FsBlobStore } from "@slipstream/transport-fs";
 import { Level } from "level";
 import { keyOf, valueFor } from "./data.js";
 import { type FoldRun, foldToHead } from "./fold.js";
-import { largestFile, run } from "./fsutil.js";
+import { largestFile, quietDisk, run } from "./fsutil.js";
 import { RssSampler } from "./memory.js";
 import { openNats, seed, writeTail } from "./nats.js";
 import type { BenchOptions } from "./options.js";
@@ -98,6 +98,7 @@ export async function benchBootstrap(o: BenchOptions): Promise<BenchResult> {
   // phase should be each phase's own.
   for (let r = 0; r < o.rounds; r++) {
     o.log?.(`bootstrap: round ${r + 1}/${o.rounds}: node B imports and resumes`);
+    await quietDisk();
     mem.phase("importRemote");
     const tb = performance.now();
     const b = await importRemote({
@@ -132,6 +133,7 @@ export async function benchBootstrap(o: BenchOptions): Promise<BenchResult> {
   let payloadCopyMs = Number.POSITIVE_INFINITY;
   for (let r = 0; r < o.rounds; r++) {
     const copy = w(`payload-copy-${r}`);
+    await quietDisk();
     const t = performance.now();
     await run("cp", [payload, copy]);
     await run("openssl", ["dgst", "-sha256", copy]);
@@ -147,6 +149,7 @@ export async function benchBootstrap(o: BenchOptions): Promise<BenchResult> {
   let rawTailMs = Number.POSITIVE_INFINITY;
   for (let r = 0; r < o.rounds; r++) {
     const dest = w(`raw-tail-${r}`);
+    await quietDisk();
     const fresh = await importRemote({
       transport,
       key: KEY,
@@ -167,6 +170,7 @@ export async function benchBootstrap(o: BenchOptions): Promise<BenchResult> {
   }
   for (let r = 0; r < o.rounds; r++) {
     o.log?.(`bootstrap: round ${r + 1}/${o.rounds}: node C replays`);
+    await quietDisk();
     mem.phase("baseline");
     const c = await LevelSnapshotStore.open(w(`node-c-${r}`));
     const full = await foldToHead(nats.kv, c, tail.head);

@@ -9,7 +9,7 @@ import { LevelSnapshotStore } from "@slipstream/snapshot-leveldb";
 import { tempDir } from "@slipstream/testkit";
 import { ArtifactTransport } from "@slipstream/transport";
 import { FsBlobStore } from "@slipstream/transport-fs";
-import { dirBytes, run } from "./fsutil.js";
+import { dirBytes, quietDisk, run } from "./fsutil.js";
 import { RssSampler } from "./memory.js";
 import type { BenchOptions } from "./options.js";
 import { type BenchResult, type Check, check, timeRatio } from "./result.js";
@@ -61,6 +61,7 @@ export async function benchTransfer(o: BenchOptions): Promise<BenchResult> {
     o.log?.(`transfer: round ${r + 1}/${o.rounds}`);
     const artifact = w(`artifact-${r}`);
     const download = w(`download-${r}`);
+    await quietDisk();
     mem.phase("export");
     const [m, exportMs] = await timed(() => source.exportTo(artifact));
     mem.phase("upload");
@@ -114,6 +115,7 @@ export async function benchTransfer(o: BenchOptions): Promise<BenchResult> {
     }
     await rm(w(`imported-${r}`), { recursive: true, force: true });
 
+    await quietDisk();
     mem.phase("baseline");
     const remote = w(`remote-raw-${r}`);
     const dest = w(`raw-dest-${r}`);
@@ -130,9 +132,10 @@ export async function benchTransfer(o: BenchOptions): Promise<BenchResult> {
 
     // The same four commands, with the two copies that must survive a crash made durable
     // (the remote object and the new fold's files: `sync FILE…` fsyncs each), as ours does.
-    mem.phase("durable-baseline");
     await mkdir(remote);
     await mkdir(dest);
+    await quietDisk();
+    mem.phase("durable-baseline");
     const [, durable] = await timed(async () => {
       await run("tar", ["-cf", w(`fold-d-${r}.tar`), "-C", w("fold"), "."]);
       await run("cp", [w(`fold-d-${r}.tar`), join(remote, "fold.tar")]);

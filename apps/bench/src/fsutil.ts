@@ -48,3 +48,17 @@ export function run(cmd: string, args: readonly string[]): Promise<void> {
     });
   });
 }
+
+/** Pause after {@link quietDisk}'s `sync` (ms). */
+const QUIET_PAUSE_MS = 500;
+
+/**
+ * Lets the disk finish what earlier phases left it (the write-back of hundreds of MiB of
+ * folds and artifacts, deletes' discards): `sync`, then a short pause. Called before each
+ * timed disk-bound phase — ours and the baselines alike — so that no measurement pays for
+ * the previous one's write-back.
+ */
+export async function quietDisk(): Promise<void> {
+  await run("sync", []);
+  await new Promise((resolve) => setTimeout(resolve, QUIET_PAUSE_MS));
+}

@@ -41,6 +41,7 @@ import {
   type WatchScope,
   withTimeout,
 } from "@slipstream/core";
+import { ackReply, fromConsumer, readAckReply } from "./ack-reply.js";
 import { type BucketContext, createWatchConsumer, streamInfo, timed, type WatchConsumerConfig } from "./context.js";
 import { keyOf, toUpdate } from "./decode.js";
 import { JS_CODES, jsApiCode } from "./errors.js";
@@ -519,6 +520,7 @@ class WatchSession {
     const created = await consumer.info(true);
     let consumerName = created.name;
     let lastDelivered = 0;
+    const ack = ackReply();
     // A resume is live from its first message; a state-sync once its re-list is drained:
     // the re-list is the first num_pending messages (counted, so a busy bucket whose pending
     // never reaches 0 still goes live), or earlier if the server reports nothing pending.
@@ -638,21 +640,29 @@ class WatchSession {
       let backlog = 0;
       for (let i = 0; i < queue.length; i++) {
         const m = queue[i] as JsMsg;
-        const info = m.info;
-        const seq = info.streamSequence;
-        const recreated = info.consumer !== consumerName;
-        const delivered = info.deliverySequence;
+        // The delivery info, read in place (nats.js's m.info allocates a dozen strings). The
+        // reply subject is on nats.js's JsMsg implementation, not on its interface.
+        const reply = String((m as JsMsg & { readonly reply?: string }).reply ?? "");
+        if (!readAckReply(reply, ack)) {
+          throw new SlipstreamError(
+            "WATCH_FAILED",
+            `watch of bucket ${ctx.bucket}: a message without JetStream delivery info (reply subject ${JSON.stringify(reply.slice(0, 200))})`,
+          );
+        }
+        const seq = ack.streamSequence;
+        const recreated = !fromConsumer(reply, ack, consumerName);
+        const delivered = ack.deliverySequence;
         if (delivered !== (recreated ? 1 : lastDelivered + 1)) {
           // A message was lost between the server and us: hand over what came before it,
           // then re-create the consumer from the last delivered sequence + 1.
           this.#abandonPull();
           this.#pullError = new DeliveryGap(
-            `delivery ${delivered} of consumer ${info.consumer} after ${recreated ? 0 : lastDelivered}`,
+            `delivery ${delivered} of consumer ${reply.slice(ack.consumerStart, ack.consumerEnd)} after ${recreated ? 0 : lastDelivered}`,
           );
           break;
         }
         if (lastSeen !== undefined && seq <= lastSeen) {
-          consumerName = info.consumer;
+          if (recreated) consumerName = reply.slice(ack.consumerStart, ack.consumerEnd);
           lastDelivered = delivered;
           continue;
         }
@@ -665,13 +675,13 @@ class WatchSession {
           }
           await this.#checkGap(BigInt(lastSeen), BigInt(seq));
         }
-        consumerName = info.consumer;
+        if (recreated) consumerName = reply.slice(ack.consumerStart, ack.consumerEnd);
         lastDelivered = delivered;
-        backlog = info.pending;
+        backlog = ack.pending;
         lastSeen = seq;
         this.#received++;
         let lastOfRelist = false;
-        if (!this.#live && (--relistLeft <= 0 || info.pending === 0)) {
+        if (!this.#live && (--relistLeft <= 0 || ack.pending === 0)) {
           this.#live = true;
           lastOfRelist = this.#onRelisted !== undefined;
         }

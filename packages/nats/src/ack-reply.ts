@@ -1,0 +1,97 @@
+/**
+ * The delivery info of a JetStream message, read from its reply subject without allocating:
+ * nats.js's `JsMsg.info` splits the subject into a dozen strings and builds an object per
+ * message, which at hundreds of thousands of messages a second is a large share of a
+ * watch's garbage.
+ *
+ * Reply subjects (stream, consumer and domain names never contain a dot):
+ * - `$JS.ACK.<stream>.<consumer>.<deliveries>.<stream seq>.<delivery seq>.<timestamp>.<pending>`
+ * - `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<deliveries>.<stream seq>.<delivery seq>.<timestamp>.<pending>.<token>…`
+ */
+
+/** What {@link readAckReply} fills in. */
+export interface AckReply {
+  /** The message's stream sequence. */
+  streamSequence: number;
+  /** Its sequence among the consumer's deliveries. */
+  deliverySequence: number;
+  /** Messages the consumer still had for us after this one. */
+  pending: number;
+  /** Where the consumer's name lies in the subject: `[consumerStart, consumerEnd)`. */
+  consumerStart: number;
+  consumerEnd: number;
+}
+
+/** A fresh {@link AckReply} to pass to {@link readAckReply} again and again. */
+export function ackReply(): AckReply {
+  return { streamSequence: 0, deliverySequence: 0, pending: 0, consumerStart: 0, consumerEnd: 0 };
+}
+
+const ACK_PREFIX = "$JS.ACK.";
+const DOT = 46;
+const ZERO = 48;
+const NINE = 57;
+/** Dots of the longest form that matter: the pending count ends at the 11th. */
+const MAX_DOTS = 11;
+const dots = new Int32Array(MAX_DOTS);
+
+/** The decimal number in `s[start, end)`, or -1 when that is empty, not all digits or not exact. */
+function digits(s: string, start: number, end: number): number {
+  if (end <= start) return -1;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (c < ZERO || c > NINE) return -1;
+    n = n * 10 + (c - ZERO);
+  }
+  return Number.isSafeInteger(n) ? n : -1;
+}
+
+/** Where token `t` (≥ 1) starts, after the dot before it. */
+function tokenStart(t: number): number {
+  return (dots[t - 1] as number) + 1;
+}
+
+/** Where token `t` ends: at the next dot, or at the end of the subject. */
+function tokenEnd(t: number, dotsSeen: number, length: number): number {
+  return t < dotsSeen && t < MAX_DOTS ? (dots[t] as number) : length;
+}
+
+/**
+ * Reads `reply` into `out`, as nats.js's `info` would (the 9-token form, or the longer one
+ * with domain and account hash).
+ * @returns false (and `out` unspecified) when `reply` is not a JetStream ack subject
+ */
+export function readAckReply(reply: string, out: AckReply): boolean {
+  if (!reply.startsWith(ACK_PREFIX)) return false;
+  let n = 0;
+  for (let i = 0; i < reply.length; i++) {
+    if (reply.charCodeAt(i) === DOT) {
+      if (n === MAX_DOTS) {
+        n++;
+        break;
+      }
+      dots[n++] = i;
+    }
+  }
+  // Tokens = dots + 1: 9 in the old form, 11 or more in the new one (more dots than
+  // MAX_DOTS count as "more").
+  let stream: number;
+  if (n === 8) stream = 2;
+  else if (n >= 10) stream = 4;
+  else return false;
+  const len = reply.length;
+  out.consumerStart = tokenStart(stream + 1);
+  out.consumerEnd = tokenEnd(stream + 1, n, len);
+  out.streamSequence = digits(reply, tokenStart(stream + 3), tokenEnd(stream + 3, n, len));
+  out.deliverySequence = digits(reply, tokenStart(stream + 4), tokenEnd(stream + 4, n, len));
+  out.pending = digits(reply, tokenStart(stream + 6), tokenEnd(stream + 6, n, len));
+  return (
+    out.consumerEnd > out.consumerStart && out.streamSequence >= 0 && out.deliverySequence >= 0 && out.pending >= 0
+  );
+}
+
+/** Whether the consumer named in `reply` (as read into `info`) is `name`. */
+export function fromConsumer(reply: string, info: AckReply, name: string): boolean {
+  return info.consumerEnd - info.consumerStart === name.length && reply.startsWith(name, info.consumerStart);
+}
