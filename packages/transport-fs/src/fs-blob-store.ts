@@ -104,7 +104,8 @@ async function openForRead(path: string, key: string): Promise<FileHandle | unde
  * ```
  */
 export class FsBlobStore implements BlobStore {
-  readonly capabilities: BlobStoreCapabilities = { conditionalWrites: true };
+  // put() writes each chunk (awaited) before it pulls the next one.
+  readonly capabilities: BlobStoreCapabilities = { conditionalWrites: true, putReadsSequentially: true };
   /** The absolute root directory. */
   readonly rootDir: string;
   readonly #staleLockMs: number;

@@ -519,6 +519,7 @@ export class ArtifactTransport {
       const chunkSize = manifest.chunkSize;
       const body = packArtifact(artifactDir, manifest, manifestBytes, {
         signal: deadline.signal,
+        reuseBuffers: this.#store.capabilities.putReadsSequentially === true,
         onBytes: (n) => {
           done += n;
           opts.onProgress?.({ phase: "upload", bytesDone: done, bytesTotal: total });

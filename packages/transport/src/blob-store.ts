@@ -80,6 +80,15 @@ export interface BlobStoreCapabilities {
    * caller opts into `allowNonAtomicPointer`.
    */
   readonly conditionalWrites: boolean;
+  /**
+   * True when {@link BlobStore.put} is done with each chunk of its body — has written or
+   * copied it, and keeps no reference — before it pulls the next one. A producer may then
+   * reuse a chunk's memory once the next chunk is pulled (the artifact upload reads files
+   * into a few reused buffers instead of a fresh one per read). Leave it unset when `put`
+   * queues chunks (as a multipart upload does).
+   * @defaultValue false
+   */
+  readonly putReadsSequentially?: boolean;
 }
 
 /**

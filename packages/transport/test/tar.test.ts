@@ -16,10 +16,16 @@ async function scratch(): Promise<string> {
   return d.path;
 }
 
-async function packToFile(artifactDir: string, out: string): Promise<void> {
+/**
+ * Packs into `out`. With `reuseBuffers`, as a sequential consumer must: each chunk is copied
+ * before the next is pulled (the chunk's memory may then be reused).
+ */
+async function packToFile(artifactDir: string, out: string, reuseBuffers = false): Promise<void> {
   const { manifest, bytes } = await readManifest(artifactDir);
   const chunks: Uint8Array[] = [];
-  for await (const c of packArtifact(artifactDir, manifest, bytes)) chunks.push(c);
+  for await (const c of packArtifact(artifactDir, manifest, bytes, { reuseBuffers })) {
+    chunks.push(reuseBuffers ? Buffer.from(c) : c);
+  }
   await writeFile(out, Buffer.concat(chunks));
 }
 
@@ -46,6 +52,59 @@ async function expectCode(p: Promise<unknown>, code: string, text?: RegExp): Pro
   expect((err as SlipstreamError).code).toBe(code);
   if (text) expect((err as SlipstreamError).message).toMatch(text);
 }
+
+describe("packArtifact reading files into reused buffers (a sequential consumer)", () => {
+  it("packs the same bytes as fresh reads, from a couple of buffers however large the files", async () => {
+    const dir = await scratch();
+    const big = Buffer.alloc(4 * 1024 * 1024 + 17);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+    await makeTestArtifact(join(dir, "a"), {
+      revision: 5n,
+      payload: big,
+      extra: { "empty.bin": new Uint8Array(), "x/small.bin": new Uint8Array([1, 2, 3]) },
+    });
+    await packToFile(join(dir, "a"), join(dir, "fresh.tar"));
+    await packToFile(join(dir, "a"), join(dir, "pooled.tar"), true);
+    expect((await readFile(join(dir, "pooled.tar"))).equals(await readFile(join(dir, "fresh.tar")))).toBe(true);
+    const { manifest, bytes } = await readManifest(join(dir, "a"));
+    await mkdir(join(dir, "out"));
+    await unpackArtifact(join(dir, "pooled.tar"), join(dir, "out"), { manifest, manifestBytes: bytes });
+    expect((await readFile(join(dir, "out", "data", "fold.snap"))).equals(big)).toBe(true);
+
+    // The big file's bytes arrive in ≥ 4 chunks whose memory comes from at most 3 buffers.
+    const seen = new Set<ArrayBufferLike>();
+    let large = 0;
+    for await (const c of packArtifact(join(dir, "a"), manifest, bytes, { reuseBuffers: true })) {
+      if (c.byteLength >= 512 * 1024) {
+        large++;
+        seen.add(c.buffer);
+      }
+    }
+    expect(large).toBeGreaterThanOrEqual(4);
+    expect(seen.size).toBeLessThanOrEqual(3);
+  });
+
+  it("refuses a file that grew or shrank, and closes every file when the consumer stops early", async () => {
+    const dir = await scratch();
+    await makeTestArtifact(join(dir, "a"), { revision: 1n });
+    await appendFile(join(dir, "a", "data", "fold.snap"), "more");
+    await expectCode(packToFile(join(dir, "a"), join(dir, "a.tar"), true), "ARTIFACT_INVALID", /grew/);
+    await makeTestArtifact(join(dir, "b"), { revision: 1n, payload: Buffer.alloc(2 * 1024 * 1024 + 5, 1) });
+    await truncate(join(dir, "b", "data", "fold.snap"), 2);
+    await expectCode(packToFile(join(dir, "b"), join(dir, "b.tar"), true), "ARTIFACT_INVALID", /declares/);
+    await makeTestArtifact(join(dir, "c"), { revision: 1n, payload: Buffer.alloc(3 * 1024 * 1024, 2) });
+    const { manifest, bytes } = await readManifest(join(dir, "c"));
+    const fds = async () => (await readdir("/proc/self/fd")).length;
+    const before = await fds();
+    for (let i = 0; i < 5; i++) {
+      let n = 0;
+      for await (const _ of packArtifact(join(dir, "c"), manifest, bytes, { reuseBuffers: true })) {
+        if (++n === 4) break;
+      }
+    }
+    expect(await fds()).toBeLessThanOrEqual(before);
+  });
+});
 
 describe("packArtifact", () => {
   it("writes MANIFEST.json, the needed directories and the declared files with normalised headers", async () => {
