@@ -76,11 +76,12 @@ export async function benchTransfer(o: BenchOptions): Promise<BenchResult> {
     mem.phase("import");
     const [imported, importMs] = await timed(async () => {
       // The download is private scratch (deleted right after) whose every file `download`
-      // hashed against this manifest as it wrote it: its files move into the fold without a
-      // second hashing pass, as `importRemote` does.
+      // hashed against this manifest and fsynced as it wrote it: its files move into the fold
+      // without a second hashing pass or fsync, as `importRemote` does.
       const s = await LevelSnapshotStore.import(download, w(`imported-${r}`), {
         transfer: "move",
         hashesVerified: true,
+        durable: true,
       });
       await rm(download, { recursive: true, force: true });
       return s;

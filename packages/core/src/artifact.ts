@@ -389,6 +389,14 @@ export interface StageImportOptions {
    * @defaultValue false
    */
   hashesVerified?: boolean;
+  /**
+   * With `transfer: "move"` only: every payload file's data is already durable (fsynced by
+   * whoever wrote it, as `importRemote`'s download does), so moved files are not fsynced one
+   * by one; the stage's directories still are, so the moves are durable. A move that falls
+   * back to a copy still fsyncs the copy.
+   * @defaultValue false
+   */
+  durable?: boolean;
 }
 
 /** How {@link verifyAndStageImport} brings payload files into the stage. */
@@ -502,6 +510,9 @@ async function verifyAndStageImportUntyped(
   const transfer = opts.transfer ?? "copy";
   // Only files moved out of a scratch download skip the second hash; a copy always hashes.
   const trusted = opts.hashesVerified === true && transfer === "move";
+  const synced = opts.durable === true && transfer === "move";
+  // Directories that received moved files without a per-file fsync.
+  const movedInto = new Set<string>();
   const total = manifest.files.reduce((n, f) => n + f.size, 0);
   let done = 0;
   const stage = await createStageBeside(destDir, TEMP_PREFIX.import);
@@ -522,8 +533,8 @@ async function verifyAndStageImportUntyped(
         opts.onProgress?.({ phase: "import", bytesDone: done, bytesTotal: total });
       };
       const how = transfer === "link" && !(opts.linkable?.(rel) ?? false) ? "copy" : transfer;
-      const got =
-        (how === "copy"
+      const placed =
+        how === "copy"
           ? undefined
           : await placeHashing(
               how,
@@ -532,8 +543,14 @@ async function verifyAndStageImportUntyped(
               opts.signal,
               onBytes,
               trusted ? { size: st.size, sha256: f.sha256 } : undefined,
-            )) ?? (await copyHashing(src, dst, opts.signal, onBytes));
-      if (how !== "copy") await fsyncPath(dst);
+            );
+      // A copy (also the fallback across filesystems) is fsynced by copyHashing. A moved file
+      // whose data is durable already needs only its new directory fsynced (below).
+      const got = placed ?? (await copyHashing(src, dst, opts.signal, onBytes));
+      if (placed !== undefined) {
+        if (how === "move" && synced) movedInto.add(dirname(dst));
+        else await fsyncPath(dst);
+      }
       if (got.size !== f.size) {
         throw artifactInvalid(`payload file ${f.path} changed size while copying (${got.size} ≠ ${f.size})`);
       }
@@ -543,6 +560,7 @@ async function verifyAndStageImportUntyped(
         );
       }
     }
+    for (const dir of movedInto) if (dir !== stage) await fsyncPath(dir);
     await fsyncPath(stage);
     await opts.verifyStaged?.(stage, manifest);
     await checkDestAvailable(destDir);

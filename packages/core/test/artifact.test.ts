@@ -1,6 +1,19 @@
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { fsync } from "node:fs";
+import {
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import {
   checkDestAvailable,
   cursorMismatch,
@@ -14,7 +27,7 @@ import {
   verifyAndStageImport,
   WatchCursor,
 } from "@slipstream/core";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 let root: string;
 beforeEach(async () => {
@@ -181,6 +194,37 @@ describe("verifyAndStageImport", () => {
     expect((await stat(join(dest, "sub", "part.bin"))).size).toBe(3000);
     expect(progress.at(-1)).toBe(3010);
     expect(await leftovers(root)).toEqual([]);
+  });
+
+  it('"move" of durable files fsyncs the directories they land in, not each file again', async () => {
+    // Which paths get fsynced: every FileHandle.sync, resolved through /proc/self/fd.
+    const probe = await open(join(art, "MANIFEST.json"), "r");
+    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    const synced: string[] = [];
+    // Records the path, then really fsyncs it.
+    const spy = vi.spyOn(proto, "sync").mockImplementation(async function (this: { fd: number }) {
+      synced.push(await readlink(`/proc/self/fd/${this.fd}`));
+      await new Promise<void>((resolve, reject) => fsync(this.fd, (e) => (e ? reject(e) : resolve())));
+    });
+    try {
+      const moves = async (name: string, durable: boolean) => {
+        const from = join(root, `${name}-art`);
+        await exportArtifact(from, opts);
+        synced.length = 0;
+        await verifyAndStageImport(from, join(root, name), { ...importOpts, transfer: "move", durable });
+        return synced.map((p) => basename(p));
+      };
+      const plain = await moves("plain", false);
+      expect(plain).toEqual(expect.arrayContaining(["fold.bin", "part.bin"]));
+      const durable = await moves("durable", true);
+      expect(durable).not.toContain("fold.bin");
+      expect(durable).not.toContain("part.bin");
+      expect(durable).toContain("sub");
+      expect(await readFile(join(root, "durable", "sub", "part.bin"))).toEqual(Buffer.alloc(3000, 7));
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   const tamper: [string, () => Promise<void>, RegExp][] = [

@@ -70,6 +70,13 @@ export interface LevelImportOptions extends LevelSnapshotStoreOptions {
    */
   hashesVerified?: boolean;
   /**
+   * With `transfer: "move"` only: every payload file's data is already durable (fsynced by
+   * whoever wrote it, as `importRemote`'s download does and passes on through its hints), so
+   * the move fsyncs the stage's directories instead of each file.
+   * @defaultValue false
+   */
+  durable?: boolean;
+  /**
    * Also read every record of the staged fold and check it decodes, before it goes into
    * place. The SHA-256 of every file already proves the bytes are the ones the exporter
    * verified, so this only guards against an exporter that shipped a fold that was already
@@ -246,6 +253,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
       ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
       ...(opts.transfer !== undefined ? { transfer: opts.transfer } : {}),
       ...(opts.hashesVerified === true ? { hashesVerified: true } : {}),
+      ...(opts.durable === true ? { durable: true } : {}),
       linkable: (path) => TABLE_FILE.test(path),
       verifyStaged: async (stageDir, m) => {
         // Every byte is already proven by its hash; opening checks the structure (every table

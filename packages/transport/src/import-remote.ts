@@ -33,14 +33,16 @@ import type { ArtifactTransport } from "./artifact-transport.js";
 /**
  * What {@link importRemote} tells its `open`: the downloaded artifact directory is private
  * scratch, deleted right after `open` returns, so the importer may move its files into the
- * store (`transfer: "move"`) instead of copying them; and every payload file's SHA-256 was
+ * store (`transfer: "move"`) instead of copying them; every payload file's SHA-256 was
  * checked against the artifact's manifest while the download wrote it (`hashesVerified`),
- * so a move needs no second hashing pass; and `scope`, the node's scope when one was given.
- * Pass them on: `(dir, dest, hints) => LevelSnapshotStore.import(dir, dest, hints)`.
+ * so a move needs no second hashing pass; every payload file was fsynced by the download
+ * (`durable`), so a move need not fsync each file again; and `scope`, the node's scope when
+ * one was given. Pass them on: `(dir, dest, hints) => LevelSnapshotStore.import(dir, dest, hints)`.
  */
 export interface ImportRemoteHints {
   readonly transfer: "move";
   readonly hashesVerified: true;
+  readonly durable: true;
   /** {@link ImportRemoteOptions.scope}: the import keeps only these keys. */
   readonly scope?: WatchScope;
 }
@@ -134,6 +136,7 @@ export async function importRemote<S extends SnapshotStore>(opts: ImportRemoteOp
   const hints: ImportRemoteHints = {
     transfer: "move",
     hashesVerified: true,
+    durable: true,
     ...(opts.scope !== undefined ? { scope: opts.scope } : {}),
   };
   try {
