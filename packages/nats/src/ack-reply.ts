@@ -91,6 +91,44 @@ export function readAckReply(reply: string, out: AckReply): boolean {
   );
 }
 
+/**
+ * {@link readAckReply} for the usual case, where the subject is known to start with
+ * `prefix` = `$JS.ACK.<stream>.<consumer>.` (the short form, of the consumer in use): one
+ * pass over the numbers after it. Returns false when `reply` has another form or consumer
+ * (then call {@link readAckReply}).
+ */
+export function readAckReplyOf(reply: string, prefix: string, out: AckReply): boolean {
+  if (!reply.startsWith(prefix)) return false;
+  const len = reply.length;
+  let i = prefix.length;
+  // <deliveries>.<stream seq>.<delivery seq>.<timestamp>.<pending>, nothing after it.
+  let field = 0;
+  let n = 0;
+  let digitsSeen = 0;
+  for (; i <= len; i++) {
+    const c = i < len ? reply.charCodeAt(i) : DOT;
+    if (c === DOT) {
+      // The timestamp (field 3, nanoseconds) is beyond 2^53 and not needed: digits only.
+      if (digitsSeen === 0 || (field !== 3 && !Number.isSafeInteger(n))) return false;
+      if (field === 1) out.streamSequence = n;
+      else if (field === 2) out.deliverySequence = n;
+      else if (field === 4) out.pending = n;
+      field++;
+      n = 0;
+      digitsSeen = 0;
+      if (field > 5) return false;
+      continue;
+    }
+    if (c < ZERO || c > NINE) return false;
+    n = n * 10 + (c - ZERO);
+    digitsSeen++;
+  }
+  if (field !== 5) return false;
+  out.consumerStart = prefix.lastIndexOf(".", prefix.length - 2) + 1;
+  out.consumerEnd = prefix.length - 1;
+  return true;
+}
+
 /** Whether the consumer named in `reply` (as read into `info`) is `name`. */
 export function fromConsumer(reply: string, info: AckReply, name: string): boolean {
   return info.consumerEnd - info.consumerStart === name.length && reply.startsWith(name, info.consumerStart);

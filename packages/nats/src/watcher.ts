@@ -41,7 +41,7 @@ import {
   type WatchScope,
   withTimeout,
 } from "@slipstream/core";
-import { ackReply, fromConsumer, readAckReply } from "./ack-reply.js";
+import { ackReply, fromConsumer, readAckReply, readAckReplyOf } from "./ack-reply.js";
 import { type BucketContext, createWatchConsumer, streamInfo, timed, type WatchConsumerConfig } from "./context.js";
 import { keyOf, toUpdate } from "./decode.js";
 import { JS_CODES, jsApiCode } from "./errors.js";
@@ -521,6 +521,9 @@ class WatchSession {
     let consumerName = created.name;
     let lastDelivered = 0;
     const ack = ackReply();
+    // The reply subjects of the consumer in use start with this (see readAckReplyOf).
+    let prefixOf = "";
+    let ackPrefix = "";
     // A resume is live from its first message; a state-sync once its re-list is drained:
     // the re-list is the first num_pending messages (counted, so a busy bucket whose pending
     // never reaches 0 still goes live), or earlier if the server reports nothing pending.
@@ -643,7 +646,11 @@ class WatchSession {
         // The delivery info, read in place (nats.js's m.info allocates a dozen strings). The
         // reply subject is on nats.js's JsMsg implementation, not on its interface.
         const reply = String((m as JsMsg & { readonly reply?: string }).reply ?? "");
-        if (!readAckReply(reply, ack)) {
+        if (consumerName !== prefixOf) {
+          prefixOf = consumerName;
+          ackPrefix = `$JS.ACK.${ctx.stream}.${consumerName}.`;
+        }
+        if (!readAckReplyOf(reply, ackPrefix, ack) && !readAckReply(reply, ack)) {
           throw new SlipstreamError(
             "WATCH_FAILED",
             `watch of bucket ${ctx.bucket}: a message without JetStream delivery info (reply subject ${JSON.stringify(reply.slice(0, 200))})`,

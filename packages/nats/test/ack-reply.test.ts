@@ -6,7 +6,7 @@
 import { AckPolicy, type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { hasNats } from "@slipstream/testkit";
 import { describe, expect, it } from "vitest";
-import { ackReply, fromConsumer, readAckReply } from "../src/ack-reply.js";
+import { ackReply, fromConsumer, readAckReply, readAckReplyOf } from "../src/ack-reply.js";
 import { bucketName, connectTo, enc, startNats, useCleanups } from "./helpers.js";
 
 function read(reply: string): ReturnType<typeof ackReply> | undefined {
@@ -50,6 +50,31 @@ describe("readAckReply", () => {
     }
   });
 
+  it("readAckReplyOf reads the short form of a known stream and consumer exactly as readAckReply does", () => {
+    const prefix = "$JS.ACK.KV_b.slw_abc.";
+    for (const reply of [
+      "$JS.ACK.KV_b.slw_abc.1.12345.17.1700000000000000000.42",
+      "$JS.ACK.KV_b.slw_abc.3.9007199254740991.1.1.0",
+    ]) {
+      const fast = ackReply();
+      expect(readAckReplyOf(reply, prefix, fast), reply).toBe(true);
+      expect(fast).toEqual(read(reply));
+    }
+    for (const reply of [
+      "$JS.ACK.KV_b.slw_abd.1.2.3.4.5", // another consumer
+      "$JS.ACK.KV_c.slw_abc.1.2.3.4.5", // another stream
+      "$JS.ACK.hub.HASH.KV_b.slw_abc.1.2.3.4.5.tok", // the long form
+      "$JS.ACK.KV_b.slw_abc.1.2.3.4", // a token short
+      "$JS.ACK.KV_b.slw_abc.1.2.3.4.5.6", // a token long
+      "$JS.ACK.KV_b.slw_abc.1.2x.3.4.5",
+      "$JS.ACK.KV_b.slw_abc.1..3.4.5",
+      "$JS.ACK.KV_b.slw_abc.1.2.3.4.",
+      "$JS.ACK.KV_b.slw_abc.1.99999999999999999999.3.4.5",
+    ]) {
+      expect(readAckReplyOf(reply, prefix, ackReply()), reply).toBe(false);
+    }
+  });
+
   it("fromConsumer compares the consumer token in place", () => {
     const reply = "$JS.ACK.KV_b.slw_abc.1.5.6.7.8";
     const r = ackReply();
@@ -81,6 +106,9 @@ describe.skipIf(!hasNats("any"))("readAckReply on a real server's messages", () 
     for await (const m of await c.fetch({ max_messages: 50, expires: 5_000 })) {
       const reply = (m as JsMsg & { reply: string }).reply;
       expect(readAckReply(reply, out)).toBe(true);
+      const fast = ackReply();
+      if (readAckReplyOf(reply, `$JS.ACK.${stream}.checker.`, fast)) expect(fast).toEqual(out);
+      else expect(reply.split(".").length).toBeGreaterThan(9);
       expect(out.streamSequence).toBe(m.info.streamSequence);
       expect(out.deliverySequence).toBe(m.info.deliverySequence);
       expect(out.pending).toBe(m.info.pending);
