@@ -548,8 +548,10 @@ async function verifyAndStageImportUntyped(
       // whose data is durable already needs only its new directory fsynced (below).
       const got = placed ?? (await copyHashing(src, dst, opts.signal, onBytes));
       if (placed !== undefined) {
-        if (how === "move" && synced) movedInto.add(dirname(dst));
-        else await fsyncPath(dst);
+        if (how === "move" && synced) {
+          // The directory it landed in and every one between it and the stage (their entries).
+          for (let d = dirname(dst); d !== stage && d.startsWith(stage); d = dirname(d)) movedInto.add(d);
+        } else await fsyncPath(dst);
       }
       if (got.size !== f.size) {
         throw artifactInvalid(`payload file ${f.path} changed size while copying (${got.size} ≠ ${f.size})`);
@@ -560,7 +562,7 @@ async function verifyAndStageImportUntyped(
         );
       }
     }
-    for (const dir of movedInto) if (dir !== stage) await fsyncPath(dir);
+    for (const dir of movedInto) await fsyncPath(dir);
     await fsyncPath(stage);
     await opts.verifyStaged?.(stage, manifest);
     await checkDestAvailable(destDir);

@@ -574,7 +574,13 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
         return false;
       }
       const nap = sleep(Math.min(QUIESCE_POLL_MS, left), opts.signal);
-      await (flush.done ? nap : Promise.race([nap, flushing]));
+      if (flush.done) {
+        await nap;
+      } else {
+        // The flush may win the race; an abort after that must not reject the nap unheard.
+        nap.catch(() => {});
+        await Promise.race([nap, flushing]);
+      }
     }
   }
 

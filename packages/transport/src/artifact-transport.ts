@@ -684,7 +684,11 @@ export class ArtifactTransport {
           throw new SlipstreamError("BACKEND", `download of ${payloadKey} ended after ${done} of ${total} bytes`);
         }
       })();
-      await deadline.run((signal) => unpackArtifact(counted, stage, { manifest, manifestBytes, signal }));
+      // Chunks the unpack is done with go back to the store, which may read into them again.
+      const release = blob.release;
+      await deadline.run((signal) =>
+        unpackArtifact(counted, stage, { manifest, manifestBytes, signal, ...(release ? { release } : {}) }),
+      );
     } catch (err) {
       throw SlipstreamError.wrap(err, "BACKEND", `object store: download ${payloadKey}`);
     } finally {

@@ -39,6 +39,12 @@ export interface BlobBody {
    * `next()` — a bare Node Readable does not, so wrap it.
    */
   readonly body: AsyncIterable<Uint8Array>;
+  /**
+   * Optional: the caller is done with `chunk`, a chunk `body` yielded (has written or copied
+   * it and keeps no reference), so the store may read later bytes into its memory. Chunks
+   * never released are simply not reused; a caller may ignore this.
+   */
+  readonly release?: (chunk: Uint8Array) => void;
 }
 
 /** A small object read whole, with the version token a conditional replace compares. */

@@ -82,7 +82,8 @@ const POOLED_CHUNK = 1 << 20;
  */
 class ChunkPool {
   readonly #free: Buffer[] = [];
-  readonly #owner = new Map<Uint8Array, Buffer>();
+  // Weak: a chunk that never comes back is not held here.
+  readonly #owner = new WeakMap<Uint8Array, Buffer>();
 
   take(): Buffer {
     return this.#free.pop() ?? Buffer.allocUnsafeSlow(POOLED_CHUNK);
@@ -317,6 +318,11 @@ export interface UnpackOptions {
   /** The pointer's bytes; the embedded `MANIFEST.json` must equal them byte for byte. */
   manifestBytes: Uint8Array;
   signal?: AbortSignal;
+  /**
+   * Called with each chunk of `source` once every byte of it has been handled (decoded, or
+   * written and hashed), so its memory may be reused (see `BlobBody.release`).
+   */
+  release?: (chunk: Uint8Array) => void;
 }
 
 function entryPathProblem(name: string): string | undefined {
@@ -357,8 +363,21 @@ export async function unpackArtifact(
     typeof source === "string" ? createReadStream(source, { highWaterMark: READ_CHUNK }) : source;
   const extract = tarStream.extract();
   extract.on("error", () => {}); // surfaced through the iteration below
+  // Chunks fed to the extract and the tar offset each ends at, until every byte of them is
+  // handled: tar-stream hands file data on as views of these chunks, and decodes headers.
+  const fed: { chunk: Uint8Array; end: number }[] = [];
+  let fedBytes = 0;
+  const release = opts.release;
+  /** Everything before tar offset `offset` is handled: hand back the chunks that end by then. */
+  const handled = (offset: number): void => {
+    if (release === undefined) return;
+    while (fed.length > 0 && (fed[0] as { end: number }).end <= offset)
+      release((fed.shift() as { chunk: Uint8Array }).chunk);
+  };
   const feeding = (async () => {
     for await (const chunk of input) {
+      fedBytes += chunk.byteLength;
+      if (release !== undefined) fed.push({ chunk, end: fedBytes });
       if (!extract.write(chunk as Buffer)) await waitEvent(extract as unknown as EventSource, "drain");
     }
     extract.end(undefined);
@@ -389,6 +408,10 @@ export async function unpackArtifact(
       if (seen.has(name)) throw artifactInvalid(`tar entry ${shown} appears twice`);
       seen.add(name);
       const size = h.size ?? 0;
+      // Where this entry's data starts in the tar (tar-stream's own bookkeeping); every byte
+      // before it — the headers — is decoded.
+      const dataAt = (h as { byteOffset?: number }).byteOffset;
+      if (dataAt !== undefined) handled(dataAt);
 
       if (type === "directory") {
         if (!dirs.has(name)) throw artifactInvalid(`tar entry ${shown} is a directory the manifest does not need`);
@@ -405,6 +428,7 @@ export async function unpackArtifact(
         const chunks: Uint8Array[] = [];
         for await (const chunk of entry) chunks.push(chunk as Uint8Array);
         const bytes = Buffer.concat(chunks);
+        if (dataAt !== undefined) handled(dataAt + size);
         if (!bytes.equals(Buffer.from(opts.manifestBytes))) {
           throw artifactInvalid("embedded manifest disagrees with the pointer");
         }
@@ -440,6 +464,7 @@ export async function unpackArtifact(
           const writing = fh.write(chunk);
           hash.update(chunk);
           await writing;
+          if (dataAt !== undefined) handled(dataAt + written);
         }
         if (written !== want) throw artifactInvalid(`tar entry ${shown} is truncated`);
         const sha256 = hash.digest("hex");

@@ -202,6 +202,74 @@ describe("packArtifact teardown", () => {
   });
 });
 
+describe("unpackArtifact handing chunks back (release)", () => {
+  /**
+   * The tar in chunks of `size` bytes from a small pool; a released chunk is overwritten with
+   * garbage at once and read into again. Any chunk released before every byte of it was
+   * handled corrupts what is written, which the hashes then refuse.
+   */
+  function poisoningSource(tar: Buffer, size: number) {
+    const free: Buffer[] = [];
+    const lent = new Map<Uint8Array, Buffer>();
+    let released = 0;
+    let chunks = 0;
+    let buffers = 0;
+    const body = (async function* () {
+      for (let at = 0; at < tar.length; at += size) {
+        const buf =
+          free.pop() ??
+          (() => {
+            buffers++;
+            return Buffer.alloc(size);
+          })();
+        const n = tar.copy(buf, 0, at, Math.min(tar.length, at + size));
+        const chunk = buf.subarray(0, n);
+        lent.set(chunk, buf);
+        chunks++;
+        yield chunk;
+      }
+    })();
+    const release = (chunk: Uint8Array) => {
+      const buf = lent.get(chunk);
+      expect(buf, "a chunk of this source, released once").toBeDefined();
+      lent.delete(chunk);
+      buf?.fill(0xee);
+      if (buf) free.push(buf);
+      released++;
+    };
+    return { body, release, stats: () => ({ released, chunks, buffers }) };
+  }
+
+  it("releases every chunk only once all its bytes are handled, with headers across chunk edges", async () => {
+    const dir = await scratch();
+    const long = `${"deep/".repeat(30)}file-with-a-long-name.bin`;
+    const big = Buffer.alloc(2 * 1024 * 1024 + 333);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 13) & 0xff;
+    await makeTestArtifact(join(dir, "a"), {
+      revision: 5n,
+      payload: big,
+      extra: { [long]: new Uint8Array([9]), "empty.bin": new Uint8Array(), "x/y.bin": Buffer.alloc(70_000, 3) },
+    });
+    await packToFile(join(dir, "a"), join(dir, "a.tar"));
+    const tar = await readFile(join(dir, "a.tar"));
+    const { manifest, bytes } = await readManifest(join(dir, "a"));
+    // Odd chunk sizes put headers and pax records across chunk boundaries.
+    for (const size of [7_777, 65_536, 300_001]) {
+      const out = join(dir, `out-${size}`);
+      await mkdir(out);
+      const src = poisoningSource(tar, size);
+      await unpackArtifact(src.body, out, { manifest, manifestBytes: bytes, release: src.release });
+      expect((await readFile(join(out, "data", "fold.snap"))).equals(big)).toBe(true);
+      expect(await readFile(join(out, "data", ...long.split("/")))).toEqual(Buffer.from([9]));
+      const { released, chunks, buffers } = src.stats();
+      // Nearly every chunk comes back (the last ones hold only the tar's end blocks), so
+      // memory is reused: far fewer buffers than chunks.
+      expect(released, `size ${size}`).toBeGreaterThanOrEqual(chunks - 3);
+      if (chunks > 10) expect(buffers, `size ${size}`).toBeLessThan(chunks / 2);
+    }
+  });
+});
+
 describe("unpackArtifact", () => {
   async function setup() {
     const dir = await scratch();
