@@ -225,6 +225,14 @@ export interface SealOptions {
    * may answer from a cache of its own; the default streams the file through SHA-256.
    */
   hashFile?: (path: string, abs: string, signal: AbortSignal | undefined) => Promise<{ size: number; sha256: string }>;
+  /**
+   * Payload files (`path` relative to `data/`) whose data is durable already — e.g. hard
+   * links to table files LevelDB fsynced when it wrote them — are not fsynced one by one
+   * (each such fsync commits the journal for a renamed or linked inode); the directories
+   * holding them still are. Every other file is fsynced.
+   * @defaultValue none: every file is fsynced
+   */
+  durable?: (path: string) => boolean;
 }
 
 /**
@@ -256,7 +264,7 @@ async function sealArtifactUntyped(stageDir: string, opts: SealOptions): Promise
     const { size, sha256 } = opts.hashFile
       ? await opts.hashFile(f, abs, opts.signal)
       : await hashFile(abs, { signal: opts.signal });
-    await fsyncPath(abs);
+    if (opts.durable?.(f) !== true) await fsyncPath(abs);
     manifestFiles.push({ path: `${PAYLOAD_DIR}/${f}`, size, sha256 });
     done += size;
     opts.onProgress?.({ phase: "seal", bytesDone: done, bytesTotal: total });

@@ -111,6 +111,34 @@ describe("exportArtifact", () => {
     expect(await leftovers(root)).toEqual([]);
   });
 
+  it("fsyncs every payload file except those the backend says are durable, and their directories", async () => {
+    const probe = await open(join(root, "probe"), "w");
+    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    const synced: string[] = [];
+    const spy = vi.spyOn(proto, "sync").mockImplementation(async function (this: { fd: number }) {
+      synced.push(await readlink(`/proc/self/fd/${this.fd}`));
+      await new Promise<void>((resolve, reject) => fsync(this.fd, (e) => (e ? reject(e) : resolve())));
+    });
+    try {
+      const all = async (name: string, durable?: (path: string) => boolean) => {
+        synced.length = 0;
+        const m = await exportArtifact(join(root, name), { ...opts, ...(durable ? { durable } : {}) });
+        return { names: synced.map((p) => basename(p)), m };
+      };
+      const plain = await all("plain");
+      expect(plain.names).toEqual(expect.arrayContaining(["fold.bin", "part.bin", "sub", "data"]));
+      const linked = await all("linked", (path) => path === "sub/part.bin");
+      expect(linked.names).toContain("fold.bin");
+      expect(linked.names).not.toContain("part.bin");
+      expect(linked.names).toEqual(expect.arrayContaining(["sub", "data"]));
+      // The manifest is the same either way.
+      expect(linked.m.files).toEqual(plain.m.files);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it("refuses a non-empty destination and leaves it untouched", async () => {
     const dest = join(root, "art");
     await mkdir(dest);

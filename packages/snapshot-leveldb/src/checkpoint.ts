@@ -29,6 +29,8 @@ export interface CheckpointResult {
   attempts: number;
   /** Table files hard-linked. */
   linked: number;
+  /** Their names (LevelDB fsynced each when it wrote it, so the links need only their directory fsynced). */
+  linkedFiles: string[];
   /** Files byte-copied (mutable files, and tables where a link was impossible). */
   copied: number;
   /** Bytes byte-copied. */
@@ -137,7 +139,7 @@ export async function checkpointLevelDb(
   };
   for (let attempt = 1; attempt <= CHECKPOINT_ATTEMPTS; attempt++) {
     throwIfAborted(signal, "export");
-    const result: CheckpointResult = { attempts: attempt, linked: 0, copied: 0, copiedBytes: 0 };
+    const result: CheckpointResult = { attempts: attempt, linked: 0, linkedFiles: [], copied: 0, copiedBytes: 0 };
     try {
       const before = await manifestMark(dir);
       const manifestName = before.current.trim();
@@ -162,8 +164,12 @@ export async function checkpointLevelDb(
           how = await linkOrCopy(join(dir, placedAs), join(destDir, placedAs));
         }
         await progress(join(destDir, placedAs));
-        if (how === "linked") result.linked++;
-        else result.copied++;
+        if (how === "linked") {
+          result.linked++;
+          result.linkedFiles.push(placedAs);
+        } else {
+          result.copied++;
+        }
       }
       // Writes are held off by the caller, so the logs do not grow; a flush may delete one
       // (then the MANIFEST moved too and the attempt is retried).

@@ -663,6 +663,7 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
     // Exactly one cursor: applies are held off (#exclusive) until the checkpoint is taken.
     const cursor = this.#cursor;
     const count = this.#count;
+    const linked = new Set<string>();
     this.#exporting = true;
     try {
       const manifest = await exportArtifact(destDir, {
@@ -674,7 +675,11 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
         ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
         ...(opts.exporter !== undefined ? { exporter: opts.exporter } : {}),
         hashFile: this.#digests.hash,
-        writePayload: (dataDir) => this.#writeCheckpoint(dataDir, cursor, count, opts),
+        // Linked tables: LevelDB fsynced each when it wrote it; seal fsyncs their directory.
+        durable: (path) => linked.has(path),
+        writePayload: async (dataDir) => {
+          for (const name of await this.#writeCheckpoint(dataDir, cursor, count, opts)) linked.add(name);
+        },
         verifyStaged: async (_stageDir, m) => {
           if (!m.cursor.equals(cursor)) throw cursorMismatch(m.cursor, m);
           if (!m.files.some((f) => f.path === "data/CURRENT")) {
@@ -693,13 +698,15 @@ export class LevelSnapshotStore implements SnapshotStore, AsyncDisposable {
     }
   }
 
-  async #writeCheckpoint(dataDir: string, cursor: WatchCursor, count: number, opts: ExportOptions): Promise<void> {
-    const taken = await checkpointLevelDb(this.#fold, dataDir, {
+  /** Takes and checks the checkpoint; returns the names of the table files it hard-linked. */
+  async #writeCheckpoint(dataDir: string, cursor: WatchCursor, count: number, opts: ExportOptions): Promise<string[]> {
+    const { linkedFiles, ...taken } = await checkpointLevelDb(this.#fold, dataDir, {
       signal: opts.signal,
       onBytes: (bytesDone) => opts.onProgress?.({ phase: "export", bytesDone }),
     });
     this.#logger.debug("took a LevelDB checkpoint", { dir: this.directory, ...taken });
     await this.#verifyCopy(dataDir, cursor, count, this.#scope);
+    return linkedFiles;
   }
 
   /** True while an export runs (applies wait for it). */
