@@ -72,6 +72,27 @@ async function leftovers(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((n) => n.startsWith(".slipstream-"));
 }
 
+/**
+ * Records the path of every FileHandle.sync (fsync) while `fn` runs, through /proc/self/fd;
+ * the fsyncs still happen.
+ */
+async function fsyncedPaths(fn: (synced: string[]) => Promise<void>): Promise<void> {
+  const probe = await open(join(root, ".probe"), "w");
+  const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+  await probe.close();
+  await rm(join(root, ".probe"));
+  const synced: string[] = [];
+  const spy = vi.spyOn(proto, "sync").mockImplementation(async function (this: { fd: number }) {
+    synced.push(await readlink(`/proc/self/fd/${this.fd}`));
+    await new Promise<void>((resolve, reject) => fsync(this.fd, (e) => (e ? reject(e) : resolve())));
+  });
+  try {
+    await fn(synced);
+  } finally {
+    spy.mockRestore();
+  }
+}
+
 describe("exportArtifact", () => {
   it("seals payload files with hashes and the manifest", async () => {
     const dest = join(root, "art");
@@ -112,15 +133,7 @@ describe("exportArtifact", () => {
   });
 
   it("fsyncs every payload file except those the backend says are durable, and their directories", async () => {
-    const probe = await open(join(root, "probe"), "w");
-    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
-    await probe.close();
-    const synced: string[] = [];
-    const spy = vi.spyOn(proto, "sync").mockImplementation(async function (this: { fd: number }) {
-      synced.push(await readlink(`/proc/self/fd/${this.fd}`));
-      await new Promise<void>((resolve, reject) => fsync(this.fd, (e) => (e ? reject(e) : resolve())));
-    });
-    try {
+    await fsyncedPaths(async (synced) => {
       const all = async (name: string, durable?: (path: string) => boolean) => {
         synced.length = 0;
         const m = await exportArtifact(join(root, name), { ...opts, ...(durable ? { durable } : {}) });
@@ -134,9 +147,7 @@ describe("exportArtifact", () => {
       expect(linked.names).toEqual(expect.arrayContaining(["sub", "data"]));
       // The manifest is the same either way.
       expect(linked.m.files).toEqual(plain.m.files);
-    } finally {
-      spy.mockRestore();
-    }
+    });
   });
 
   it("refuses a non-empty destination and leaves it untouched", async () => {
@@ -225,17 +236,7 @@ describe("verifyAndStageImport", () => {
   });
 
   it('"move" of durable files fsyncs the directories they land in, not each file again', async () => {
-    // Which paths get fsynced: every FileHandle.sync, resolved through /proc/self/fd.
-    const probe = await open(join(art, "MANIFEST.json"), "r");
-    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
-    await probe.close();
-    const synced: string[] = [];
-    // Records the path, then really fsyncs it.
-    const spy = vi.spyOn(proto, "sync").mockImplementation(async function (this: { fd: number }) {
-      synced.push(await readlink(`/proc/self/fd/${this.fd}`));
-      await new Promise<void>((resolve, reject) => fsync(this.fd, (e) => (e ? reject(e) : resolve())));
-    });
-    try {
+    await fsyncedPaths(async (synced) => {
       const moves = async (name: string, durable: boolean) => {
         const from = join(root, `${name}-art`);
         await exportArtifact(from, opts);
@@ -250,9 +251,7 @@ describe("verifyAndStageImport", () => {
       expect(durable).not.toContain("part.bin");
       expect(durable).toContain("sub");
       expect(await readFile(join(root, "durable", "sub", "part.bin"))).toEqual(Buffer.alloc(3000, 7));
-    } finally {
-      spy.mockRestore();
-    }
+    });
   });
 
   const tamper: [string, () => Promise<void>, RegExp][] = [
