@@ -15,6 +15,7 @@ export {
   verifyAndStageImport,
 } from "./artifact.js";
 export { abortedError, collect, DEFAULT_TIMEOUT_MS, runUnder, sleep, throwIfAborted, withTimeout } from "./async.js";
+export { CHUNK_BYTES, ChunkPool, readChunks } from "./chunks.js";
 export { WatchCursor } from "./cursor.js";
 export type { ErrorCode } from "./errors.js";
 export {

@@ -23,7 +23,15 @@ import {
 } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
-import { abortedError, fsyncPath, SlipstreamError, sleep, throwIfAborted } from "@slipstream/core";
+import {
+  abortedError,
+  ChunkPool,
+  fsyncPath,
+  readChunks,
+  SlipstreamError,
+  sleep,
+  throwIfAborted,
+} from "@slipstream/core";
 import {
   assertBlobKey,
   type BlobBody,
@@ -596,87 +604,46 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** Bytes per read of a {@link PooledFileBody}. */
-const READ_CHUNK = 1 << 20;
-
 /**
- * An object's bytes read in {@link READ_CHUNK} pieces, the next read in flight while the
- * caller handles the last one. Chunks the caller hands back through `release` are read into
- * again (a fresh buffer per read costs page faults and the garbage collections V8 runs for
- * external memory, more than the copy); the others are left to the caller. Ending the
- * iteration early — even before the first `next()` — closes the file.
+ * An object's bytes in 1 MiB pieces, the next read in flight while the caller handles the
+ * last one (`readChunks`). Chunks the caller hands back through `release` are read into
+ * again; the others are left to the caller. Ending the iteration early — even before the
+ * first `next()` — closes the file.
  */
 class PooledFileBody implements AsyncIterable<Uint8Array> {
   readonly #fh: FileHandle;
   readonly #key: string;
-  readonly #signal: AbortSignal | undefined;
-  readonly #free: Buffer[] = [];
-  // Weak: a chunk the caller keeps or drops without releasing it is not held here.
-  readonly #lent = new WeakMap<Uint8Array, Buffer>();
-  #pos = 0;
-  #pending: Promise<{ buf: Buffer; n: number }> | undefined;
-  #closed = false;
+  readonly #pool = new ChunkPool();
+  readonly #chunks: AsyncGenerator<Uint8Array>;
   #closing: Promise<void> | undefined;
   #iterator: AsyncIterator<Uint8Array> | undefined;
 
   constructor(fh: FileHandle, key: string, signal: AbortSignal | undefined) {
     this.#fh = fh;
     this.#key = key;
-    this.#signal = signal;
+    this.#chunks = readChunks(fh, this.#pool, { signal });
   }
 
   /** The caller is done with `chunk` (a chunk of this body): its buffer may be read into again. */
   release(chunk: Uint8Array): void {
-    const buf = this.#lent.get(chunk);
-    if (buf === undefined) return;
-    this.#lent.delete(chunk);
-    this.#free.push(buf);
-  }
-
-  #read(): Promise<{ buf: Buffer; n: number }> {
-    const buf = this.#free.pop() ?? Buffer.allocUnsafeSlow(READ_CHUNK);
-    const at = this.#pos;
-    return this.#fh.read(buf, 0, buf.length, at).then(
-      ({ bytesRead }) => {
-        this.#pos = at + bytesRead;
-        return { buf, n: bytesRead };
-      },
-      (err: unknown) => {
-        this.#free.push(buf);
-        throw backend(`reading ${this.#key}`, err);
-      },
-    );
+    this.#pool.release(chunk);
   }
 
   async #next(): Promise<IteratorResult<Uint8Array>> {
-    if (this.#closed) return { done: true, value: undefined };
     try {
-      if (this.#signal?.aborted) throw abortedError(this.#signal, `fs blob store read ${this.#key}`);
-      const { buf, n } = await (this.#pending ?? this.#read());
-      this.#pending = undefined;
-      if (n === 0) {
-        this.#free.push(buf);
-        await this.#close();
-        return { done: true, value: undefined };
-      }
-      // Read ahead while the caller handles this chunk.
-      this.#pending = this.#read();
-      this.#pending.catch(() => {});
-      const chunk = buf.subarray(0, n);
-      this.#lent.set(chunk, buf);
-      return { done: false, value: chunk };
+      const r = await this.#chunks.next();
+      if (r.done) await this.#close();
+      return r;
     } catch (err) {
       await this.#close();
-      throw err;
+      throw SlipstreamError.is(err) ? err : backend(`reading ${this.#key}`, err);
     }
   }
 
   #close(): Promise<void> {
-    this.#closed = true;
     this.#closing ??= (async () => {
-      // A read still in flight ends before the file closes.
-      await this.#pending?.catch(() => {});
-      this.#pending = undefined;
+      // Ends the reads first (none is in flight afterwards), then the file.
+      await this.#chunks.return(undefined).catch(() => {});
       await this.#fh.close().catch(() => {});
     })();
     return this.#closing;

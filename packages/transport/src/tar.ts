@@ -12,11 +12,13 @@ import {
   type ArtifactFile,
   abortedError,
   artifactInvalid,
+  ChunkPool,
   type ExportManifest,
   fsyncPath,
   MANIFEST_FILE,
   MAX_MANIFEST_BYTES,
   PAYLOAD_DIR,
+  readChunks,
   SlipstreamError,
   throwIfAborted,
 } from "@slipstream/core";
@@ -71,79 +73,12 @@ export function payloadDirs(manifest: ExportManifest): string[] {
   return [...dirs].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
 }
 
-/** Size of the reused read buffers of {@link packArtifact} with `reuseBuffers`. */
-const POOLED_CHUNK = 1 << 20;
-
-/**
- * Read buffers handed out again once the consumer is done with them. A fresh buffer per
- * read costs page faults and the garbage collections V8 runs for external memory (at
- * hundreds of MiB a second, more than the copy itself). `take` never waits: when every
- * buffer is out, it makes one more, so a chunk that never comes back only costs memory.
- */
-class ChunkPool {
-  readonly #free: Buffer[] = [];
-  // Weak: a chunk that never comes back is not held here.
-  readonly #owner = new WeakMap<Uint8Array, Buffer>();
-
-  take(): Buffer {
-    return this.#free.pop() ?? Buffer.allocUnsafeSlow(POOLED_CHUNK);
-  }
-
-  /** The first `n` bytes of `buf`, as a chunk that {@link ChunkPool.release} gives back. */
-  lend(buf: Buffer, n: number): Uint8Array {
-    const view = buf.subarray(0, n);
-    this.#owner.set(view, buf);
-    return view;
-  }
-
-  /** `buf` was not lent after all. */
-  give(buf: Buffer): void {
-    this.#free.push(buf);
-  }
-
-  /** The consumer is done with `chunk`: its buffer may be filled again (no-op for other chunks). */
-  release(chunk: Uint8Array): void {
-    const buf = this.#owner.get(chunk);
-    if (buf === undefined) return;
-    this.#owner.delete(chunk);
-    this.#free.push(buf);
-  }
-}
-
-/**
- * The first `limit` bytes of the file at `path`, read into buffers of `pool` (the next read
- * in flight while the consumer handles the previous chunk).
- */
+/** The first `limit` bytes of the file at `path`, as chunks lent from `pool` (see `readChunks`). */
 async function* pooledFile(path: string, limit: number, pool: ChunkPool): AsyncGenerator<Uint8Array> {
   const fh = await open(path, "r");
-  let pos = 0;
-  const readNext = async (): Promise<{ buf: Buffer; n: number }> => {
-    const buf = pool.take();
-    try {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, limit - pos), pos);
-      pos += bytesRead;
-      return { buf, n: bytesRead };
-    } catch (err) {
-      pool.give(buf);
-      throw err;
-    }
-  };
-  let next: Promise<{ buf: Buffer; n: number }> | undefined = readNext();
   try {
-    while (next !== undefined) {
-      const { buf, n }: { buf: Buffer; n: number } = await next;
-      next = undefined;
-      if (n === 0) {
-        pool.give(buf);
-        break;
-      }
-      if (pos < limit) next = readNext();
-      yield pool.lend(buf, n);
-    }
+    yield* readChunks(fh, pool, { limit });
   } finally {
-    // Stopped early (a failure, or the consumer gave up): let the read in flight end first.
-    const pending = await next?.catch(() => undefined);
-    if (pending) pool.give(pending.buf);
     await fh.close();
   }
 }
