@@ -645,7 +645,7 @@ class WatchSession {
         const m = queue[i] as JsMsg;
         // The delivery info, read in place (nats.js's m.info allocates a dozen strings). The
         // reply subject is on nats.js's JsMsg implementation, not on its interface.
-        const reply = String((m as JsMsg & { readonly reply?: string }).reply ?? "");
+        const reply = (m as JsMsg & { readonly reply?: string }).reply ?? "";
         if (consumerName !== prefixOf) {
           prefixOf = consumerName;
           ackPrefix = `$JS.ACK.${ctx.stream}.${consumerName}.`;
