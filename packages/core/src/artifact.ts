@@ -9,7 +9,7 @@ import { link, lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from "node
 import { basename, dirname, join, resolve } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { abortedError, throwIfAborted } from "./async.js";
+import { abortedError, forEachConcurrent, throwIfAborted } from "./async.js";
 import type { WatchCursor } from "./cursor.js";
 import { artifactInvalid, invalidArgument, SlipstreamError } from "./errors.js";
 import { assertScopeCovers, foldScopeOf } from "./fold-scope.js";
@@ -458,6 +458,9 @@ async function copyHashing(from: string, to: string, signal: AbortSignal | undef
   return { size, sha256: hash.digest("hex") };
 }
 
+/** Payload files placed at once by an import (moves are a rename each; copies stream). */
+const IMPORT_CONCURRENCY = 8;
+
 /**
  * Verified import: reads the manifest strictly, checks backend/format through
  * `checkBackend`, checks the destination, refuses undeclared or non-regular files, copies
@@ -525,7 +528,9 @@ async function verifyAndStageImportUntyped(
   let done = 0;
   const stage = await createStageBeside(destDir, TEMP_PREFIX.import);
   try {
-    for (const f of manifest.files) {
+    // Several files at once: each one is a few filesystem calls (a rename when moving) that
+    // would otherwise wait for each other's round trip to the thread pool.
+    await forEachConcurrent(manifest.files, IMPORT_CONCURRENCY, async (f) => {
       throwIfAborted(opts.signal, "import");
       const rel = f.path.slice(PAYLOAD_DIR.length + 1);
       const src = join(artifactDir, f.path);
@@ -569,7 +574,7 @@ async function verifyAndStageImportUntyped(
           `payload file ${f.path} checksum mismatch: expected sha256 ${f.sha256}, found ${got.sha256}; the artifact is corrupt — re-download it or recover from another node at cursor ${manifest.cursor.toHex() || "none"}`,
         );
       }
-    }
+    });
     for (const dir of movedInto) await fsyncPath(dir);
     await fsyncPath(stage);
     await opts.verifyStaged?.(stage, manifest);

@@ -88,3 +88,31 @@ export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   for await (const item of items) out.push(item);
   return out;
 }
+
+/**
+ * Runs `fn` over `items` with at most `limit` calls in flight (items are started in order).
+ * After the first failure no new item starts; the calls in flight are awaited, then the
+ * first failure is thrown. Resolves once every call has settled.
+ * @param limit - at least 1
+ */
+export async function forEachConcurrent<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
+  if (!Number.isInteger(limit) || limit < 1) throw new TypeError("limit must be an integer ≥ 1");
+  let next = 0;
+  let failed: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failed === undefined && next < items.length) {
+      const i = next++;
+      try {
+        await fn(items[i] as T, i);
+      } catch (error) {
+        failed ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed) throw failed.error;
+}

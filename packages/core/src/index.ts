@@ -14,7 +14,16 @@ export {
   TEMP_PREFIX,
   verifyAndStageImport,
 } from "./artifact.js";
-export { abortedError, collect, DEFAULT_TIMEOUT_MS, runUnder, sleep, throwIfAborted, withTimeout } from "./async.js";
+export {
+  abortedError,
+  collect,
+  DEFAULT_TIMEOUT_MS,
+  forEachConcurrent,
+  runUnder,
+  sleep,
+  throwIfAborted,
+  withTimeout,
+} from "./async.js";
 export { CHUNK_BYTES, ChunkPool, readChunks } from "./chunks.js";
 export { WatchCursor } from "./cursor.js";
 export type { ErrorCode } from "./errors.js";

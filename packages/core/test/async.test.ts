@@ -1,4 +1,4 @@
-import { collect, SlipstreamError, sleep, withTimeout } from "@slipstream/core";
+import { collect, forEachConcurrent, SlipstreamError, sleep, withTimeout } from "@slipstream/core";
 import { describe, expect, it } from "vitest";
 
 describe("withTimeout", () => {
@@ -58,5 +58,46 @@ describe("sleep and collect", () => {
       yield 2;
     }
     expect(await collect(gen())).toEqual([1, 2]);
+  });
+});
+
+describe("forEachConcurrent", () => {
+  it("visits every item once, never more than `limit` at a time", async () => {
+    const seen: number[] = [];
+    let running = 0;
+    let peak = 0;
+    await forEachConcurrent([5, 1, 4, 2, 3, 0, 6], 3, async (item, index) => {
+      expect(index).toBe([5, 1, 4, 2, 3, 0, 6].indexOf(item));
+      running++;
+      peak = Math.max(peak, running);
+      await sleep(item * 2);
+      seen.push(item);
+      running--;
+    });
+    expect(seen.sort()).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(peak).toBe(3);
+  });
+
+  it("starts nothing after the first failure, waits for the calls in flight, throws the first error", async () => {
+    const started: number[] = [];
+    let finished = 0;
+    const err = await forEachConcurrent([0, 1, 2, 3, 4, 5], 2, async (item) => {
+      started.push(item);
+      if (item === 1) throw new Error("one failed");
+      if (item === 2) throw new Error("two failed too");
+      await sleep(20);
+      finished++;
+    }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe("one failed");
+    // 0 and 1 start together; 1 fails at once, so only 0 (already running) goes on.
+    expect(started).toEqual([0, 1]);
+    expect(finished).toBe(1);
+  });
+
+  it("handles an empty list and refuses a limit below 1", async () => {
+    await forEachConcurrent([], 4, async () => {
+      throw new Error("never called");
+    });
+    await expect(forEachConcurrent([1], 0, async () => {})).rejects.toThrow(TypeError);
   });
 });

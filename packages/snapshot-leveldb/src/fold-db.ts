@@ -30,6 +30,9 @@ import {
 } from "./format.js";
 import { decodeValueRecord, valueRecordLength, writeValueRecord } from "./record.js";
 
+/** Lookups of at least this many keys run as two parallel halves (see {@link FoldDb.hasMany}). */
+const SPLIT_LOOKUP_AT = 256;
+
 /** LevelDB tuning passed through to classic-level. */
 export interface LevelTuning {
   /** Block cache in bytes (classic-level default 8 MiB). */
@@ -271,11 +274,20 @@ export class FoldDb {
     }
   }
 
-  /** Which of the root data keys `keys` are present. */
+  /**
+   * Which of the root data keys `keys` are present. A long list is looked up as two halves
+   * on two threads at once (LevelDB reads run in parallel; a lookup of a random key is a
+   * table-block read, so one thread at a time leaves the second core idle). Callers hold the
+   * store's exclusive section: no write lands between the halves.
+   */
   async hasMany(keys: Buffer[]): Promise<boolean[]> {
     if (keys.length === 0) return [];
     try {
-      return await this.#db.hasMany(keys);
+      if (keys.length < SPLIT_LOOKUP_AT) return await this.#db.hasMany(keys);
+      const half = keys.length >> 1;
+      const [a, b] = await Promise.all([this.#db.hasMany(keys.slice(0, half)), this.#db.hasMany(keys.slice(half))]);
+      for (const x of b) a.push(x);
+      return a;
     } catch (err) {
       throw mapLevelError(err, `reading ${this.dir}`);
     }

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import type { KvUpdate } from "@slipstream/core";
 import { tempDir } from "@slipstream/testkit";
 import { describe, expect, it } from "vitest";
 import { LevelSnapshotStore } from "../src/index.js";
@@ -84,6 +85,37 @@ describe("entry count through the no-read fast path", () => {
       expect(await store.count()).toBe((await keysOf(store)).length);
     }
     await store.close();
+  });
+  it("stays exact when a reopened fold looks up a long mixed batch (parallel halves)", async () => {
+    await using tmp = await tempDir("slipstream-leveldb-");
+    const dir = join(tmp.path, "fold");
+    const store = await LevelSnapshotStore.open(dir);
+    await store.apply(
+      Array.from({ length: 2000 }, (_, i) => put(`k.${i}`, "1", i + 1)),
+      at(2000),
+    );
+    await store.close();
+    // Reopened: the key filter is incomplete, so all 1 200 keys go to one lookup, long enough
+    // to run as two halves. Shuffled, so each half mixes present and absent keys.
+    const rand = seededRandom(7);
+    const ops: Array<(rev: number) => KvUpdate> = [
+      ...Array.from({ length: 600 }, (_, i) => (rev: number) => put(`k.${i}`, "2", rev)), // present: +0
+      ...Array.from({ length: 300 }, (_, i) => (rev: number) => put(`n.${i}`, "1", rev)), // absent: +300
+      ...Array.from({ length: 200 }, (_, i) => (rev: number) => del(`k.${1000 + i}`, rev)), // present: −200
+      ...Array.from({ length: 100 }, (_, i) => (rev: number) => del(`x.${i}`, rev)), // absent: ±0
+    ];
+    for (let i = ops.length - 1; i > 0; i--) {
+      const j = rand(i + 1);
+      [ops[i], ops[j]] = [ops[j] as (typeof ops)[number], ops[i] as (typeof ops)[number]];
+    }
+    const again = await LevelSnapshotStore.open(dir);
+    await again.apply(
+      ops.map((op, i) => op(2001 + i)),
+      at(2000 + ops.length),
+    );
+    expect(await again.count()).toBe(2100);
+    expect((await keysOf(again)).length).toBe(2100);
+    await again.close();
   });
 });
 

@@ -24,6 +24,7 @@ import {
   checkDestAvailable,
   chunkCount,
   type ExportManifest,
+  forEachConcurrent,
   fsyncPath,
   hashFile,
   type Logger,
@@ -522,19 +523,16 @@ async function fill(stage: string, p: ChunkedDownloadParams): Promise<ChunkedDow
 
   let failure: unknown;
   try {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (failure === undefined && next < pending.length) {
-        const job = pending[next++] as ChunkJob;
-        try {
-          await one(job);
-        } catch (err) {
-          failure ??= err;
-          ctl.abort(err);
-        }
+    // The first failure (kept in `failure`, handled below) starts no further chunk.
+    await forEachConcurrent(pending, p.concurrency, async (job) => {
+      try {
+        await one(job);
+      } catch (err) {
+        failure ??= err;
+        ctl.abort(err); // the chunks in flight stop too
+        throw err;
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(p.concurrency, pending.length) }, worker));
+    }).catch(() => {});
   } finally {
     p.signal?.removeEventListener("abort", onAbort);
     // Chunks written before an interruption are committed too: the next attempt skips them.
