@@ -99,7 +99,8 @@ export async function benchBootstrap(o: BenchOptions): Promise<BenchResult> {
   for (let r = 0; r < o.rounds; r++) {
     o.log?.(`bootstrap: round ${r + 1}/${o.rounds}: node B imports and resumes`);
     await quietDisk();
-    mem.phase("importRemote");
+    // One forced collection before the first round only (see RssSampler.phase).
+    mem.phase("importRemote", { collect: r === 0 });
     const tb = performance.now();
     const b = await importRemote({
       transport,
@@ -110,7 +111,7 @@ export async function benchBootstrap(o: BenchOptions): Promise<BenchResult> {
     });
     const importMs = performance.now() - tb;
     const importedAt = b.cursor.revision;
-    mem.phase("resume");
+    mem.phase("resume", { collect: false });
     const resume = await foldToHead(nats.kv, b, tail.head);
     delivered.push(resume.delivered);
     perRound.push(`${Math.round(importMs)}+${Math.round(resume.ms)}`);

@@ -36,11 +36,15 @@ export class RssSampler {
   /**
    * Samples once now and attributes further samples to `name`. With `--expose-gc` (as the
    * benchmark child processes run) a full collection comes first, so the new phase's peak
-   * is not the garbage of the one before.
+   * is not the garbage of the one before — unless `collect` is false: a forced collection
+   * also throws away V8's compiled code and type feedback of what is not running, so the
+   * short phases of a timed series (the rounds of transfer, bootstrap, resume, download)
+   * collect once before the series, not between its phases (the peak of such a phase may
+   * then include garbage of the one before it: over-reported, never under).
    */
-  phase(name: string): void {
+  phase(name: string, opts: { collect?: boolean } = {}): void {
     this.sample();
-    (globalThis as { gc?: () => void }).gc?.();
+    if (opts.collect !== false) (globalThis as { gc?: () => void }).gc?.();
     this.#phase = name;
     this.sample();
   }

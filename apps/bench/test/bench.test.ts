@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseArgs } from "../src/args.js";
 import { benchResume } from "../src/bench-resume.js";
 import type { RunReport } from "../src/report.js";
+import { RssSampler } from "../src/memory.js";
 import { formatScale } from "../src/scale.js";
 
 // Correctness fields only: timings and ratios are the benchmark's output, never asserted.
@@ -72,5 +73,29 @@ describe("bench smoke: download", () => {
     expect(r.details.chunks).toBe(5);
     expect(r.baseline.unit).toBe("MiB/s");
     expect(r.ours.value).toBeGreaterThan(0);
+  });
+});
+
+describe("RssSampler phases", () => {
+  it("collects before a phase unless told not to, and attributes samples to each phase", () => {
+    const g = globalThis as { gc?: () => void };
+    const saved = g.gc;
+    let collections = 0;
+    g.gc = () => {
+      collections++;
+    };
+    try {
+      const mem = new RssSampler(1000);
+      mem.phase("first");
+      expect(collections).toBe(1);
+      mem.phase("second", { collect: false });
+      expect(collections).toBe(1);
+      mem.phase("third", { collect: true });
+      expect(collections).toBe(2);
+      const m = mem.stop();
+      expect(Object.keys(m.peakRssByPhase)).toEqual(expect.arrayContaining(["first", "second", "third"]));
+    } finally {
+      g.gc = saved;
+    }
   });
 });
