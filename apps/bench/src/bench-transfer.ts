@@ -53,6 +53,8 @@ export async function benchTransfer(o: BenchOptions): Promise<BenchResult> {
 
   const checks: Check[] = [];
   let ours: OursRound | undefined;
+  // export+upload+download+import of every round, in order (the first one runs with a cold JIT).
+  const perRound: string[] = [];
   let rawMs = Number.POSITIVE_INFINITY;
   let rawDurableMs = Number.POSITIVE_INFINITY;
   let manifest: ExportManifest | undefined;
@@ -88,6 +90,7 @@ export async function benchTransfer(o: BenchOptions): Promise<BenchResult> {
       return s;
     });
     const round = { ms: exportMs + uploadMs + downloadMs + importMs, exportMs, uploadMs, downloadMs, importMs };
+    perRound.push([exportMs, uploadMs, downloadMs, importMs].map((x) => Math.round(x)).join("+"));
     if (!ours || round.ms < ours.ms) ours = round;
     manifest = m;
     outcome = uploaded.outcome;
@@ -174,6 +177,7 @@ export async function benchTransfer(o: BenchOptions): Promise<BenchResult> {
       uploadMs: ours.uploadMs,
       downloadMs: ours.downloadMs,
       importMs: ours.importMs,
+      msPerRound: perRound.join(", "),
       // The baseline with the remote object and the new fold fsynced, and ours against it.
       rawDurableMs,
       ratioVsDurable: timeRatio(ours.ms, rawDurableMs),
