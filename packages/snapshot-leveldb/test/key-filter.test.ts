@@ -86,6 +86,7 @@ describe("entry count through the no-read fast path", () => {
     }
     await store.close();
   });
+
   it("stays exact when a reopened fold looks up a long mixed batch (parallel halves)", async () => {
     await using tmp = await tempDir("slipstream-leveldb-");
     const dir = join(tmp.path, "fold");

@@ -532,7 +532,9 @@ async function fill(stage: string, p: ChunkedDownloadParams): Promise<ChunkedDow
         ctl.abort(err); // the chunks in flight stop too
         throw err;
       }
-    }).catch(() => {});
+    }).catch((err: unknown) => {
+      failure ??= err;
+    });
   } finally {
     p.signal?.removeEventListener("abort", onAbort);
     // Chunks written before an interruption are committed too: the next attempt skips them.
