@@ -620,19 +620,27 @@ class AppliedLoop<U> implements AppliedWatch {
     }
   }
 
-  /** Takes the next buffered update, making room for the pump. */
-  #take(sub: Subscription): KvUpdate | undefined {
+  /**
+   * Receives up to `limit` buffered updates from the first array of the read-ahead into the
+   * open batch (stopping when it is full), then makes room for the pump.
+   * @returns how many were taken (0 when nothing is buffered)
+   */
+  #takeRun(sub: Subscription, limit: number): number {
     const first = sub.batches[0];
-    if (first === undefined) return undefined;
-    const u = first[sub.head++] as KvUpdate;
-    sub.taken++;
+    if (first === undefined) return 0;
+    const from = sub.head;
+    const n = Math.min(first.length - from, limit, this.#max - this.#received);
+    this.#receiveRun(first, from, from + n);
+    sub.head = from + n;
+    sub.taken += n;
     if (sub.head >= first.length) {
       sub.batches.shift();
       sub.bufferedBytes -= sub.batchBytes.shift() ?? 0;
       sub.head = 0;
     }
-    if (--sub.buffered < this.#bufferSize && sub.bufferedBytes < this.#bufferBytes) sub.room?.();
-    return u;
+    sub.buffered -= n;
+    if (sub.buffered < this.#bufferSize && sub.bufferedBytes < this.#bufferBytes) sub.room?.();
+    return n;
   }
 
   #close(sub: Subscription): void {
@@ -666,18 +674,16 @@ class AppliedLoop<U> implements AppliedWatch {
         // A resync's re-list is handled up to its end, then the resync is finished.
         const limit = sub.relistedAt === undefined ? TAKE_RUN : Math.min(TAKE_RUN, sub.relistedAt - sub.taken);
         let taken = 0;
-        let full = false;
-        while (taken < limit && !full) {
-          const update = this.#take(sub);
-          if (update === undefined) break;
-          taken++;
-          full = this.#receive(update);
+        while (taken < limit && this.#received < this.#max) {
+          const n = this.#takeRun(sub, limit - taken);
+          if (n === 0) break;
+          taken += n;
         }
         if (taken > 0) {
           this.#resubscribeAttempt = 0;
           this.#subReceived += taken;
           this.#stats.received += taken;
-          if (full) await this.#flush();
+          if (this.#received >= this.#max) await this.#flush();
           continue;
         }
         if (sub.relistedAt !== undefined && sub.taken >= sub.relistedAt) {
@@ -695,21 +701,38 @@ class AppliedLoop<U> implements AppliedWatch {
     }
   }
 
+  /**
+   * Adds `updates[from, to)` to the open batch (the caller keeps it within {@link BatchOptions.max}):
+   * the raw batch for the store, the parsed one for apply, the highest version for the cursor.
+   */
+  #receiveRun(updates: readonly KvUpdate[], from: number, to: number): void {
+    if (from >= to) return;
+    if (this.#received === 0) this.#deadline = now() + this.#windowMs;
+    this.#received += to - from;
+    const raw = this.#store ? this.#raw : undefined;
+    const unconfirmed = this.#relistCheck?.unconfirmed;
+    const parse = this.#parse;
+    const batch = this.#batch;
+    let high = this.#high;
+    for (let i = from; i < to; i++) {
+      const update = updates[i] as KvUpdate;
+      raw?.push(update);
+      // The re-list confirms the keys it delivers: what is left at its end vanished meanwhile.
+      unconfirmed?.delete(updateKey(update));
+      const version = updateVersion(update);
+      // Unknown versions (synthetic deletes, unparseable ACKs) never move the cursor.
+      if (!version.isUnknown && (high === undefined || VersionToken.compare(version, high) > 0)) high = version;
+      // parse throwing is a fatal user error, like apply throwing; nothing of this batch is
+      // committed (the flush that would commit it never runs).
+      const parsed = parse(update);
+      if (parsed !== undefined) batch.push(parsed);
+    }
+    this.#high = high;
+  }
+
   /** Adds one update to the open batch; returns true when the batch is full (flush now). */
   #receive(update: KvUpdate): boolean {
-    if (this.#store) this.#raw.push(update);
-    // The re-list confirms the keys it delivers: what is left at its end vanished meanwhile.
-    this.#relistCheck?.unconfirmed.delete(updateKey(update));
-    const version = updateVersion(update);
-    // Unknown versions (synthetic deletes, unparseable ACKs) never move the cursor.
-    if (!version.isUnknown && (this.#high === undefined || VersionToken.compare(version, this.#high) > 0)) {
-      this.#high = version;
-    }
-    this.#received++;
-    if (this.#received === 1) this.#deadline = now() + this.#windowMs;
-    // parse throwing is a fatal user error, like apply throwing; nothing of this batch is committed.
-    const parsed = this.#parse(update);
-    if (parsed !== undefined) this.#batch.push(parsed);
+    this.#receiveRun([update], 0, 1);
     return this.#received >= this.#max;
   }
 

@@ -100,33 +100,55 @@ export function readAckReply(reply: string, out: AckReply): boolean {
 export function readAckReplyOf(reply: string, prefix: string, out: AckReply): boolean {
   if (!reply.startsWith(prefix)) return false;
   const len = reply.length;
-  let i = prefix.length;
-  // <deliveries>.<stream seq>.<delivery seq>.<timestamp>.<pending>, nothing after it.
-  let field = 0;
-  let n = 0;
-  let digitsSeen = 0;
-  for (; i <= len; i++) {
-    const c = i < len ? reply.charCodeAt(i) : DOT;
-    if (c === DOT) {
-      // The timestamp (field 3, nanoseconds) is beyond 2^53 and not needed: digits only.
-      if (digitsSeen === 0 || (field !== 3 && !Number.isSafeInteger(n))) return false;
-      if (field === 1) out.streamSequence = n;
-      else if (field === 2) out.deliverySequence = n;
-      else if (field === 4) out.pending = n;
-      field++;
-      n = 0;
-      digitsSeen = 0;
-      if (field > 5) return false;
-      continue;
-    }
-    if (c < ZERO || c > NINE) return false;
-    n = n * 10 + (c - ZERO);
-    digitsSeen++;
+  // <deliveries>.<stream seq>.<delivery seq>.<timestamp>.<pending>, nothing after it. The
+  // timestamp (nanoseconds) is beyond 2^53 and not needed: digits only.
+  let i = numberAt(reply, prefix.length, len);
+  if (i < 0 || i === len || !Number.isSafeInteger(fieldValue)) return false;
+  i = numberAt(reply, i + 1, len);
+  if (i < 0 || i === len || !Number.isSafeInteger(fieldValue)) return false;
+  const streamSequence = fieldValue;
+  i = numberAt(reply, i + 1, len);
+  if (i < 0 || i === len || !Number.isSafeInteger(fieldValue)) return false;
+  const deliverySequence = fieldValue;
+  i = numberAt(reply, i + 1, len);
+  if (i < 0 || i === len) return false;
+  i = numberAt(reply, i + 1, len);
+  if (i !== len || !Number.isSafeInteger(fieldValue)) return false;
+  out.streamSequence = streamSequence;
+  out.deliverySequence = deliverySequence;
+  out.pending = fieldValue;
+  if (prefix !== lastPrefix) {
+    lastPrefix = prefix;
+    lastConsumerStart = prefix.lastIndexOf(".", prefix.length - 2) + 1;
   }
-  if (field !== 5) return false;
-  out.consumerStart = prefix.lastIndexOf(".", prefix.length - 2) + 1;
+  out.consumerStart = lastConsumerStart;
   out.consumerEnd = prefix.length - 1;
   return true;
+}
+
+/** The value of the last number {@link numberAt} read. */
+let fieldValue = 0;
+/** The prefix {@link readAckReplyOf} saw last, and where its consumer name starts. */
+let lastPrefix = "";
+let lastConsumerStart = 0;
+
+/**
+ * Reads the decimal number starting at `i` up to the next dot or the end of `s` into
+ * {@link fieldValue} (a watch reads three per message: no allocation, one tight loop each).
+ * @returns where it ends (the dot or `len`), or -1 when it is empty or not all digits
+ */
+function numberAt(s: string, i: number, len: number): number {
+  const start = i;
+  let n = 0;
+  for (; i < len; i++) {
+    const d = s.charCodeAt(i) - ZERO;
+    if (d === DOT - ZERO) break;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  if (i === start) return -1;
+  fieldValue = n;
+  return i;
 }
 
 /** Whether the consumer named in `reply` (as read into `info`) is `name`. */

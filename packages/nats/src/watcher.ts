@@ -650,14 +650,18 @@ class WatchSession {
           prefixOf = consumerName;
           ackPrefix = `$JS.ACK.${ctx.stream}.${consumerName}.`;
         }
-        if (!readAckReplyOf(reply, ackPrefix, ack) && !readAckReply(reply, ack)) {
-          throw new SlipstreamError(
-            "WATCH_FAILED",
-            `watch of bucket ${ctx.bucket}: a message without JetStream delivery info (reply subject ${JSON.stringify(reply.slice(0, 200))})`,
-          );
+        // The short form of the consumer in use (the usual case) names that consumer.
+        let recreated = false;
+        if (!readAckReplyOf(reply, ackPrefix, ack)) {
+          if (!readAckReply(reply, ack)) {
+            throw new SlipstreamError(
+              "WATCH_FAILED",
+              `watch of bucket ${ctx.bucket}: a message without JetStream delivery info (reply subject ${JSON.stringify(reply.slice(0, 200))})`,
+            );
+          }
+          recreated = !fromConsumer(reply, ack, consumerName);
         }
         const seq = ack.streamSequence;
-        const recreated = !fromConsumer(reply, ack, consumerName);
         const delivered = ack.deliverySequence;
         if (delivered !== (recreated ? 1 : lastDelivered + 1)) {
           // A message was lost between the server and us: hand over what came before it,
