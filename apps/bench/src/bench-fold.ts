@@ -55,6 +55,7 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
   const checks: Check[] = [];
   let defaults: FoldRun | undefined;
   let alone: FoldAlone | undefined;
+  let ceilingAlone: FoldAlone | undefined;
   let count = 0;
   let cursor: bigint | undefined;
   for (let r = 0; r < o.rounds; r++) {
@@ -95,15 +96,37 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
           foldDir: join(dir.path, "fold-alone"),
         }),
       ) as FoldAlone;
+      // And the raw ceiling in a process of its own: the RSS nats.js and `level` reach composed.
+      ceilingAlone = JSON.parse(
+        await runSide({
+          kind: "ceiling",
+          natsUrl: nats.server.url,
+          stream: nats.stream,
+          head: String(head),
+          dir: join(dir.path, "ceiling-alone"),
+        }),
+      ) as FoldAlone;
       checks.push(
         check("the fold in a process of its own delivered every entry", o.entries, alone.delivered),
+        check("the raw ceiling in a process of its own wrote every message", o.entries, ceilingAlone.delivered),
         check("watchApplied delivered every entry", o.entries, run.delivered),
         check("fold holds every entry", o.entries, count),
         check("fold cursor is the stream head", head, cursor ?? "none"),
       );
     }
   }
-  if (!rawDefault || !rawTuned || !kvWatch || !ceiling || !watchAlone || !bare || !ours || !defaults || !alone)
+  if (
+    !rawDefault ||
+    !rawTuned ||
+    !kvWatch ||
+    !ceiling ||
+    !watchAlone ||
+    !bare ||
+    !ours ||
+    !defaults ||
+    !alone ||
+    !ceilingAlone
+  )
     throw new Error("no fold round ran");
   const rawDefaultRate = perSecond(rawDefault.messages, rawDefault.ms);
   const rawTunedRate = perSecond(rawTuned.messages, rawTuned.ms);
@@ -153,6 +176,11 @@ export async function benchFold(o: BenchOptions): Promise<BenchResult> {
       alonePeakRss: alone.peakRss,
       ...(alone.peakRssAnon !== undefined ? { alonePeakRssAnon: alone.peakRssAnon } : {}),
       ...(alone.peakRssFile !== undefined ? { alonePeakRssFile: alone.peakRssFile } : {}),
+      // The raw ceiling alone in a fresh process: the RSS baseline of the fold alone.
+      rawCeilingAlonePeakRss: ceilingAlone.peakRss,
+      ...(ceilingAlone.peakRssAnon !== undefined ? { rawCeilingAlonePeakRssAnon: ceilingAlone.peakRssAnon } : {}),
+      ...(ceilingAlone.peakRssFile !== undefined ? { rawCeilingAlonePeakRssFile: ceilingAlone.peakRssFile } : {}),
+      ratioAloneRssVsRawCeiling: alone.peakRss / ceilingAlone.peakRss,
     },
     checks: [
       check("raw consumer received every message", o.entries, rawTuned.messages),

@@ -169,7 +169,7 @@ const RAW_FOLD_BATCH = 1000;
  * @returns messages received and the time from consumer creation to the last write (ms)
  */
 export async function rawFoldCeiling(
-  b: NatsBench,
+  b: Pick<NatsBench, "js" | "stream">,
   head: bigint,
   dir: string,
 ): Promise<{ messages: number; ms: number; cpuUs: number }> {

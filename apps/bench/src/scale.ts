@@ -55,10 +55,18 @@ export function formatScale(steps: readonly ScaleStep[]): string {
       "anon RSS (ours)",
       at.map((r) => mib(r?.memory.peakRssAnonByPhase?.ours)),
     );
-    // The fold in a process of its own (fold benchmark only).
+    // The fold in a process of its own, and the raw ceiling in one (fold benchmark only).
+    mibRow(
+      "peak RSS, fold alone",
+      at.map((r) => mib(r?.details?.alonePeakRss)),
+    );
     mibRow(
       "anon RSS, fold alone",
       at.map((r) => mib(r?.details?.alonePeakRssAnon)),
+    );
+    mibRow(
+      "peak RSS, raw ceiling alone",
+      at.map((r) => mib(r?.details?.rawCeilingAlonePeakRss)),
     );
   }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));

@@ -6,6 +6,8 @@
 import { fork } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import { jetstream } from "@nats-io/jetstream";
+import { connect as rawConnect } from "@nats-io/transport-node";
 import { WatchCursor } from "@slipstream/core";
 import { DEFAULT_EXPORT_QUIESCE_MS } from "@slipstream/fold";
 import { connect } from "@slipstream/nats";
@@ -15,6 +17,7 @@ import { FsBlobStore } from "@slipstream/transport-fs";
 import { putUpdates } from "./data.js";
 import { compareFolds, foldToHead } from "./fold.js";
 import { RssSampler } from "./memory.js";
+import { rawFoldCeiling } from "./nats.js";
 
 /** A step a side process runs. */
 export type SideTask =
@@ -27,6 +30,17 @@ export type SideTask =
       readonly bucket: string;
       readonly head: string;
       readonly foldDir: string;
+    }
+  | {
+      /**
+       * The raw ceiling ({@link rawFoldCeiling}: nats.js drain + raw `level` batches) alone in
+       * a fresh process: the RSS the two libraries reach composed, to set the fold's against.
+       */
+      readonly kind: "ceiling";
+      readonly natsUrl: string;
+      readonly stream: string;
+      readonly head: string;
+      readonly dir: string;
     }
   | {
       /** Node A of the bootstrap benchmark: fold the bucket to `head`, export, upload, delete the local artifact. */
@@ -53,7 +67,7 @@ export interface Published {
   readonly exportMs: number;
 }
 
-/** What a "fold" side task answers (JSON). */
+/** What a "fold" or "ceiling" side task answers (JSON). */
 export interface FoldAlone {
   readonly delivered: number;
   readonly ms: number;
@@ -83,7 +97,35 @@ export function runSide(task: SideTask): Promise<string> {
   });
 }
 
+/** The answer of a fold-like side task, from its run and its sampler (phase `phase`). */
+function aloneAnswer(run: { delivered: number; ms: number; cpuUs: number }, mem: RssSampler, phase: string): string {
+  const m = mem.stop();
+  const anon = m.peakRssAnonByPhase?.[phase];
+  const file = m.peakRssFileByPhase?.[phase];
+  const answer: FoldAlone = {
+    delivered: run.delivered,
+    ms: run.ms,
+    cpuUs: run.cpuUs,
+    peakRss: m.peakRssByPhase[phase] ?? m.peakRss,
+    ...(anon !== undefined ? { peakRssAnon: anon } : {}),
+    ...(file !== undefined ? { peakRssFile: file } : {}),
+  };
+  return JSON.stringify(answer);
+}
+
 async function run(task: SideTask): Promise<string> {
+  if (task.kind === "ceiling") {
+    const raw = await rawConnect({ servers: task.natsUrl, name: "slipstream-bench-ceiling" });
+    try {
+      const mem = new RssSampler();
+      mem.phase("ceiling");
+      const r = await rawFoldCeiling({ js: jetstream(raw), stream: task.stream }, BigInt(task.head), task.dir);
+      return aloneAnswer({ delivered: r.messages, ms: r.ms, cpuUs: r.cpuUs }, mem, "ceiling");
+    } finally {
+      await rm(task.dir, { recursive: true, force: true });
+      await raw.close();
+    }
+  }
   if (task.kind === "fold") {
     const conn = await connect({ servers: task.natsUrl, name: "slipstream-bench-fold" });
     try {
@@ -92,17 +134,7 @@ async function run(task: SideTask): Promise<string> {
       mem.phase("fold");
       const store = await LevelSnapshotStore.open(task.foldDir);
       try {
-        const run = await foldToHead(kv, store, BigInt(task.head));
-        const m = mem.stop();
-        const answer: FoldAlone = {
-          delivered: run.delivered,
-          ms: run.ms,
-          cpuUs: run.cpuUs,
-          peakRss: m.peakRssByPhase.fold ?? m.peakRss,
-          ...(m.peakRssAnonByPhase?.fold !== undefined ? { peakRssAnon: m.peakRssAnonByPhase.fold } : {}),
-          ...(m.peakRssFileByPhase?.fold !== undefined ? { peakRssFile: m.peakRssFileByPhase.fold } : {}),
-        };
-        return JSON.stringify(answer);
+        return aloneAnswer(await foldToHead(kv, store, BigInt(task.head)), mem, "fold");
       } finally {
         await store.close();
         await rm(task.foldDir, { recursive: true, force: true });

@@ -2,8 +2,8 @@ import { hasNats } from "@slipstream/testkit";
 import { describe, expect, it } from "vitest";
 import { parseArgs } from "../src/args.js";
 import { benchResume } from "../src/bench-resume.js";
-import type { RunReport } from "../src/report.js";
 import { RssSampler } from "../src/memory.js";
+import type { RunReport } from "../src/report.js";
 import { formatScale } from "../src/scale.js";
 
 // Correctness fields only: timings and ratios are the benchmark's output, never asserted.
